@@ -1,0 +1,40 @@
+// `medgym doctor`: what this installation can do, and what to fix when it cannot.
+import * as os from 'os';
+import { addonCandidates, loadNative } from '../native/loader';
+
+export interface DoctorReport {
+  ok: boolean;
+  lines: string[];
+}
+
+function optionalPackageVersion(name: string): string {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require(`${name}/package.json`) as { version: string }).version;
+  } catch {
+    return 'not installed';
+  }
+}
+
+export function doctor(): DoctorReport {
+  const lines: string[] = [];
+  lines.push(`node ${process.version} on ${os.platform()}-${os.arch()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'})`);
+  let ok = true;
+  try {
+    const native = loadNative();
+    const info = native.info();
+    const features = Object.entries(info.cpuFeatures)
+      .filter(([, has]) => has)
+      .map(([name]) => name);
+    lines.push(`addon: found (medgym ${info.version}, N-API ${info.napiVersion}, ${info.compiler})`);
+    lines.push(`cpu features: ${features.join(' ') || 'none detected'}; kernels use the ${info.simd} path`);
+    lines.push(`threads: ${info.threads} (hardware ${info.hardwareThreads}; set MEDGYM_NUM_THREADS to change)`);
+    lines.push(`cuda: ${info.cudaCompiled ? 'compiled in' : 'not compiled (CPU backend only)'}`);
+  } catch (err) {
+    ok = false;
+    lines.push(`addon: NOT FOUND (tried ${addonCandidates().join(', ')})`);
+    lines.push(String(err instanceof Error ? err.message : err));
+  }
+  lines.push(`sharp: ${optionalPackageVersion('sharp')}`);
+  return { ok, lines };
+}

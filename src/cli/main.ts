@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// medgym command line: flags in, one call out.
+import { Command } from 'commander';
+import { doctor } from './doctor';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../package.json') as { version: string };
+
+const program = new Command();
+program.name('medgym').description('Train vision-language policies that think with medical images.').version(version);
+
+program
+  .command('doctor')
+  .description('print what this installation can do: native addon, CPU features, threads, CUDA, sharp')
+  .action(() => {
+    const report = doctor();
+    for (const line of report.lines) console.log(line);
+    process.exitCode = report.ok ? 0 : 1;
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,3 @@
+// medgym's public API.
+export * as kernels from './native';
+export { nativeInfo, setNumThreads, setSimdLevel } from './native';

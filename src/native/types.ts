@@ -1,0 +1,22 @@
+// The raw shape of the addon's core functions. Each kernel group declares its own raw functions in
+// its wrapper file (src/native/<group>.ts) and reaches them through `nativeFunctions<T>()`.
+
+export interface NativeInfo {
+  version: string;
+  napiVersion: number;
+  /** SIMD path in use: "avx512", "avx2+fma" or "portable". */
+  simd: string;
+  cpuFeatures: Record<string, boolean>;
+  threads: number;
+  hardwareThreads: number;
+  cudaCompiled: boolean;
+  compiler: string;
+}
+
+export interface NativeAddon {
+  info(): NativeInfo;
+  setNumThreads(opts: { threads: number }): number;
+  setSimdLevel(opts: { level: SimdLevel }): string;
+}
+
+export type SimdLevel = 'portable' | 'avx2' | 'avx512';
