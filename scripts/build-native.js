@@ -20,8 +20,9 @@ if (has('cmake')) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
   ok = run(process.execPath, [cmakeJs, 'compile', '--config', 'Release']).status === 0;
 } else {
+  // npm puts its bundled node-gyp on PATH for run-scripts.
   console.log('medgym: cmake not found, building the addon with node-gyp instead');
-  ok = run('npx', ['--no-install', 'node-gyp', 'rebuild']).status === 0;
+  ok = run('npm', ['run', 'build:native:gyp']).status === 0;
 }
 
 if (!ok) {

@@ -13,6 +13,16 @@ namespace {
 constexpr float kS = 0.7978845608028654f;  // sqrt(2/pi)
 constexpr float kC = 0.044715f;
 constexpr int64_t kGrain = 1 << 14;  // elements per task: below this threading costs more than it saves
+// Chunks start at multiples of kAlign so every element takes the same (vector or scalar-tail) path
+// whatever the thread count: results are bit-identical across thread counts.
+constexpr int64_t kAlign = 16;
+
+template <typename Fn>
+void parallel_aligned(int64_t n, const Fn& fn) {
+  parallel_for((n + kAlign - 1) / kAlign, [&](int64_t b, int64_t e) {
+    fn(b * kAlign, e * kAlign < n ? e * kAlign : n);
+  }, kGrain / kAlign);
+}
 
 inline void gelu_fwd_scalar(float* out, const float* inp, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) {
@@ -69,22 +79,22 @@ MEDGYM_AVX2 void gelu_bwd_avx2(float* dinp, const float* inp, const float* dout,
 
 void gelu_forward(float* out, const float* inp, int64_t n) {
   const bool vec = MEDGYM_X86 && simd_level() >= SimdLevel::Avx2Fma;
-  parallel_for(n, [&](int64_t b, int64_t e) {
+  parallel_aligned(n, [&](int64_t b, int64_t e) {
 #if MEDGYM_X86
     if (vec) return gelu_fwd_avx2(out, inp, b, e);
 #endif
     gelu_fwd_scalar(out, inp, b, e);
-  }, kGrain);
+  });
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, bool accumulate) {
   const bool vec = MEDGYM_X86 && simd_level() >= SimdLevel::Avx2Fma;
-  parallel_for(n, [&](int64_t b, int64_t e) {
+  parallel_aligned(n, [&](int64_t b, int64_t e) {
 #if MEDGYM_X86
     if (vec) return gelu_bwd_avx2(dinp, inp, dout, b, e, accumulate);
 #endif
     gelu_bwd_scalar(dinp, inp, dout, b, e, accumulate);
-  }, kGrain);
+  });
 }
 
 void gelu_forward_ref(float* out, const float* inp, int64_t n) {

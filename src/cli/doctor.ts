@@ -7,12 +7,13 @@ export interface DoctorReport {
   lines: string[];
 }
 
-function optionalPackageVersion(name: string): string {
+function sharpVersion(): string {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require(`${name}/package.json`) as { version: string }).version;
-  } catch {
-    return 'not installed';
+    const sharp = require('sharp') as { versions: Record<string, string> };
+    return `${sharp.versions.sharp} (libvips ${sharp.versions.vips})`;
+  } catch (err) {
+    return `not available (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
   }
 }
 
@@ -35,6 +36,6 @@ export function doctor(): DoctorReport {
     lines.push(`addon: NOT FOUND (tried ${addonCandidates().join(', ')})`);
     lines.push(String(err instanceof Error ? err.message : err));
   }
-  lines.push(`sharp: ${optionalPackageVersion('sharp')}`);
+  lines.push(`sharp: ${sharpVersion()}`);
   return { ok, lines };
 }
