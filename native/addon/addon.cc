@@ -7,6 +7,9 @@
 #include "addon/args.h"
 #include "cpu/cpu_features.h"
 #include "cpu/threadpool.h"
+#ifdef MEDGYM_WITH_CUDA
+#include "cuda/device.h"
+#endif
 
 #ifndef MEDGYM_VERSION
 #define MEDGYM_VERSION "0.1.0"
@@ -35,8 +38,23 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("hardwareThreads", static_cast<double>(std::thread::hardware_concurrency()));
 #ifdef MEDGYM_WITH_CUDA
   o.Set("cudaCompiled", true);
+  o.Set("cudaRuntimeVersion", cuda::runtime_version());
+  std::string why;
+  auto devices = cuda::list_devices(&why);
+  Napi::Array list = Napi::Array::New(env, devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("name", devices[i].name);
+    d.Set("computeCapability", std::to_string(devices[i].major) + "." + std::to_string(devices[i].minor));
+    d.Set("totalMemory", static_cast<double>(devices[i].total_memory));
+    d.Set("multiprocessors", devices[i].multiprocessors);
+    list.Set(static_cast<uint32_t>(i), d);
+  }
+  o.Set("cudaDevices", list);
+  if (devices.empty()) o.Set("cudaUnavailableReason", why);
 #else
   o.Set("cudaCompiled", false);
+  o.Set("cudaDevices", Napi::Array::New(env, 0));
 #endif
 #if defined(__clang__)
   o.Set("compiler", "clang " __clang_version__);

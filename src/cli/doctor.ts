@@ -1,6 +1,7 @@
 // `medgym doctor`: what this installation can do, and what to fix when it cannot.
 import * as os from 'os';
 import { addonCandidates, loadNative } from '../native/loader';
+import type { NativeInfo } from '../native/types';
 
 export interface DoctorReport {
   ok: boolean;
@@ -17,6 +18,15 @@ function sharpVersion(): string {
   }
 }
 
+function cudaLine(info: NativeInfo): string {
+  if (!info.cudaCompiled) return 'not compiled (no nvcc at build time; CPU backend only)';
+  const rt = info.cudaRuntimeVersion ?? 0;
+  const version = `${Math.floor(rt / 1000)}.${Math.floor((rt % 1000) / 10)}`;
+  if (info.cudaDevices.length === 0) return `compiled (runtime ${version}), no usable device: ${info.cudaUnavailableReason ?? 'unknown'}`;
+  const devices = info.cudaDevices.map((d) => `${d.name} (sm_${d.computeCapability.replace('.', '')}, ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB)`);
+  return `compiled (runtime ${version}), devices: ${devices.join(', ')}`;
+}
+
 export function doctor(): DoctorReport {
   const lines: string[] = [];
   lines.push(`node ${process.version} on ${os.platform()}-${os.arch()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'})`);
@@ -30,7 +40,7 @@ export function doctor(): DoctorReport {
     lines.push(`addon: found (medgym ${info.version}, N-API ${info.napiVersion}, ${info.compiler})`);
     lines.push(`cpu features: ${features.join(' ') || 'none detected'}; kernels use the ${info.simd} path`);
     lines.push(`threads: ${info.threads} (hardware ${info.hardwareThreads}; set MEDGYM_NUM_THREADS to change)`);
-    lines.push(`cuda: ${info.cudaCompiled ? 'compiled in' : 'not compiled (CPU backend only)'}`);
+    lines.push(`cuda: ${cudaLine(info)}`);
   } catch (err) {
     ok = false;
     lines.push(`addon: NOT FOUND (tried ${addonCandidates().join(', ')})`);

@@ -9,7 +9,14 @@ export interface NativeInfo {
   cpuFeatures: Record<string, boolean>;
   threads: number;
   hardwareThreads: number;
+  /** CUDA sources compiled in (CMake found nvcc at build time). */
   cudaCompiled: boolean;
+  /** CUDA runtime the addon was built against, e.g. 13000 (when compiled). */
+  cudaRuntimeVersion?: number;
+  /** Devices the CUDA runtime sees now (empty without a driver or GPU). */
+  cudaDevices: { name: string; computeCapability: string; totalMemory: number; multiprocessors: number }[];
+  /** Why no device is usable, as the CUDA runtime says it. */
+  cudaUnavailableReason?: string;
   compiler: string;
 }
 
