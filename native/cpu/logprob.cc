@@ -26,6 +26,10 @@ struct Stats {
   float m, log_s, entropy;
 };
 
+// exp that is exactly 0 below -87.34, as simd::exp256/exp512 are, so every path agrees on which
+// probabilities vanish.
+inline float exp_flush(float x) { return x < -87.3365478515625f ? 0.0f : std::exp(x); }
+
 // ---------------------------------------------------------------------------------------------
 // Portable path: two passes (max, then sums) in float with std::exp.
 template <bool kEnt>
@@ -35,7 +39,7 @@ Stats row_stats_scalar(const float* x, int64_t V, float it) {
   float s = 0.0f, w = 0.0f;
   for (int64_t k = 0; k < V; ++k) {
     float t = std::max(x[k] * it - m, kFloor);
-    float e = std::exp(t);
+    float e = exp_flush(t);
     s += e;
     if (kEnt) w += e * t;
   }
@@ -51,13 +55,13 @@ void row_grad_scalar(const float* x, int64_t V, float it, float lse, float a, fl
     float neg_h = 0.0f;
     for (int64_t k = 0; k < V; ++k) {
       float u = std::max(x[k] * it - lse, kFloor);
-      neg_h += std::exp(u) * u;
+      neg_h += exp_flush(u) * u;
     }
     h = -neg_h;
   }
   for (int64_t k = 0; k < V; ++k) {
     float u = std::max(x[k] * it - lse, kFloor);
-    float g = -std::exp(u) * (a + b * (u + h)) * it;
+    float g = -exp_flush(u) * (a + b * (u + h)) * it;
     d[k] = acc ? d[k] + g : g;
   }
 }

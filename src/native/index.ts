@@ -3,3 +3,6 @@ export { loadNative, addonCandidates, NativeAddonNotFoundError } from './loader'
 export { nativeInfo, setNumThreads, setSimdLevel } from './runtime';
 export type { NativeInfo, SimdLevel } from './types';
 export * from './gelu';
+export * from './logprob';
+export * from './grpo';
+export * from './cross_entropy';
