@@ -48,6 +48,10 @@ Stats row_stats_scalar(const float* x, int64_t V, float it) {
 }
 
 // d(row) (+)= (-p_k (a + b (u_k + H))) / tau, u_k = z_k - lse; the caller adds a / tau at the target.
+// The SIMD versions compute u_k = max(z_k, lse - 100) - lse: the same value as max(z_k - lse, -100),
+// but the product z_k = x_k / tau then has a non-additive use, so the compiler cannot fuse it into
+// an FMA with the subtraction; it is rounded exactly as in the forward (a V = 1 row then gets
+// gradient exactly 0 at any temperature).
 void row_grad_scalar(const float* x, int64_t V, float it, float lse, float a, float b, bool need_h, float* d,
                      bool acc) {
   float h = 0.0f;
@@ -136,8 +140,8 @@ MEDGYM_AVX2 Stats row_stats_avx2(const float* x, int64_t V, float it_s) {
   return {M, log_s, ent};
 }
 
-MEDGYM_AVX2 inline __m256 grad256(__m256 x, __m256 it, __m256 lse, __m256 a, __m256 b, __m256 h, bool need_h) {
-  __m256 u = _mm256_max_ps(_mm256_fmsub_ps(x, it, lse), _mm256_set1_ps(kFloor));
+MEDGYM_AVX2 inline __m256 grad256(__m256 x, __m256 it, __m256 lse, __m256 lse_fl, __m256 a, __m256 b, __m256 h, bool need_h) {
+  __m256 u = _mm256_sub_ps(_mm256_max_ps(_mm256_mul_ps(x, it), lse_fl), lse);
   __m256 p = simd::exp256(u);
   __m256 c = need_h ? _mm256_fmadd_ps(b, _mm256_add_ps(u, h), a) : a;
   return _mm256_mul_ps(_mm256_mul_ps(p, c), it);  // negated by the caller
@@ -145,21 +149,21 @@ MEDGYM_AVX2 inline __m256 grad256(__m256 x, __m256 it, __m256 lse, __m256 a, __m
 
 MEDGYM_AVX2 void row_grad_avx2(const float* x, int64_t V, float it_s, float lse_s, float a_s, float b_s,
                                bool need_h, float* d, bool acc) {
-  const __m256 it = _mm256_set1_ps(it_s), lse = _mm256_set1_ps(lse_s), fl = _mm256_set1_ps(kFloor);
+  const __m256 it = _mm256_set1_ps(it_s), lse = _mm256_set1_ps(lse_s), lse_fl = _mm256_set1_ps(lse_s + kFloor);
   float h_s = 0.0f;
   if (need_h) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 16 <= V; k += 16) {
-      __m256 u0 = _mm256_max_ps(_mm256_fmsub_ps(_mm256_loadu_ps(x + k), it, lse), fl);
-      __m256 u1 = _mm256_max_ps(_mm256_fmsub_ps(_mm256_loadu_ps(x + k + 8), it, lse), fl);
+      __m256 u0 = _mm256_sub_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k), it), lse_fl), lse);
+      __m256 u1 = _mm256_sub_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k + 8), it), lse_fl), lse);
       acc0 = _mm256_fmadd_ps(simd::exp256(u0), u0, acc0);
       acc1 = _mm256_fmadd_ps(simd::exp256(u1), u1, acc1);
     }
     for (; k < V; k += 8) {
       __m256 msk = tail_mask256(V - k);
       __m256 xv = _mm256_maskload_ps(x + k, _mm256_castps_si256(msk));
-      __m256 u = _mm256_max_ps(_mm256_fmsub_ps(xv, it, lse), fl);
+      __m256 u = _mm256_sub_ps(_mm256_max_ps(_mm256_mul_ps(xv, it), lse_fl), lse);
       acc0 = _mm256_fmadd_ps(_mm256_and_ps(simd::exp256(u), msk), u, acc0);
     }
     h_s = -simd::hsum256(_mm256_add_ps(acc0, acc1));
@@ -167,13 +171,13 @@ MEDGYM_AVX2 void row_grad_avx2(const float* x, int64_t V, float it_s, float lse_
   const __m256 a = _mm256_set1_ps(a_s), b = _mm256_set1_ps(b_s), h = _mm256_set1_ps(h_s);
   int64_t k = 0;
   for (; k + 8 <= V; k += 8) {
-    __m256 g = grad256(_mm256_loadu_ps(x + k), it, lse, a, b, h, need_h);
+    __m256 g = grad256(_mm256_loadu_ps(x + k), it, lse, lse_fl, a, b, h, need_h);
     g = acc ? _mm256_sub_ps(_mm256_loadu_ps(d + k), g) : _mm256_sub_ps(_mm256_setzero_ps(), g);
     _mm256_storeu_ps(d + k, g);
   }
   if (k < V) {
     __m256i msk = _mm256_castps_si256(tail_mask256(V - k));
-    __m256 g = grad256(_mm256_maskload_ps(x + k, msk), it, lse, a, b, h, need_h);
+    __m256 g = grad256(_mm256_maskload_ps(x + k, msk), it, lse, lse_fl, a, b, h, need_h);
     g = acc ? _mm256_sub_ps(_mm256_maskload_ps(d + k, msk), g) : _mm256_sub_ps(_mm256_setzero_ps(), g);
     _mm256_maskstore_ps(d + k, msk, g);
   }
@@ -251,20 +255,20 @@ MEDGYM_AVX512 Stats row_stats_avx512(const float* x, int64_t V, float it_s) {
 
 MEDGYM_AVX512 void row_grad_avx512(const float* x, int64_t V, float it_s, float lse_s, float a_s, float b_s,
                                    bool need_h, float* d, bool acc) {
-  const __m512 it = _mm512_set1_ps(it_s), lse = _mm512_set1_ps(lse_s), fl = _mm512_set1_ps(kFloor);
+  const __m512 it = _mm512_set1_ps(it_s), lse = _mm512_set1_ps(lse_s), lse_fl = _mm512_set1_ps(lse_s + kFloor);
   float h_s = 0.0f;
   if (need_h) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 32 <= V; k += 32) {
-      __m512 u0 = _mm512_max_ps(_mm512_fmsub_ps(_mm512_loadu_ps(x + k), it, lse), fl);
-      __m512 u1 = _mm512_max_ps(_mm512_fmsub_ps(_mm512_loadu_ps(x + k + 16), it, lse), fl);
+      __m512 u0 = _mm512_sub_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k), it), lse_fl), lse);
+      __m512 u1 = _mm512_sub_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k + 16), it), lse_fl), lse);
       acc0 = _mm512_fmadd_ps(simd::exp512(u0), u0, acc0);
       acc1 = _mm512_fmadd_ps(simd::exp512(u1), u1, acc1);
     }
     for (; k < V; k += 16) {
       __mmask16 msk = tail_mask512(V - k);
-      __m512 u = _mm512_max_ps(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(msk, x + k), it, lse), fl);
+      __m512 u = _mm512_sub_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(msk, x + k), it), lse_fl), lse);
       acc0 = _mm512_mask3_fmadd_ps(simd::exp512(u), u, acc0, msk);
     }
     h_s = -hsum512(_mm512_add_ps(acc0, acc1));
@@ -272,7 +276,7 @@ MEDGYM_AVX512 void row_grad_avx512(const float* x, int64_t V, float it_s, float 
   const __m512 a = _mm512_set1_ps(a_s), c0 = _mm512_set1_ps(b_s), h = _mm512_set1_ps(h_s);
   for (int64_t k = 0; k < V; k += 16) {
     __mmask16 msk = tail_mask512(V - k);
-    __m512 u = _mm512_max_ps(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(msk, x + k), it, lse), fl);
+    __m512 u = _mm512_sub_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(msk, x + k), it), lse_fl), lse);
     __m512 p = simd::exp512(u);
     __m512 c = need_h ? _mm512_fmadd_ps(c0, _mm512_add_ps(u, h), a) : a;
     __m512 g = _mm512_mul_ps(_mm512_mul_ps(p, c), it);
