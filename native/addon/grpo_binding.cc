@@ -55,6 +55,11 @@ Napi::Value Loss(const Napi::CallbackInfo& info, bool async) {
   const int64_t B = a.integer("batch", 0, kMaxDim);
   const int64_t T = a.integer("seqLen", 0, kMaxDim);
   const int64_t BT = checked_mul(a, {B, T});
+  const bool from_rewards = a.has("rewards");
+  if (!from_rewards && !a.has("advantages"))
+    a.type_error("Expected Float32Array for `rewards` (with `groups`) or for `advantages` but received neither");
+  if (from_rewards && a.has("advantages"))
+    a.type_error("Pass either `rewards` and `groups` or precomputed `advantages`, not both");
   auto logp = a.f32("logp", BT);
   auto old_logp = a.f32("oldLogp", BT);
   auto ref_logp = a.f32_optional("refLogp", BT);
@@ -62,21 +67,16 @@ Napi::Value Loss(const Napi::CallbackInfo& info, bool async) {
   auto entropy = a.f32_optional("entropy", BT);
 
   // Advantages: computed from rewards + groups, or given.
-  const bool from_rewards = a.has("rewards");
   View<float> rewards, adv_in, adv_out;
   View<int32_t> groups;
   GrpoScale scale = GrpoScale::Std;
   if (from_rewards) {
-    if (a.has("advantages"))
-      a.type_error("Pass either `rewards` and `groups` or precomputed `advantages`, not both");
     rewards = a.f32("rewards", B);
     groups = a.i32("groups", B);
     scale = read_scale(a);
     adv_out = a.f32("advantagesOut", B);
     a.require_finite("rewards", rewards);
   } else {
-    if (!a.has("advantages"))
-      a.type_error("Expected Float32Array for `rewards` (with `groups`) or for `advantages` but received neither");
     adv_in = a.f32("advantages", B);
     a.require_finite("advantages", adv_in);
   }

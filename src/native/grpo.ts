@@ -128,6 +128,11 @@ interface GrpoNative {
 }
 const native = () => nativeFunctions<GrpoNative>();
 const lengthOf = (x: unknown) => (x instanceof Float32Array ? x.length : 0);
+/** B from whatever the caller passed (an array of the wrong type still gets its own error). */
+const batchOf = (x: unknown) => {
+  const n = (x as { length?: unknown } | undefined)?.length;
+  return typeof n === 'number' ? n : 0;
+};
 
 function advArgs(args: GrpoAdvantagesArgs) {
   const advantages = args.advantages ?? new Float32Array(lengthOf(args.rewards));
@@ -145,7 +150,7 @@ export async function grpoAdvantagesAsync(args: GrpoAdvantagesArgs): Promise<Grp
 }
 
 function lossArgs(args: GrpoLossArgs) {
-  const batch = args.batch ?? lengthOf(args.rewards ?? args.advantages);
+  const batch = args.batch ?? batchOf(args.rewards ?? args.advantages);
   const dlogp = args.dlogp ?? new Float32Array(lengthOf(args.logp));
   const advantages = args.rewards !== undefined ? new Float32Array(batch) : (args.advantages as Float32Array);
   const raw: Raw = { ...args, batch, dlogp };
