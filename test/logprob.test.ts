@@ -68,6 +68,18 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('logprob (%s path)', (lev
     for (let k = 0; k < V; k += 3) if (k !== targets[0]) expect(d[k]).toBe(0);
   });
 
+  it('a NaN logit makes its row NaN, never a silently finite value', () => {
+    for (const V of [5, 40, 100]) {
+      for (const at of [0, 3, V - 1]) {
+        const logits = new Rng(V + at).f32(2 * V);
+        logits[at] = NaN;
+        const out = logprob({ logits, targets: Int32Array.from([1, 1]), vocab: V, withEntropy: true });
+        expect([out.logp[0], out.entropy![0], out.lse[0]].every(Number.isNaN)).toBe(true);
+        expect(Number.isFinite(out.logp[1]) && Number.isFinite(out.entropy![1])).toBe(true);
+      }
+    }
+  });
+
   it.each([[1, 1], [3, 7], [2, 33], [2, 20]])('backward matches finite differences at N=%i V=%i (logp and entropy)', (N, V) => {
     const tau = 0.8;
     const { rng, logits, targets } = makeCase(77 + V, N, V, 1.5);

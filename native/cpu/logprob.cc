@@ -91,7 +91,7 @@ MEDGYM_AVX2 inline __m256 tail_mask256(int64_t n) {
 template <bool kEnt>
 MEDGYM_AVX2 Stats row_stats_avx2(const float* x, int64_t V, float it_s) {
   const __m256 it = _mm256_set1_ps(it_s), fl = _mm256_set1_ps(kFloor);
-  __m256 m = _mm256_set1_ps(-FLT_MAX);
+  __m256 m = _mm256_set1_ps(-FLT_MAX), nan = _mm256_setzero_ps();  // nan: lanes that saw a NaN
   __m256 s[4], w[4];
   for (int j = 0; j < 4; ++j) s[j] = w[j] = _mm256_setzero_ps();
   auto rescale = [&](__m256 mn) MEDGYM_AVX2 {
@@ -108,6 +108,7 @@ MEDGYM_AVX2 Stats row_stats_avx2(const float* x, int64_t V, float it_s) {
     __m256 z0 = _mm256_mul_ps(_mm256_loadu_ps(x + k), it), z1 = _mm256_mul_ps(_mm256_loadu_ps(x + k + 8), it);
     __m256 z2 = _mm256_mul_ps(_mm256_loadu_ps(x + k + 16), it), z3 = _mm256_mul_ps(_mm256_loadu_ps(x + k + 24), it);
     __m256 mn = _mm256_max_ps(m, _mm256_max_ps(_mm256_max_ps(z0, z1), _mm256_max_ps(z2, z3)));
+    nan = _mm256_or_ps(nan, _mm256_or_ps(_mm256_cmp_ps(z0, z1, _CMP_UNORD_Q), _mm256_cmp_ps(z2, z3, _CMP_UNORD_Q)));
     if (_mm256_movemask_ps(_mm256_cmp_ps(mn, m, _CMP_GT_OQ))) rescale(mn);
     online_update256(z0, m, s[0], w[0], kEnt);
     online_update256(z1, m, s[1], w[1], kEnt);
@@ -124,9 +125,11 @@ MEDGYM_AVX2 Stats row_stats_avx2(const float* x, int64_t V, float it_s) {
       z = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), z, msk);
     }
     __m256 mn = _mm256_max_ps(m, z);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(z, z, _CMP_UNORD_Q));
     if (_mm256_movemask_ps(_mm256_cmp_ps(mn, m, _CMP_GT_OQ))) rescale(mn);
     online_update256(z, m, s[0], w[0], kEnt);
   }
+  if (_mm256_movemask_ps(nan)) return {NAN, NAN, NAN};  // max/exp would silently drop a NaN logit
   __m256 sv = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
   __m256 wv = _mm256_add_ps(_mm256_add_ps(w[0], w[1]), _mm256_add_ps(w[2], w[3]));
   // Combine the lanes at the row max M.
@@ -213,6 +216,7 @@ template <bool kEnt>
 MEDGYM_AVX512 Stats row_stats_avx512(const float* x, int64_t V, float it_s) {
   const __m512 it = _mm512_set1_ps(it_s), fl = _mm512_set1_ps(kFloor);
   __m512 m = _mm512_set1_ps(-FLT_MAX);
+  __mmask16 nan = 0;  // lanes that saw a NaN
   __m512 s[4], w[4];
   for (int j = 0; j < 4; ++j) s[j] = w[j] = _mm512_setzero_ps();
   auto rescale = [&](__m512 mn) MEDGYM_AVX512 {
@@ -229,6 +233,7 @@ MEDGYM_AVX512 Stats row_stats_avx512(const float* x, int64_t V, float it_s) {
     __m512 z0 = _mm512_mul_ps(_mm512_loadu_ps(x + k), it), z1 = _mm512_mul_ps(_mm512_loadu_ps(x + k + 16), it);
     __m512 z2 = _mm512_mul_ps(_mm512_loadu_ps(x + k + 32), it), z3 = _mm512_mul_ps(_mm512_loadu_ps(x + k + 48), it);
     __m512 mn = _mm512_max_ps(m, _mm512_max_ps(_mm512_max_ps(z0, z1), _mm512_max_ps(z2, z3)));
+    nan |= _mm512_cmp_ps_mask(z0, z1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(z2, z3, _CMP_UNORD_Q);
     if (_mm512_cmp_ps_mask(mn, m, _CMP_GT_OQ)) rescale(mn);
     online_update512(z0, m, s[0], w[0], kEnt);
     online_update512(z1, m, s[1], w[1], kEnt);
@@ -238,9 +243,11 @@ MEDGYM_AVX512 Stats row_stats_avx512(const float* x, int64_t V, float it_s) {
   for (; k < V; k += 16) {
     __m512 z = _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask512(V - k), x + k), it);
     __m512 mn = _mm512_max_ps(m, z);
+    nan |= _mm512_cmp_ps_mask(z, z, _CMP_UNORD_Q);
     if (_mm512_cmp_ps_mask(mn, m, _CMP_GT_OQ)) rescale(mn);
     online_update512(z, m, s[(k >> 4) & 3], w[(k >> 4) & 3], kEnt);
   }
+  if (nan) return {NAN, NAN, NAN};  // max/exp would silently drop a NaN logit
   __m512 sv = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
   __m512 wv = _mm512_add_ps(_mm512_add_ps(w[0], w[1]), _mm512_add_ps(w[2], w[3]));
   float M = hmax512(m);

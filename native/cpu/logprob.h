@@ -14,7 +14,7 @@
 // first pass recomputes H) and once otherwise. Rows are split over the thread pool statically, and
 // every row is computed by one thread with a fixed order, so results do not depend on thread count.
 // -inf logits (masked-out vocabulary entries) are supported: they get probability 0, contribute 0
-// to the entropy and get gradient 0. NaN logits give NaN results for their row.
+// to the entropy and get gradient 0. A NaN logit makes its row's logp, entropy and lse NaN.
 #pragma once
 #include <cstdint>
 
