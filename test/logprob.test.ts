@@ -24,6 +24,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('logprob (%s path)', (lev
 
   it.each([
     [1, 1], [3, 7], [5, 8], [5, 15], [5, 16], [5, 17], [6, 33], [4, 64], [4, 65], [3, 81], [7, 320], [3, 1000],
+    [3, 4096], [3, 4097], [2, 9001], // beyond 4096 the forward takes the online (one-pass) path
   ])('forward matches float64 at N=%i V=%i', (N, V) => {
     for (const tau of [1, 0.7, 2.5]) {
       const { logits, targets } = makeCase(N * 1000 + V, N, V);
@@ -39,7 +40,11 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('logprob (%s path)', (lev
   });
 
   it('is stable for large logits and for peaked and flat rows', () => {
-    const N = 6, V = 100;
+    for (const V of [100, 4500]) stableCase(V);
+  });
+
+  function stableCase(V: number) {
+    const N = 6;
     const { logits, targets } = makeCase(11, N, V, 3, 80); // offset 80: exp would overflow without the max
     for (let k = 0; k < V; k++) logits[2 * V + k] = 5; // flat row: entropy log V
     logits[4 * V + 7] = 60; // peaked row (offset is 80, so index 7 is far below the rest)
@@ -52,7 +57,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('logprob (%s path)', (lev
     expect(out.entropy![2]).toBeCloseTo(Math.log(V), 5);
     expect(out.logp[5]).toBe(0);
     expect(out.entropy![5]).toBe(0);
-  });
+  }
 
   it('-inf logits (masked vocabulary) get probability 0 and gradient 0', () => {
     const N = 4, V = 37;
@@ -69,7 +74,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('logprob (%s path)', (lev
   });
 
   it('a NaN logit makes its row NaN, never a silently finite value', () => {
-    for (const V of [5, 40, 100]) {
+    for (const V of [5, 40, 100, 5000]) {
       for (const at of [0, 3, V - 1]) {
         const logits = new Rng(V + at).f32(2 * V);
         logits[at] = NaN;
@@ -95,7 +100,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('logprob (%s path)', (lev
     expectClose(dr, fd, 2e-4, 1e-3);
   });
 
-  it.each([[5, 320], [3, 1000], [9, 129]])('backward matches the float64 gradient at N=%i V=%i', (N, V) => {
+  it.each([[5, 320], [3, 1000], [9, 129], [3, 5003]])('backward matches the float64 gradient at N=%i V=%i', (N, V) => {
     const { rng, logits, targets } = makeCase(5 + V, N, V);
     const a = rng.f32(N), b = rng.f32(N);
     const { lse } = logprob({ logits, targets, vocab: V });

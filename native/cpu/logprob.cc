@@ -16,6 +16,8 @@ namespace {
 // Below this, exp() is exactly 0 in float; clamping z - m here keeps -inf logits from producing
 // -inf * 0 = NaN in the entropy sums without changing any finite result.
 constexpr float kFloor = -100.0f;
+// Rows up to this length take the two-pass forward (max, then sums), longer ones the online one.
+constexpr int64_t kTwoPassMaxV = 4096;
 constexpr int64_t kGrainElems = 1 << 14;  // logits per task: below this threading costs more than it saves
 
 inline int64_t row_grain(int64_t V) { return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(V, 1)); }
@@ -31,20 +33,20 @@ struct Stats {
 inline float exp_flush(float x) { return x < -87.3365478515625f ? 0.0f : std::exp(x); }
 
 // ---------------------------------------------------------------------------------------------
-// Portable path: two passes (max, then sums) in float with std::exp.
+// Portable path: two passes (max, then sums) with std::exp, sums in double.
 template <bool kEnt>
 Stats row_stats_scalar(const float* x, int64_t V, float it) {
   float m = -FLT_MAX;
   for (int64_t k = 0; k < V; ++k) m = std::max(m, x[k] * it);
-  float s = 0.0f, w = 0.0f;
+  double s = 0.0, w = 0.0;  // a serial float sum would lose ~1e-6 relative over long rows
   for (int64_t k = 0; k < V; ++k) {
     float t = std::max(x[k] * it - m, kFloor);
     float e = exp_flush(t);
     s += e;
-    if (kEnt) w += e * t;
+    if (kEnt) w += static_cast<double>(e) * t;
   }
-  float log_s = std::log(s);
-  return {m, log_s, kEnt ? log_s - w / s : 0.0f};
+  float log_s = static_cast<float>(std::log(s));
+  return {m, log_s, kEnt ? static_cast<float>(std::log(s) - w / s) : 0.0f};
 }
 
 // d(row) (+)= (-p_k (a + b (u_k + H))) / tau, u_k = z_k - lse; the caller adds a / tau at the target.
@@ -56,12 +58,12 @@ void row_grad_scalar(const float* x, int64_t V, float it, float lse, float a, fl
                      bool acc) {
   float h = 0.0f;
   if (need_h) {
-    float neg_h = 0.0f;
+    double neg_h = 0.0;
     for (int64_t k = 0; k < V; ++k) {
       float u = std::max(x[k] * it - lse, kFloor);
-      neg_h += exp_flush(u) * u;
+      neg_h += static_cast<double>(exp_flush(u)) * u;
     }
-    h = -neg_h;
+    h = static_cast<float>(-neg_h);
   }
   for (int64_t k = 0; k < V; ++k) {
     float u = std::max(x[k] * it - lse, kFloor);
@@ -89,7 +91,7 @@ MEDGYM_AVX2 inline __m256 tail_mask256(int64_t n) {
 }
 
 template <bool kEnt>
-MEDGYM_AVX2 Stats row_stats_avx2(const float* x, int64_t V, float it_s) {
+MEDGYM_AVX2 Stats row_stats_online_avx2(const float* x, int64_t V, float it_s) {
   const __m256 it = _mm256_set1_ps(it_s), fl = _mm256_set1_ps(kFloor);
   __m256 m = _mm256_set1_ps(-FLT_MAX), nan = _mm256_setzero_ps();  // nan: lanes that saw a NaN
   __m256 s[4], w[4];
@@ -141,6 +143,58 @@ MEDGYM_AVX2 Stats row_stats_avx2(const float* x, int64_t V, float it_s) {
   float ent = 0.0f;
   if (kEnt) ent = log_s - simd::hsum256(_mm256_mul_ps(f, _mm256_fmadd_ps(d, sv, wv))) / S;
   return {M, log_s, ent};
+}
+
+// Short rows (V <= kTwoPassMaxV, in L1/L2 after the first read) are faster in two passes: the max
+// of x (no multiply: rounding x * (1/tau) is monotonic, so max z = max(x) / tau exactly), then the
+// sums at that max, with no rescaling. Memory is still read once; the second pass hits the cache.
+template <bool kEnt>
+MEDGYM_AVX2 Stats row_stats_2p_avx2(const float* x, int64_t V, float it_s) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  __m256 m0 = ninf, m1 = ninf, nan = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= V; k += 16) {
+    __m256 a = _mm256_loadu_ps(x + k), b = _mm256_loadu_ps(x + k + 8);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
+    m0 = _mm256_max_ps(m0, a), m1 = _mm256_max_ps(m1, b);
+  }
+  for (; k < V; k += 8) {
+    __m256 msk = tail_mask256(V - k);
+    __m256 a = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + k, _mm256_castps_si256(msk)), msk);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    m0 = _mm256_max_ps(m0, a);
+  }
+  if (_mm256_movemask_ps(nan)) return {NAN, NAN, NAN};
+  const float M = simd::hmax256(_mm256_max_ps(m0, m1)) * it_s;
+  const __m256 it = _mm256_set1_ps(it_s), mv = _mm256_set1_ps(M), mfl = _mm256_set1_ps(M + kFloor);
+  __m256 s[4], w[4];
+  for (int j = 0; j < 4; ++j) s[j] = w[j] = _mm256_setzero_ps();
+  // t = max(z, M - 100) - M: max(z - M, -100), with z rounded as in the backward (no FMA).
+  auto acc = [&](__m256 xv, int j) MEDGYM_AVX2 {
+    __m256 t = _mm256_sub_ps(_mm256_max_ps(_mm256_mul_ps(xv, it), mfl), mv);
+    __m256 e = simd::exp256(t);
+    s[j] = _mm256_add_ps(s[j], e);
+    if (kEnt) w[j] = _mm256_fmadd_ps(e, t, w[j]);
+  };
+  k = 0;
+  for (; k + 32 <= V; k += 32) {
+    acc(_mm256_loadu_ps(x + k), 0), acc(_mm256_loadu_ps(x + k + 8), 1);
+    acc(_mm256_loadu_ps(x + k + 16), 2), acc(_mm256_loadu_ps(x + k + 24), 3);
+  }
+  for (; k < V; k += 8) {
+    __m256 msk = tail_mask256(V - k);
+    acc(_mm256_blendv_ps(ninf, _mm256_maskload_ps(x + k, _mm256_castps_si256(msk)), msk), 0);
+  }
+  float S = simd::hsum256(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
+  float log_s = std::log(S);
+  float ent = 0.0f;
+  if (kEnt) ent = log_s - simd::hsum256(_mm256_add_ps(_mm256_add_ps(w[0], w[1]), _mm256_add_ps(w[2], w[3]))) / S;
+  return {M, log_s, ent};
+}
+
+template <bool kEnt>
+MEDGYM_AVX2 Stats row_stats_avx2(const float* x, int64_t V, float it_s) {
+  return V <= kTwoPassMaxV ? row_stats_2p_avx2<kEnt>(x, V, it_s) : row_stats_online_avx2<kEnt>(x, V, it_s);
 }
 
 MEDGYM_AVX2 inline __m256 grad256(__m256 x, __m256 it, __m256 lse, __m256 lse_fl, __m256 a, __m256 b, __m256 h, bool need_h) {
@@ -213,7 +267,7 @@ MEDGYM_AVX512 inline __mmask16 tail_mask512(int64_t n) {
 }
 
 template <bool kEnt>
-MEDGYM_AVX512 Stats row_stats_avx512(const float* x, int64_t V, float it_s) {
+MEDGYM_AVX512 Stats row_stats_online_avx512(const float* x, int64_t V, float it_s) {
   const __m512 it = _mm512_set1_ps(it_s), fl = _mm512_set1_ps(kFloor);
   __m512 m = _mm512_set1_ps(-FLT_MAX);
   __mmask16 nan = 0;  // lanes that saw a NaN
@@ -258,6 +312,51 @@ MEDGYM_AVX512 Stats row_stats_avx512(const float* x, int64_t V, float it_s) {
   float ent = 0.0f;
   if (kEnt) ent = log_s - hsum512(_mm512_mul_ps(f, _mm512_fmadd_ps(d, sv, wv))) / S;
   return {M, log_s, ent};
+}
+
+template <bool kEnt>
+MEDGYM_AVX512 Stats row_stats_2p_avx512(const float* x, int64_t V, float it_s) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 m0 = ninf, m1 = ninf;
+  __mmask16 nan = 0;
+  int64_t k = 0;
+  for (; k + 32 <= V; k += 32) {
+    __m512 a = _mm512_loadu_ps(x + k), b = _mm512_loadu_ps(x + k + 16);
+    nan |= _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q);
+    m0 = _mm512_max_ps(m0, a), m1 = _mm512_max_ps(m1, b);
+  }
+  for (; k < V; k += 16) {
+    __m512 a = _mm512_mask_loadu_ps(ninf, tail_mask512(V - k), x + k);
+    nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+    m0 = _mm512_max_ps(m0, a);
+  }
+  if (nan) return {NAN, NAN, NAN};
+  const float M = hmax512(_mm512_max_ps(m0, m1)) * it_s;
+  const __m512 it = _mm512_set1_ps(it_s), mv = _mm512_set1_ps(M), mfl = _mm512_set1_ps(M + kFloor);
+  __m512 s[4], w[4];
+  for (int j = 0; j < 4; ++j) s[j] = w[j] = _mm512_setzero_ps();
+  auto acc = [&](__m512 xv, int j) MEDGYM_AVX512 {
+    __m512 t = _mm512_sub_ps(_mm512_max_ps(_mm512_mul_ps(xv, it), mfl), mv);
+    __m512 e = simd::exp512(t);
+    s[j] = _mm512_add_ps(s[j], e);
+    if (kEnt) w[j] = _mm512_fmadd_ps(e, t, w[j]);
+  };
+  k = 0;
+  for (; k + 64 <= V; k += 64) {
+    acc(_mm512_loadu_ps(x + k), 0), acc(_mm512_loadu_ps(x + k + 16), 1);
+    acc(_mm512_loadu_ps(x + k + 32), 2), acc(_mm512_loadu_ps(x + k + 48), 3);
+  }
+  for (; k < V; k += 16) acc(_mm512_mask_loadu_ps(ninf, tail_mask512(V - k), x + k), 0);
+  float S = hsum512(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
+  float log_s = std::log(S);
+  float ent = 0.0f;
+  if (kEnt) ent = log_s - hsum512(_mm512_add_ps(_mm512_add_ps(w[0], w[1]), _mm512_add_ps(w[2], w[3]))) / S;
+  return {M, log_s, ent};
+}
+
+template <bool kEnt>
+MEDGYM_AVX512 Stats row_stats_avx512(const float* x, int64_t V, float it_s) {
+  return V <= kTwoPassMaxV ? row_stats_2p_avx512<kEnt>(x, V, it_s) : row_stats_online_avx512<kEnt>(x, V, it_s);
 }
 
 MEDGYM_AVX512 void row_grad_avx512(const float* x, int64_t V, float it_s, float lse_s, float a_s, float b_s,

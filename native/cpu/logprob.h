@@ -9,8 +9,9 @@
 //   d logp / d logit_k    = (1[k = t] - p_k) / tau
 //   d H    / d logit_k    = -p_k (z_k - sum_j p_j z_j) / tau = -p_k (u_k + H) / tau
 //
-// The AVX2 / AVX-512 forward reads each row once (online max / sum e^(z-m) / sum e^(z-m)(z-m) per
-// SIMD lane, rescaling lanes when their max grows; the portable path makes two passes); the backward reads it twice when `dentropy` is given (the
+// The forward reads each row from memory once: rows up to 4096 logits take two passes over the
+// cached row (max, then the sums), longer rows one online pass on the AVX2 / AVX-512 paths (max,
+// sum e^(z-m) and sum e^(z-m)(z-m) per SIMD lane, rescaling a lane when its max grows); the backward reads it twice when `dentropy` is given (the
 // first pass recomputes H) and once otherwise. Rows are split over the thread pool statically, and
 // every row is computed by one thread with a fixed order, so results do not depend on thread count.
 // -inf logits (masked-out vocabulary entries) are supported: they get probability 0, contribute 0
