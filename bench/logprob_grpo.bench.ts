@@ -3,7 +3,7 @@
 // backward to dlogits, medgym (sync, all threads) against PyTorch eager with autograd.
 // The mask is all ones, so medgym skips no rows. Napkin math: the forward reads the logits once
 // (42 MB), the backward reads them again and writes dlogits (84 MB); each pass is one exp per logit.
-import { grpoLoss, logprob, logprobBackward } from '../src/native';
+import { grpoLoss, logprob, logprobBackward, nativeInfo, setSimdLevel } from '../src/native';
 import { printTable, runPeer, timeSync, Timing } from './harness';
 import { Rng } from '../test/helpers/random';
 
@@ -73,6 +73,22 @@ export async function run(): Promise<void> {
       row('  logprob backward alone', bwd, undefined, undefined, 2 * logitBytes),
     ],
   );
+
+  // The kernels alone on each SIMD path (medgym only), for the napkin math: ns per logit.
+  const levels = ['avx512', 'avx2', 'portable'] as const;
+  const rows: (string | number)[][] = [];
+  for (const level of levels) {
+    setSimdLevel(level);
+    const active = nativeInfo().simd;
+    const f = timeSync(() => logprob({ logits, targets, vocab: V, logp, entropy, lse }), { minRuns: 3, minTimeMs: 200 });
+    const b = timeSync(backOnly, { minRuns: 3, minTimeMs: 200 });
+    const be = timeSync(() => logprobBackward({ logits, targets, vocab: V, lse, dlogp, dentropy: dlogp, dlogits }), { minRuns: 3, minTimeMs: 200 });
+    const ns = (t: Timing) => (t.minMs * 1e6) / (N * V);
+    rows.push([`${level} (${active})`, f.minMs, ns(f), b.minMs, ns(b), be.minMs, ns(be)]);
+  }
+  setSimdLevel('avx512');
+  printTable(`logprob kernels per SIMD path, ${N} x ${V}, ${nativeInfo().threads} threads`,
+    ['path', 'fwd+entropy ms', 'ns/logit', 'bwd (dlogp) ms', 'ns/logit', 'bwd (dlogp+dentropy) ms', 'ns/logit'], rows);
 }
 
 if (require.main === module) void run();
