@@ -3,3 +3,8 @@ export { loadNative, addonCandidates, NativeAddonNotFoundError } from './loader'
 export { nativeInfo, setNumThreads, setSimdLevel } from './runtime';
 export type { NativeInfo, SimdLevel } from './types';
 export * from './gelu';
+export * from './layernorm';
+export * from './softmax';
+export * from './attention';
+export * from './adamw';
+export * from './grad_clip';
