@@ -122,3 +122,14 @@ export function globalNormRef(grads: Arr[]): number {
   for (const g of grads) for (let i = 0; i < g.length; i++) s += g[i] * g[i];
   return Math.sqrt(s);
 }
+
+/** Cheap deterministic pseudo-random data in (-scale, scale) for large arrays (an integer hash). */
+export function fastData(n: number, seed: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  let s = (seed * 2654435761) >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = ((s >>> 8) / 8388608 - 1) * scale;
+  }
+  return a;
+}
