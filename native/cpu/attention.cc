@@ -67,27 +67,30 @@ MEDGYM_AVX2 static inline __m256i tail_mask8(int64_t n) {
 template <int MR, int NC>
 MEDGYM_AVX2 static inline void mk_avx2(int64_t K, const float* A, int64_t ai, int64_t ak, const float* B, int64_t ldb,
                                        float* C, int64_t ldc, __m256i m0, __m256i m1, bool acc) {
-  __m256 c[MR][NC];
-  for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < NC; ++q) c[r][q] = _mm256_setzero_ps();
+  __m256 c0[MR], c1[MR];  // 1-D arrays + forced unrolling keep the accumulators in registers
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) c0[r] = _mm256_setzero_ps(), c1[r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const float* b = B + k * ldb;
-    __m256 b0 = _mm256_maskload_ps(b, m0), b1 = b0;
-    if (NC == 2) b1 = _mm256_maskload_ps(b + 8, m1);
+    const __m256 b0 = _mm256_maskload_ps(b, m0);
+    const __m256 b1 = NC == 2 ? _mm256_maskload_ps(b + 8, m1) : b0;
     const float* a = A + k * ak;
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      __m256 av = _mm256_broadcast_ss(a + r * ai);
-      c[r][0] = _mm256_fmadd_ps(av, b0, c[r][0]);
-      if (NC == 2) c[r][NC - 1] = _mm256_fmadd_ps(av, b1, c[r][NC - 1]);
+      const __m256 av = _mm256_broadcast_ss(a + r * ai);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      if (NC == 2) c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     float* cr = C + r * ldc;
-    if (acc) c[r][0] = _mm256_add_ps(c[r][0], _mm256_maskload_ps(cr, m0));
-    _mm256_maskstore_ps(cr, m0, c[r][0]);
+    __m256 x0 = c0[r], x1 = c1[r];
+    if (acc) x0 = _mm256_add_ps(x0, _mm256_maskload_ps(cr, m0));
+    _mm256_maskstore_ps(cr, m0, x0);
     if (NC == 2) {
-      if (acc) c[r][NC - 1] = _mm256_add_ps(c[r][NC - 1], _mm256_maskload_ps(cr + 8, m1));
-      _mm256_maskstore_ps(cr + 8, m1, c[r][NC - 1]);
+      if (acc) x1 = _mm256_add_ps(x1, _mm256_maskload_ps(cr + 8, m1));
+      _mm256_maskstore_ps(cr + 8, m1, x1);
     }
   }
 }
@@ -157,27 +160,32 @@ MEDGYM_AVX2 void bwd_tile_avx2(float* St, float* dP, int64_t nk, const float* ls
 template <int MR, int NC>
 MEDGYM_AVX512 static inline void mk_avx512(int64_t K, const float* A, int64_t ai, int64_t ak, const float* B,
                                            int64_t ldb, float* C, int64_t ldc, __mmask16 m0, __mmask16 m1, bool acc) {
-  __m512 c[MR][NC];
-  for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < NC; ++q) c[r][q] = _mm512_setzero_ps();
+  // Separate 1-D accumulator arrays with forced unrolling: GCC then keeps them in registers (a 2-D
+  // array made it spill every accumulator to the stack on each k step).
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) c0[r] = _mm512_setzero_ps(), c1[r] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const float* b = B + k * ldb;
-    __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = b0;
-    if (NC == 2) b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+    const __m512 b1 = NC == 2 ? _mm512_maskz_loadu_ps(m1, b + 16) : b0;
     const float* a = A + k * ak;
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      __m512 av = _mm512_set1_ps(a[r * ai]);
-      c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
-      if (NC == 2) c[r][NC - 1] = _mm512_fmadd_ps(av, b1, c[r][NC - 1]);
+      const __m512 av = _mm512_set1_ps(a[r * ai]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      if (NC == 2) c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     float* cr = C + r * ldc;
-    if (acc) c[r][0] = _mm512_add_ps(c[r][0], _mm512_maskz_loadu_ps(m0, cr));
-    _mm512_mask_storeu_ps(cr, m0, c[r][0]);
+    __m512 x0 = c0[r], x1 = c1[r];
+    if (acc) x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, cr));
+    _mm512_mask_storeu_ps(cr, m0, x0);
     if (NC == 2) {
-      if (acc) c[r][NC - 1] = _mm512_add_ps(c[r][NC - 1], _mm512_maskz_loadu_ps(m1, cr + 16));
-      _mm512_mask_storeu_ps(cr + 16, m1, c[r][NC - 1]);
+      if (acc) x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, cr + 16));
+      _mm512_mask_storeu_ps(cr + 16, m1, x1);
     }
   }
 }
