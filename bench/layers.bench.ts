@@ -18,6 +18,7 @@ function fill(n: number, seed: number, scale = 1): Float32Array {
 }
 
 interface Peer {
+  attentionFwd: Timing;
   attention: Timing;
   layernormFwd: Timing;
   layernormFwdBwd: Timing;
@@ -77,7 +78,7 @@ export async function run(): Promise<void> {
     'layers: medgym vs PyTorch eager (median ms; ratio = torch / medgym, > 1 is faster)',
     ['kernel', 'shape', 'medgym ms', 'torch ms', 'ratio', 'note'],
     [
-      ['attention fwd', `B=${B} T=${T} C=${C} H=${H}`, attFwd.medianMs, NaN, NaN, `${(fwdFlop / attFwd.medianMs / 1e6).toFixed(1)} GFLOP/s (causal half)`],
+      ['attention fwd', `B=${B} T=${T} C=${C} H=${H}`, attFwd.medianMs, t(peer?.attentionFwd), r(attFwd, peer?.attentionFwd), `${(fwdFlop / attFwd.medianMs / 1e6).toFixed(1)} GFLOP/s (causal half)`],
       ['attention fwd+bwd', `B=${B} T=${T} C=${C} H=${H}`, attStep.medianMs, t(peer?.attention), r(attStep, peer?.attention), 'torch: explicit formula + causal mask'],
       ['layernorm fwd', `N=${LN.N} C=${LN.C}`, lnFwd.medianMs, t(peer?.layernormFwd), r(lnFwd, peer?.layernormFwd), `${((2 * LN.N * LN.C * 4) / lnFwd.medianMs / 1e6).toFixed(1)} GB/s`],
       ['layernorm fwd+bwd', `N=${LN.N} C=${LN.C}`, lnStep.medianMs, t(peer?.layernormFwdBwd), r(lnStep, peer?.layernormFwdBwd), ''],

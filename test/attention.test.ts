@@ -5,6 +5,7 @@ import {
   attentionBackwardAsync,
   attentionCached,
   attentionCachedAsync,
+  setNumThreads,
   setSimdLevel,
 } from '../src/native';
 import { Rng } from './helpers/random';
@@ -163,6 +164,14 @@ describe('attention determinism and async', () => {
     const g2 = await attentionBackwardAsync({ dout, qkv, out: s.out, lse: s.lse, B, T, C, H, mask });
     const g3 = attentionBackward({ dout, qkv, out: s.out, lse: s.lse, B, T, C, H, mask });
     expect(same(g1, g2) && same(g1, g3)).toBe(true);
+    // every (b, h, query block) is computed by one thread alone: the thread count changes nothing
+    for (const threads of [1, 3]) {
+      setNumThreads(threads);
+      const f = attention({ qkv, B, T, C, H, mask });
+      expect(same(f.out, s.out) && same(f.lse, s.lse)).toBe(true);
+      expect(same(attentionBackward({ dout, qkv, out: s.out, lse: s.lse, B, T, C, H, mask }), g1)).toBe(true);
+    }
+    setNumThreads(0);
     const { q, k, v } = splitQkv(qkv, B, T, C);
     const args = { B, Tq: 3, Tk: T, C, H, q: Float32Array.from(q.subarray(0, B * 3 * C)), k: Float32Array.from(k), v: Float32Array.from(v) };
     expect(same(attentionCached(args), await attentionCachedAsync(args))).toBe(true);

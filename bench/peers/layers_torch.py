@@ -16,8 +16,7 @@ def attention(B, T, C, H):
     dout = torch.randn(B, T, C)
     causal = torch.ones(T, T, dtype=torch.bool).tril()
 
-    def step():
-        qkv.grad = None
+    def forward():
         q, k, v = qkv.split(C, dim=2)
         q = q.view(B, T, H, hd).transpose(1, 2)
         k = k.view(B, T, H, hd).transpose(1, 2)
@@ -25,10 +24,17 @@ def attention(B, T, C, H):
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
         att = att.masked_fill(~causal, float("-inf"))
         att = F.softmax(att, dim=-1)
-        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
-        y.backward(dout)
+        return (att @ v).transpose(1, 2).contiguous().view(B, T, C)
 
-    return time_ms(step, warmup=1, min_runs=3, min_time_ms=1000)
+    def fwd():
+        with torch.no_grad():
+            forward()
+
+    def step():
+        qkv.grad = None
+        forward().backward(dout)
+
+    return time_ms(fwd, warmup=1, min_runs=3, min_time_ms=1000), time_ms(step, warmup=1, min_runs=3, min_time_ms=1000)
 
 
 def layernorm(N, C):
@@ -59,7 +65,7 @@ def main():
     a = setup()
     out = {}
     if "attention" in a:
-        out["attention"] = attention(**a["attention"])
+        out["attentionFwd"], out["attention"] = attention(**a["attention"])
     if "layernorm" in a:
         out["layernormFwd"], out["layernormFwdBwd"] = layernorm(**a["layernorm"])
     if "adamw" in a:
