@@ -10,6 +10,8 @@
 // (the last Tq positions: Tq == Tk in training, Tq < Tk when decoding with cached keys). Query i
 // attends key j iff j <= i + Tk - Tq and (key_mask == nullptr or key_mask[b*Tk + j] != 0).
 // A query with no key to attend outputs 0, gets lse = -inf, and neither receives nor passes gradient.
+// Masked keys get probability exactly 0, but their k/v rows are still read (0 * v): they must be
+// finite, as in PyTorch's masked softmax @ v. Cache rows at or after Tk are never read.
 #pragma once
 #include <cstdint>
 
