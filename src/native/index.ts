@@ -6,3 +6,8 @@ export * from './gelu';
 export * from './logprob';
 export * from './grpo';
 export * from './cross_entropy';
+export * from './layernorm';
+export * from './softmax';
+export * from './attention';
+export * from './adamw';
+export * from './grad_clip';
