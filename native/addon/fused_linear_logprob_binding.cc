@@ -26,10 +26,11 @@ Dims read_dims(Args& a) {
   m.N = a.integer("N", 0, kMaxDim);
   m.d = a.integer("d", 1, kMaxDim);
   m.V = a.integer("V", 1, kMaxDim);
+  // Checked here first so that the error names the array (each factor is < 2^31: exact in double).
+  if (static_cast<double>(m.N) * m.d > kMaxElems) a.range_error("`h` would be too large (N * d > 2^40)");
+  if (static_cast<double>(m.V) * m.d > kMaxElems) a.range_error("`W` would be too large (V * d > 2^40)");
   m.Nd = checked_mul(a, {m.N, m.d});
   m.Vd = checked_mul(a, {m.V, m.d});
-  if (m.Nd > kMaxElems) a.range_error("`h` would be too large (N * d > 2^40)");
-  if (m.Vd > kMaxElems) a.range_error("`W` would be too large (V * d > 2^40)");
   return m;
 }
 
