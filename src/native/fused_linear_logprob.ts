@@ -2,7 +2,10 @@
 // backward, without ever materializing the N x V logits. See native/cpu/fused_linear_logprob.h.
 import { nativeFunctions } from './runtime';
 
-/** Which native implementation runs: the chunked fused kernel, or the plain unfused double reference. */
+/**
+ * Which native implementation runs: the chunked fused kernel, or the plain unfused reference (full
+ * logits rows in double; slow, for checking; its backward recomputes lse and entropy itself).
+ */
 export type FusedLogprobImpl = 'fused' | 'reference';
 
 export interface FusedLinearLogprobArgs {
