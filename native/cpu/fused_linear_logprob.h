@@ -26,7 +26,8 @@
 //   backward: 4 R d + 4 T R C + 4 T R d (dh partials) + 28 R + T
 //             + when dentropy is given without entropy: the entropy is recomputed by a forward pass first,
 //               peak max(8 N + forward, 4 N + backward)
-// i.e. O(T R (C + d)), independent of V for V >= 16 T C and never N x V. For N = 2048, d = 384,
+// i.e. O(T R (C + d)): independent of V once V >= 256 T, and never N x V. (sgemm keeps its own
+// per-thread packing buffers besides, reused across calls.) For N = 2048, d = 384,
 // V = 32768, T = 2: ~1.6 MiB backward, against 512 MiB for unfused logits + dlogits in float32.
 // fused_linear_logprob_workspace_bytes returns these numbers.
 #pragma once
