@@ -11,3 +11,4 @@ export * from './softmax';
 export * from './attention';
 export * from './adamw';
 export * from './grad_clip';
+export * from './fused_linear_logprob';

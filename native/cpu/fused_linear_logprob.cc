@@ -1,0 +1,450 @@
+#include "cpu/fused_linear_logprob.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "cpu/gemm.h"
+#include "cpu/simd.h"
+#include "cpu/threadpool.h"
+
+namespace medgym {
+
+namespace {
+
+constexpr int64_t kAlign = 16;  // vocab ranges of threads start on multiples of 16 columns
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Tiling of one call: R rows per macro-block, C columns per vocab chunk, T threads.
+struct Plan {
+  int64_t rows, chunk;
+  int threads;
+};
+
+Plan make_plan(int64_t N, int64_t V, int threads) {
+  Plan p;
+  p.threads = std::max(1, threads);
+  p.rows = std::max<int64_t>(1, std::min(kFusedLogprobRowBlock, N));
+  int64_t units = (V + kAlign - 1) / kAlign;
+  int64_t per_thread = (units + p.threads - 1) / p.threads * kAlign;
+  p.chunk = std::max(kAlign, std::min(kFusedLogprobVocabChunk, per_thread));
+  return p;
+}
+
+// The vocab columns [b, e) that thread tid of nthreads owns.
+void vocab_range(int64_t V, int tid, int nthreads, int64_t* b, int64_t* e) {
+  int64_t ub, ue;
+  static_chunk((V + kAlign - 1) / kAlign, tid, nthreads, &ub, &ue);
+  *b = std::min(V, ub * kAlign);
+  *e = std::min(V, ue * kAlign);
+}
+
+template <typename T>
+std::unique_ptr<T[]> buffer(int64_t n) {  // uninitialized: pages are touched only when used
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(n, 1))]);
+}
+
+// Online logsumexp state of one row over the columns seen so far: m = max z, s = sum e^{z-m},
+// u = sum e^{z-m} (z-m) <= 0.
+struct RowStat {
+  double s, u;
+  float m;
+};
+
+// Moves the reference point of `st` up to mc: s' = a s, u' = a (u + (m - mc) s), a = e^{m - mc}.
+inline void raise_max(RowStat& st, float mc) {
+  if (!(mc > st.m)) return;
+  if (st.s > 0) {
+    double dm = static_cast<double>(st.m) - mc, a = std::exp(dm);
+    st.u = a * (st.u + dm * st.s);
+    st.s *= a;
+  }
+  st.m = mc;
+}
+
+// ---- forward: fold one row chunk z[0, n) into st -------------------------------------------------
+inline void scan_scalar(const float* z, int64_t n, RowStat& st) {
+  float mc = kNegInf;
+  for (int64_t i = 0; i < n; ++i) mc = std::max(mc, z[i]);
+  raise_max(st, mc);
+  float s = 0, u = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    float x = z[i] - st.m, e = simd::exp_scalar(x);
+    s += e;
+    u += e * x;
+  }
+  st.s += s;
+  st.u += u;
+}
+
+// ---- backward: turn one row chunk of z into dlogits in place ---------------------------------------
+// dl = -p (g + c (x + H)),  x = z - lse, p = e^x,  g = dlogp / tau, c = dentropy / tau, H = entropy.
+// (The +g at the target column is added by the caller.)
+inline void dlogits_scalar(float* z, int64_t n, float lse, float H, float g, float c) {
+  for (int64_t i = 0; i < n; ++i) {
+    float x = z[i] - lse, p = simd::exp_scalar(x);
+    z[i] = -p * (g + c * (x + H));
+  }
+}
+
+#if MEDGYM_X86
+MEDGYM_AVX2 void scan_avx2(const float* z, int64_t n, RowStat& st) {
+  __m256 vm = _mm256_set1_ps(kNegInf);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(z + i));
+  float mc = simd::hmax256(vm);
+  for (int64_t j = i; j < n; ++j) mc = std::max(mc, z[j]);
+  raise_max(st, mc);
+  const __m256 m = _mm256_set1_ps(st.m);
+  __m256 s = _mm256_setzero_ps(), u = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_sub_ps(_mm256_loadu_ps(z + i), m), e = simd::exp256(x);
+    s = _mm256_add_ps(s, e);
+    u = _mm256_fmadd_ps(e, x, u);
+  }
+  float ss = simd::hsum256(s), uu = simd::hsum256(u);
+  for (; i < n; ++i) {
+    float x = z[i] - st.m, e = simd::exp_scalar(x);
+    ss += e;
+    uu += e * x;
+  }
+  st.s += ss;
+  st.u += uu;
+}
+
+MEDGYM_AVX2 void dlogits_avx2(float* z, int64_t n, float lse, float H, float g, float c) {
+  const __m256 vl = _mm256_set1_ps(lse), vh = _mm256_set1_ps(H), vg = _mm256_set1_ps(g), vc = _mm256_set1_ps(c);
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_sub_ps(_mm256_loadu_ps(z + i), vl), p = simd::exp256(x);
+    __m256 w = _mm256_fmadd_ps(vc, _mm256_add_ps(x, vh), vg);
+    _mm256_storeu_ps(z + i, _mm256_fnmadd_ps(p, w, zero));
+  }
+  dlogits_scalar(z + i, n - i, lse, H, g, c);
+}
+
+// GCC 12 reports the _mm512_undefined_ps() inside its own AVX-512 intrinsics as uninitialized (a
+// known false positive); silence it for these functions only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+MEDGYM_AVX512 void scan_avx512(const float* z, int64_t n, RowStat& st) {
+  const __m512 ninf = _mm512_set1_ps(kNegInf);
+  __m512 vm = ninf;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(z + i));
+  const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
+  if (n > i) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(ninf, tail, z + i));
+  raise_max(st, _mm512_reduce_max_ps(vm));
+  const __m512 m = _mm512_set1_ps(st.m);
+  __m512 s = _mm512_setzero_ps(), u = _mm512_setzero_ps();
+  for (i = 0; i + 16 <= n; i += 16) {
+    __m512 x = _mm512_sub_ps(_mm512_loadu_ps(z + i), m), e = simd::exp512(x);
+    s = _mm512_add_ps(s, e);
+    u = _mm512_fmadd_ps(e, x, u);
+  }
+  if (n > i) {
+    __m512 x = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, z + i), m);
+    __m512 e = _mm512_maskz_mov_ps(tail, simd::exp512(x));
+    s = _mm512_add_ps(s, e);
+    u = _mm512_fmadd_ps(e, x, u);
+  }
+  st.s += _mm512_reduce_add_ps(s);
+  st.u += _mm512_reduce_add_ps(u);
+}
+
+MEDGYM_AVX512 void dlogits_avx512(float* z, int64_t n, float lse, float H, float g, float c) {
+  const __m512 vl = _mm512_set1_ps(lse), vh = _mm512_set1_ps(H), vg = _mm512_set1_ps(g), vc = _mm512_set1_ps(c);
+  const __m512 zero = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 x = _mm512_sub_ps(_mm512_loadu_ps(z + i), vl), p = simd::exp512(x);
+    __m512 w = _mm512_fmadd_ps(vc, _mm512_add_ps(x, vh), vg);
+    _mm512_storeu_ps(z + i, _mm512_fnmadd_ps(p, w, zero));
+  }
+  if (n > i) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, z + i), vl), p = simd::exp512(x);
+    __m512 w = _mm512_fmadd_ps(vc, _mm512_add_ps(x, vh), vg);
+    _mm512_mask_storeu_ps(z + i, tail, _mm512_fnmadd_ps(p, w, zero));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+using ScanFn = void (*)(const float*, int64_t, RowStat&);
+using DlogitsFn = void (*)(float*, int64_t, float, float, float, float);
+
+ScanFn pick_scan() {
+#if MEDGYM_X86
+  if (simd_level() >= SimdLevel::Avx512) return scan_avx512;
+  if (simd_level() >= SimdLevel::Avx2Fma) return scan_avx2;
+#endif
+  return scan_scalar;
+}
+
+DlogitsFn pick_dlogits() {
+#if MEDGYM_X86
+  if (simd_level() >= SimdLevel::Avx512) return dlogits_avx512;
+  if (simd_level() >= SimdLevel::Avx2Fma) return dlogits_avx2;
+#endif
+  return dlogits_scalar;
+}
+
+// Walks the rows in macro-blocks of up to plan.rows active rows. For each block, `skip(r)` is called
+// for the ignored rows before it and `block(rows, nb, hb)` with the active row indices and a pointer
+// to their hidden states, contiguous [nb, d] (h itself when the rows are consecutive, else gathered).
+template <typename Skip, typename Block>
+void for_each_block(const float* h, const int32_t* targets, int64_t N, int64_t d, const Plan& plan,
+                    int64_t* rows, float* gathered, Skip skip, Block block) {
+  int64_t r = 0;
+  while (r < N) {
+    int64_t nb = 0;
+    for (; r < N && nb < plan.rows; ++r) {
+      if (targets[r] < 0) skip(r);
+      else rows[nb++] = r;
+    }
+    if (nb == 0) continue;
+    const float* hb = h + rows[0] * d;
+    if (rows[nb - 1] - rows[0] != nb - 1) {
+      for (int64_t i = 0; i < nb; ++i) std::copy(h + rows[i] * d, h + (rows[i] + 1) * d, gathered + i * d);
+      hb = gathered;
+    }
+    block(static_cast<const int64_t*>(rows), nb, hb);
+  }
+}
+
+}  // namespace
+
+int64_t fused_linear_logprob_workspace_bytes(int64_t N, int64_t d, int64_t V, int threads, bool backward,
+                                             bool recompute_entropy) {
+  if (N <= 0) return 0;
+  Plan p = make_plan(N, V, threads);
+  const int64_t R = p.rows, C = p.chunk, T = p.threads;
+  int64_t fwd = 4 * R * d + 4 * T * R * C + static_cast<int64_t>(sizeof(RowStat)) * T * R + 12 * R;
+  if (!backward) return fwd;
+  int64_t bwd = 4 * R * d + 4 * T * R * C + 4 * T * R * d + 28 * R + T;
+  if (!recompute_entropy) return bwd;
+  return std::max(8 * N + fwd, 4 * N + bwd);
+}
+
+void fused_linear_logprob_forward(const float* h, const float* W, const int32_t* targets, int64_t N, int64_t d,
+                                  int64_t V, float temperature, float* logp, float* entropy, float* lse) {
+  if (N <= 0) return;
+  const Plan plan = make_plan(N, V, num_threads());
+  const int64_t R = plan.rows, C = plan.chunk;
+  const float inv_tau = 1.0f / temperature;
+  const ScanFn scan = pick_scan();
+  auto gathered = buffer<float>(R * d);
+  auto tiles = buffer<float>(plan.threads * R * C);
+  auto stats = buffer<RowStat>(plan.threads * R);
+  auto rows = buffer<int64_t>(R);
+  auto zt = buffer<float>(R);
+
+  auto skip = [&](int64_t r) {
+    logp[r] = 0;
+    if (entropy) entropy[r] = 0;
+    if (lse) lse[r] = 0;
+  };
+  auto block = [&](const int64_t* rw, int64_t nb, const float* hb) {
+    int used = 1;
+    parallel_run(
+        [&](int tid, int nt) {
+          if (tid == 0) used = nt;
+          int64_t vb, ve;
+          vocab_range(V, tid, nt, &vb, &ve);
+          float* L = tiles.get() + tid * R * C;
+          RowStat* st = stats.get() + tid * R;
+          for (int64_t i = 0; i < nb; ++i) st[i] = {0.0, 0.0, kNegInf};
+          for (int64_t v0 = vb; v0 < ve; v0 += C) {
+            const int64_t cn = std::min(C, ve - v0);
+            sgemm(false, true, nb, cn, d, inv_tau, hb, d, W + v0 * d, d, 0.0f, L, C);
+            for (int64_t i = 0; i < nb; ++i) {
+              scan(L + i * C, cn, st[i]);
+              const int64_t t = targets[rw[i]];
+              if (t >= v0 && t < v0 + cn) zt[i] = L[i * C + (t - v0)];
+            }
+          }
+        },
+        plan.threads);
+    for (int64_t i = 0; i < nb; ++i) {
+      double M = -std::numeric_limits<double>::infinity();
+      for (int t = 0; t < used; ++t) {
+        const RowStat& st = stats[t * R + i];
+        if (st.s > 0) M = std::max(M, static_cast<double>(st.m));
+      }
+      double S = 0, U = 0;
+      for (int t = 0; t < used; ++t) {
+        const RowStat& st = stats[t * R + i];
+        if (!(st.s > 0)) continue;
+        double dm = st.m - M, a = std::exp(dm);
+        S += a * st.s;
+        U += a * (st.u + dm * st.s);
+      }
+      const double log_s = std::log(S);
+      const int64_t r = rw[i];
+      logp[r] = static_cast<float>((zt[i] - M) - log_s);
+      if (entropy) entropy[r] = static_cast<float>(log_s - U / S);
+      if (lse) lse[r] = static_cast<float>(M + log_s);
+    }
+  };
+  for_each_block(h, targets, N, d, plan, rows.get(), gathered.get(), skip, block);
+}
+
+void fused_linear_logprob_backward(const float* h, const float* W, const int32_t* targets, const float* lse,
+                                   const float* entropy, const float* dlogp, const float* dentropy, int64_t N,
+                                   int64_t d, int64_t V, float temperature, float* dh, float* dW,
+                                   bool accumulate_dh) {
+  if (N <= 0) return;
+  if (!dlogp && !dentropy) {  // zero cotangent: dW += 0, dh = 0
+    if (!accumulate_dh) std::fill(dh, dh + N * d, 0.0f);
+    return;
+  }
+  std::unique_ptr<float[]> recomputed;
+  if (dentropy && !entropy) {
+    recomputed = buffer<float>(N);
+    auto scratch = buffer<float>(N);
+    fused_linear_logprob_forward(h, W, targets, N, d, V, temperature, scratch.get(), recomputed.get(), nullptr);
+    entropy = recomputed.get();
+  }
+  const Plan plan = make_plan(N, V, num_threads());
+  const int64_t R = plan.rows, C = plan.chunk;
+  const float inv_tau = 1.0f / temperature;
+  const DlogitsFn to_dlogits = pick_dlogits();
+  auto gathered = buffer<float>(R * d);
+  auto tiles = buffer<float>(plan.threads * R * C);
+  auto partials = buffer<float>(plan.threads * R * d);
+  auto rows = buffer<int64_t>(R);
+  auto coef = buffer<float>(4 * R);  // per active row of the block: lse, H, g, c
+  float *b_lse = coef.get(), *b_H = b_lse + R, *b_g = b_H + R, *b_c = b_g + R;
+  auto b_t = buffer<int32_t>(R);
+  std::vector<char> touched(plan.threads);
+
+  auto skip = [&](int64_t r) {
+    if (!accumulate_dh) std::fill(dh + r * d, dh + (r + 1) * d, 0.0f);
+  };
+  auto block = [&](const int64_t* rw, int64_t nb, const float* hb) {
+    for (int64_t i = 0; i < nb; ++i) {
+      const int64_t r = rw[i];
+      b_lse[i] = lse[r];
+      b_H[i] = dentropy ? entropy[r] : 0.0f;
+      b_g[i] = dlogp ? dlogp[r] * inv_tau : 0.0f;
+      b_c[i] = dentropy ? dentropy[r] * inv_tau : 0.0f;
+      b_t[i] = targets[r];
+    }
+    int used = 1;
+    parallel_run(
+        [&](int tid, int nt) {
+          if (tid == 0) used = nt;
+          int64_t vb, ve;
+          vocab_range(V, tid, nt, &vb, &ve);
+          float* L = tiles.get() + tid * R * C;
+          float* dhp = partials.get() + tid * R * d;
+          bool first = true;
+          for (int64_t v0 = vb; v0 < ve; v0 += C) {
+            const int64_t cn = std::min(C, ve - v0);
+            const float* Wc = W + v0 * d;
+            sgemm(false, true, nb, cn, d, inv_tau, hb, d, Wc, d, 0.0f, L, C);  // z tile
+            for (int64_t i = 0; i < nb; ++i) {
+              to_dlogits(L + i * C, cn, b_lse[i], b_H[i], b_g[i], b_c[i]);
+              const int64_t t = b_t[i];
+              if (t >= v0 && t < v0 + cn) L[i * C + (t - v0)] += b_g[i];
+            }
+            sgemm(true, false, cn, d, nb, 1.0f, L, C, hb, d, 1.0f, dW + v0 * d, d);  // dW[chunk] += dl^T h
+            sgemm(false, false, nb, d, cn, 1.0f, L, C, Wc, d, first ? 0.0f : 1.0f, dhp, d);  // dh_t += dl W
+            first = false;
+          }
+          touched[tid] = !first;
+        },
+        plan.threads);
+    // dh rows = sum of the thread partials, in thread order.
+    parallel_for(nb, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        float* out = dh + rw[i] * d;
+        for (int64_t j = 0; j < d; ++j) {
+          float acc = 0.0f;
+          for (int t = 0; t < used; ++t)
+            if (touched[t]) acc += partials[(t * R + i) * d + j];
+          out[j] = accumulate_dh ? out[j] + acc : acc;
+        }
+      }
+    }, 16);
+  };
+  for_each_block(h, targets, N, d, plan, rows.get(), gathered.get(), skip, block);
+}
+
+// ---- references ------------------------------------------------------------------------------------
+
+namespace {
+// z[k] = (h_i . W_k) / tau in double; returns lse and fills p.
+double ref_row(const float* hi, const float* W, int64_t d, int64_t V, double tau, std::vector<double>& z,
+               std::vector<double>& p) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (int64_t k = 0; k < V; ++k) {
+    double acc = 0;
+    for (int64_t j = 0; j < d; ++j) acc += static_cast<double>(hi[j]) * W[k * d + j];
+    z[k] = acc / tau;
+    m = std::max(m, z[k]);
+  }
+  double s = 0;
+  for (int64_t k = 0; k < V; ++k) s += std::exp(z[k] - m);
+  const double l = m + std::log(s);
+  for (int64_t k = 0; k < V; ++k) p[k] = std::exp(z[k] - l);
+  return l;
+}
+}  // namespace
+
+void fused_linear_logprob_forward_ref(const float* h, const float* W, const int32_t* targets, int64_t N,
+                                      int64_t d, int64_t V, float temperature, float* logp, float* entropy,
+                                      float* lse) {
+  std::vector<double> z(V), p(V);
+  for (int64_t i = 0; i < N; ++i) {
+    if (targets[i] < 0) {
+      logp[i] = 0;
+      if (entropy) entropy[i] = 0;
+      if (lse) lse[i] = 0;
+      continue;
+    }
+    double l = ref_row(h + i * d, W, d, V, temperature, z, p);
+    double H = 0;
+    for (int64_t k = 0; k < V; ++k) H += p[k] * (l - z[k]);
+    logp[i] = static_cast<float>(z[targets[i]] - l);
+    if (entropy) entropy[i] = static_cast<float>(H);
+    if (lse) lse[i] = static_cast<float>(l);
+  }
+}
+
+void fused_linear_logprob_backward_ref(const float* h, const float* W, const int32_t* targets,
+                                       const float* dlogp, const float* dentropy, int64_t N, int64_t d,
+                                       int64_t V, float temperature, float* dh, float* dW, bool accumulate_dh) {
+  std::vector<double> z(V), p(V), dl(V), dhr(d), dWacc(static_cast<size_t>(V * d), 0.0);
+  const double tau = temperature;
+  for (int64_t i = 0; i < N; ++i) {
+    float* dhi = dh + i * d;
+    if (targets[i] < 0) {
+      if (!accumulate_dh) std::fill(dhi, dhi + d, 0.0f);
+      continue;
+    }
+    const float* hi = h + i * d;
+    double l = ref_row(hi, W, d, V, tau, z, p);
+    double Ez = 0;
+    for (int64_t k = 0; k < V; ++k) Ez += p[k] * z[k];
+    const double g = dlogp ? dlogp[i] : 0.0, c = dentropy ? dentropy[i] : 0.0;
+    (void)l;
+    for (int64_t k = 0; k < V; ++k) dl[k] = (g * ((k == targets[i]) - p[k]) - c * p[k] * (z[k] - Ez)) / tau;
+    for (int64_t j = 0; j < d; ++j) dhr[j] = 0;
+    for (int64_t k = 0; k < V; ++k)
+      for (int64_t j = 0; j < d; ++j) {
+        dhr[j] += dl[k] * W[k * d + j];
+        dWacc[k * d + j] += dl[k] * hi[j];
+      }
+    for (int64_t j = 0; j < d; ++j) dhi[j] = static_cast<float>((accumulate_dh ? dhi[j] : 0.0) + dhr[j]);
+  }
+  for (int64_t k = 0; k < V * d; ++k) dW[k] = static_cast<float>(dW[k] + dWacc[k]);
+}
+
+}  // namespace medgym
