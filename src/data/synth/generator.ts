@@ -72,6 +72,15 @@ export const synthId = (seed: number, index: number): string => `medvista-synth-
 
 /** Item `index` of the generator: deterministic in (options, index). */
 export function generateItem(opts: SynthOptions, index: number): VqaItem {
+  return build(opts, index, true) as VqaItem;
+}
+
+/** The same item without its pixels (question, options, answer, box): cheap, for text-only baselines. */
+export function generateQuestion(opts: SynthOptions, index: number): Omit<VqaItem, 'image'> {
+  return build(opts, index, false);
+}
+
+function build(opts: SynthOptions, index: number, render: boolean): Omit<VqaItem, 'image'> & { image?: RawImage } {
   const o = resolveSynthOptions(opts);
   const S = o.imageSize;
   const K = o.numOptions;
@@ -119,16 +128,19 @@ export function generateItem(opts: SynthOptions, index: number): VqaItem {
   const decoyQ = (quadrant + 1 + pick.int(0, 3)) % 4;
   const decoy = type === 'anatomy' ? place(decoyQ) : undefined;
 
-  const cv = look.paint(new Stream(o.seed, index, 3), S, S);
-  const period = easy ? 16 : o.detailPeriod;
-  const amp = needsWindow ? look.needsWindowAmp! : look.detailAmp;
   const detail: Detail =
     type === 'grading' ? { kind: 'foci', n: draw + 1 } : type === 'anatomy' ? { kind: 'texture', cls: 3 } : type === 'modality' ? { kind: 'texture', cls: pick.int(0, 4) } : { kind: 'texture', cls: draw };
-  paintFinding(cv, look, main.cx, main.cy, r, o.contrast, detail, period, amp, easy);
-  if (decoy) paintFinding(cv, look, decoy.cx, decoy.cy, r, o.contrast, { kind: 'texture', cls: 0 }, period, amp, easy);
-  look.noise(new Stream(o.seed, index, 4), cv);
-
-  const image: RawImage = { data: quantize(cv, look.bitDepth, look.max), width: S, height: S, channels: look.channels, bitDepth: look.bitDepth };
+  let image: RawImage | undefined;
+  if (render) {
+    // Pixels draw from their own streams, so skipping them leaves every other draw unchanged.
+    const cv = look.paint(new Stream(o.seed, index, 3), S, S);
+    const period = easy ? 16 : o.detailPeriod;
+    const amp = needsWindow ? look.needsWindowAmp! : look.detailAmp;
+    paintFinding(cv, look, main.cx, main.cy, r, o.contrast, detail, period, amp, easy);
+    if (decoy) paintFinding(cv, look, decoy.cx, decoy.cy, r, o.contrast, { kind: 'texture', cls: 0 }, period, amp, easy);
+    look.noise(new Stream(o.seed, index, 4), cv);
+    image = { data: quantize(cv, look.bitDepth, look.max), width: S, height: S, channels: look.channels, bitDepth: look.bitDepth };
+  }
   const box = boxOf(main.cx, main.cy, r, S);
   let question = questionText(type, look);
   if (look.window && type !== 'modality') question += ` Fine detail may need window center ${look.window.center} width ${look.window.width}.`;

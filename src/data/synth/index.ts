@@ -4,7 +4,7 @@ import { splitOf } from '../split';
 import type { Dataset, StreamOptions, VqaItem } from '../types';
 import { generateItem, resolveSynthOptions, synthId, type SynthOptions } from './generator';
 
-export { generateItem, resolveSynthOptions, synthId } from './generator';
+export { generateItem, generateQuestion, resolveSynthOptions, synthId } from './generator';
 export type { SynthOptions, SynthMeta } from './generator';
 export { LOOKS, MODALITIES, CONFUSABLE } from './looks';
 export type { Modality, Look } from './looks';

@@ -38,10 +38,12 @@ export interface Look {
 }
 
 const gaussian = (sigma: number) => (rng: Stream, cv: Canvas): void => {
-  for (let i = 0; i < cv.px.length; i++) cv.px[i] += sigma * rng.normal();
+  const n = rng.fillNormal(new Float32Array(cv.px.length));
+  for (let i = 0; i < cv.px.length; i++) cv.px[i] += sigma * n[i];
 };
 const speckle = (k: number, floor: number) => (rng: Stream, cv: Canvas): void => {
-  for (let i = 0; i < cv.px.length; i++) cv.px[i] = cv.px[i] * (1 + k * rng.normal()) + floor * rng.normal();
+  const n = rng.fillNormal(new Float32Array(2 * cv.px.length));
+  for (let i = 0; i < cv.px.length; i++) cv.px[i] = cv.px[i] * (1 + k * n[2 * i]) + floor * n[2 * i + 1];
 };
 const inEllipse = (cx: number, cy: number, rx: number, ry: number) => (fx: number, fy: number): boolean =>
   ((fx - cx) / rx) ** 2 + ((fy - cy) / ry) ** 2 <= 1;
@@ -68,7 +70,7 @@ export const LOOKS: Record<Modality, Look> = {
     noise: gaussian(4),
     offset: 60,
     tint: [1],
-    detailAmp: 60,
+    detailAmp: 100,
     needsWindowAmp: 6,
     window: { center: 1120, width: 100 },
     inside: inEllipse(0.5, 0.52, 0.36, 0.33),
@@ -93,7 +95,12 @@ export const LOOKS: Record<Modality, Look> = {
       return cv;
     },
     noise(rng, cv) {
-      for (let i = 0; i < cv.px.length; i++) cv.px[i] = Math.hypot(cv.px[i] + 2.5 * rng.normal(), 2.5 * rng.normal());
+      const n = rng.fillNormal(new Float32Array(2 * cv.px.length));
+      for (let i = 0; i < cv.px.length; i++) {
+        const re = cv.px[i] + 2.5 * n[2 * i];
+        const im = 2.5 * n[2 * i + 1];
+        cv.px[i] = Math.sqrt(re * re + im * im);
+      }
     },
     offset: 70,
     tint: [1],
@@ -122,7 +129,8 @@ export const LOOKS: Record<Modality, Look> = {
       return cv;
     },
     noise(rng, cv) {
-      for (let i = 0; i < cv.px.length; i++) cv.px[i] += 0.35 * Math.sqrt(Math.max(cv.px[i], 1)) * rng.normal();
+      const n = rng.fillNormal(new Float32Array(cv.px.length));
+      for (let i = 0; i < cv.px.length; i++) cv.px[i] += 0.35 * Math.sqrt(Math.max(cv.px[i], 1)) * n[i];
     },
     offset: 28,
     tint: [1],
