@@ -10,6 +10,7 @@ import { executeToolCall } from '../tools/execute';
 import type { Box, ViewImage } from '../tools/image';
 import { toolJsonSchemas } from '../tools/schemas';
 import { ToolSession } from '../tools/session';
+import { makeCaches, type EnvCaches } from './cache';
 import { buildPrompt, DEFAULT_SYSTEM_PROMPT, LETTERS, parseAssistant, toolResponseText } from './protocol';
 import type { GroundTruth, MedGymOptions, Observation, ResetOptions, StepInfo, StepResult, ToolCallRecord, TruncationReason } from './types';
 
@@ -32,8 +33,10 @@ export class MedGymEnv {
   private info: StepInfo | undefined;
   private zoomBoxes: Box[] = [];
   private done = true;
+  private readonly caches: EnvCaches;
 
-  constructor(options: MedGymOptions = {}, id = 'MedGym-custom') {
+  /** `caches` lets several envs (a VectorEnv's) share items and views; by default each env has its own. */
+  constructor(options: MedGymOptions = {}, id = 'MedGym-custom', caches?: EnvCaches) {
     this.id = id;
     this.dataset = options.dataset ?? new SynthDataset(options.synth);
     this.options = {
@@ -47,7 +50,10 @@ export class MedGymEnv {
       imageTokens: posInt('imageTokens', options.imageTokens ?? 1),
       maxToolCallsPerTurn: posInt('maxToolCallsPerTurn', options.maxToolCallsPerTurn ?? 4),
       revealGroundTruth: options.revealGroundTruth ?? false,
+      itemCacheSize: options.itemCacheSize ?? 64,
+      viewCacheSize: options.viewCacheSize ?? 1024,
     };
+    this.caches = caches ?? makeCaches(this.options.itemCacheSize, this.options.viewCacheSize);
     if (this.options.viewChannels !== 1 && this.options.viewChannels !== 3) {
       throw new RangeError(`Expected 1 or 3 for viewChannels but received ${String(this.options.viewChannels)}`);
     }
@@ -67,9 +73,27 @@ export class MedGymEnv {
       const u = new Stream(this.seed, this.episode, 0xe915).u32();
       index = Number.isFinite(size) ? u % size : u;
     }
-    const item = await this.dataset.get(index);
+    let pending = this.caches.items.get(index);
+    if (!pending) {
+      pending = this.dataset.get(index);
+      this.caches.items.set(index, pending);
+      pending.catch(() => undefined); // a failed load is reported below, not as an unhandled rejection
+    }
+    let item: VqaItem;
+    try {
+      item = await pending;
+    } catch (err) {
+      this.caches.items.delete(index);
+      throw err;
+    }
     this.item = item;
-    this.session = new ToolSession(item.image, { viewSize: this.options.viewSize, viewChannels: this.options.viewChannels, kernel: this.options.resizeKernel });
+    this.session = new ToolSession(item.image, {
+      viewSize: this.options.viewSize,
+      viewChannels: this.options.viewChannels,
+      kernel: this.options.resizeKernel,
+      cache: this.caches.views,
+      cacheKey: item.id,
+    });
     this.zoomBoxes = [];
     this.done = false;
     const text = buildPrompt(this.options.systemPrompt, item.question, item.options, item.image.width, item.image.height);

@@ -1,4 +1,5 @@
 // Env ids → constructors, as Gymnasium's registry: make(id, options), makeVec(id, n, options).
+import { makeCaches, type EnvCaches } from './cache';
 import { MedGymEnv } from './env';
 import type { MedGymOptions } from './types';
 import { VectorEnv } from './vector';
@@ -30,16 +31,18 @@ export function envSpec(id: string): EnvSpec {
   return s;
 }
 
-export function make(id: string, options: MedGymOptions = {}): MedGymEnv {
+export function make(id: string, options: MedGymOptions = {}, caches?: EnvCaches): MedGymEnv {
   const spec = envSpec(id);
   if (spec.requiresDataset && !options.dataset) throw new Error(`${id} needs options.dataset (a Dataset from medgym's loaders)`);
   const merged: MedGymOptions = { ...spec.defaults, ...options, synth: { ...spec.defaults.synth, ...options.synth } };
-  return new MedGymEnv(merged, id);
+  return new MedGymEnv(merged, id, caches);
 }
 
 export function makeVec(id: string, n: number, options: MedGymOptions = {}): VectorEnv {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected positive integer number of envs but received ${n}`);
-  return new VectorEnv(Array.from({ length: n }, () => make(id, options)));
+  // Sub-envs share caches: the same item drawn by two of them is generated and rendered once.
+  const caches = makeCaches(options.itemCacheSize ?? 64 * n, options.viewCacheSize ?? 1024 * n);
+  return new VectorEnv(Array.from({ length: n }, () => make(id, options, caches)));
 }
 
 registerEnv({
