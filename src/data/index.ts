@@ -3,3 +3,4 @@ export * from './types';
 export { splitOf, DEFAULT_FRACTIONS } from './split';
 export { Stream, hashInts, hashString } from './rng';
 export * from './synth';
+export * from './loaders';
