@@ -1,0 +1,125 @@
+// MedMNIST .npz (numpy zip of {train,val,test}_{images,labels}.npy), unzipped with fflate. Each
+// image becomes a classification question over the dataset's label names (all of them up to 4,
+// else the truth and 3 seeded distractors; the answer letter is balanced by the seeded shuffle).
+import * as fs from 'fs';
+import * as path from 'path';
+import { unzipSync } from 'fflate';
+import { Stream, hashString } from '../rng';
+import type { RawImage } from '../../tools/image';
+import { LoaderError } from './common';
+import { ManifestDataset } from './manifest';
+
+export interface NpyArray {
+  shape: number[];
+  descr: string;
+  /** Samples as numbers, C order. */
+  data: ArrayLike<number>;
+}
+
+/** Parses a .npy file (format 1.0–3.0; little-endian u1/i1/u2/i2/i4/u4/i8/u8/f4/f8/b1; C order). */
+export function parseNpy(buf: Uint8Array, name = 'array.npy'): NpyArray {
+  const magic = String.fromCharCode(...buf.subarray(1, 6));
+  if (buf[0] !== 0x93 || magic !== 'NUMPY') throw new LoaderError(`${name}: not a .npy file`);
+  const major = buf[6];
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
+  const start = major === 1 ? 10 : 12;
+  const header = new TextDecoder().decode(buf.subarray(start, start + hlen));
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*True/.test(header);
+  const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (!descr || shapeText === undefined) throw new LoaderError(`${name}: malformed .npy header`);
+  if (fortran) throw new LoaderError(`${name}: Fortran-order arrays are not supported`);
+  const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const off = start + hlen;
+  const body = buf.subarray(off);
+  const sizes: Record<string, number> = { u1: 1, i1: 1, b1: 1, u2: 2, i2: 2, u4: 4, i4: 4, f4: 4, u8: 8, i8: 8, f8: 8 };
+  const kind = descr.slice(1);
+  const size = sizes[kind];
+  if (!size || descr[0] === '>') throw new LoaderError(`${name}: dtype ${descr} is not supported`);
+  if (body.length < n * size) throw new LoaderError(`${name}: data is truncated (${body.length} bytes for shape (${shape.join(', ')}) of ${descr})`);
+  const v = new DataView(body.buffer, body.byteOffset, n * size);
+  const read: Record<string, (i: number) => number> = {
+    u1: (i) => v.getUint8(i),
+    b1: (i) => v.getUint8(i),
+    i1: (i) => v.getInt8(i),
+    u2: (i) => v.getUint16(2 * i, true),
+    i2: (i) => v.getInt16(2 * i, true),
+    u4: (i) => v.getUint32(4 * i, true),
+    i4: (i) => v.getInt32(4 * i, true),
+    f4: (i) => v.getFloat32(4 * i, true),
+    u8: (i) => Number(v.getBigUint64(8 * i, true)),
+    i8: (i) => Number(v.getBigInt64(8 * i, true)),
+    f8: (i) => v.getFloat64(8 * i, true),
+  };
+  const data = kind === 'u1' ? body.subarray(0, n) : Float64Array.from({ length: n }, (_, i) => read[kind](i));
+  return { shape, descr, data };
+}
+
+/** Label names and modality of the MedMNIST v2 datasets medgym knows by file name. */
+export const MEDMNIST_INFO: Record<string, { modality: string; labels: string[] }> = {
+  pathmnist: { modality: 'microscopy', labels: ['adipose', 'background', 'debris', 'lymphocytes', 'mucus', 'smooth muscle', 'normal colon mucosa', 'cancer-associated stroma', 'colorectal adenocarcinoma epithelium'] },
+  dermamnist: { modality: 'dermoscopy', labels: ['actinic keratosis', 'basal cell carcinoma', 'benign keratosis', 'dermatofibroma', 'melanoma', 'melanocytic nevus', 'vascular lesion'] },
+  octmnist: { modality: 'oct', labels: ['choroidal neovascularization', 'diabetic macular edema', 'drusen', 'normal'] },
+  pneumoniamnist: { modality: 'xray', labels: ['normal', 'pneumonia'] },
+  breastmnist: { modality: 'ultrasound', labels: ['malignant', 'normal or benign'] },
+  bloodmnist: { modality: 'microscopy', labels: ['basophil', 'eosinophil', 'erythroblast', 'immature granulocyte', 'lymphocyte', 'monocyte', 'neutrophil', 'platelet'] },
+  retinamnist: { modality: 'fundus', labels: ['grade 0', 'grade 1', 'grade 2', 'grade 3', 'grade 4'] },
+};
+
+export interface MedMnistOptions {
+  /** Which arrays: train, val or test. Default train. */
+  split?: 'train' | 'val' | 'test';
+  /** Label names (index = label); default from MEDMNIST_INFO by file name, else "class k". */
+  labels?: string[];
+  modality?: string;
+  question?: string;
+  /** Options per question (2–4). Default 4. */
+  numOptions?: number;
+}
+
+export function openMedMnist(file: string, opts: MedMnistOptions = {}): ManifestDataset<{ id: string; k: number }> {
+  if (!fs.existsSync(file)) throw new LoaderError(`MedMNIST file ${file} not found`);
+  let files: Record<string, Uint8Array>;
+  try {
+    files = unzipSync(new Uint8Array(fs.readFileSync(file)));
+  } catch (err) {
+    throw new LoaderError(`${file}: not a readable .npz (zip) file (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const split = opts.split ?? 'train';
+  const get = (n: string): NpyArray => {
+    const b = files[`${n}.npy`];
+    if (!b) throw new LoaderError(`${file}: no ${n}.npy inside (has ${Object.keys(files).join(', ')})`);
+    return parseNpy(b, `${path.basename(file)}/${n}.npy`);
+  };
+  const images = get(`${split}_images`);
+  const labels = get(`${split}_labels`);
+  const [n, h, w, c = 1] = images.shape;
+  if (images.shape.length < 3 || (c !== 1 && c !== 3) || images.descr.slice(1) !== 'u1') {
+    throw new LoaderError(`${file}: expected uint8 images of shape (N, H, W) or (N, H, W, 3) but found ${images.descr} (${images.shape.join(', ')})`);
+  }
+  if (labels.shape[0] !== n) throw new LoaderError(`${file}: ${n} images but ${labels.shape[0]} labels`);
+  const perLabel = labels.shape.length > 1 ? labels.shape[1] : 1;
+  if (perLabel !== 1) throw new LoaderError(`${file}: multi-label arrays (${perLabel} labels per image, e.g. ChestMNIST) cannot be one multiple-choice answer`);
+  const base = path.basename(file).replace(/(_\d+)?\.npz$/, '').toLowerCase();
+  const known = MEDMNIST_INFO[base];
+  let maxLabel = 0;
+  for (let i = 0; i < n; i++) maxLabel = Math.max(maxLabel, labels.data[i * perLabel]);
+  const names = opts.labels ?? known?.labels ?? Array.from({ length: maxLabel + 1 }, (_, k) => `class ${k}`);
+  if (maxLabel >= names.length) throw new LoaderError(`${file}: label ${maxLabel} has no name (${names.length} labels given)`);
+  const K = Math.min(opts.numOptions ?? 4, names.length);
+  const modality = opts.modality ?? known?.modality ?? 'unknown';
+  const question = opts.question ?? 'Which finding does this image show?';
+  const records = Array.from({ length: n }, (_, k) => ({ id: `${base}/${split}/${k}`, k }));
+  const px = h * w * c;
+  return new ManifestDataset(`${base}-${split}`, records, async (r) => {
+    const truth = labels.data[r.k * perLabel];
+    const rng = new Stream(hashString(r.id));
+    const others = rng.shuffle(names.map((_, i) => i).filter((i) => i !== truth)).slice(0, K - 1);
+    const order = rng.shuffle([truth, ...others]);
+    const data = Uint8Array.from((images.data as Uint8Array).subarray(r.k * px, (r.k + 1) * px));
+    const image: RawImage = { data, width: w, height: h, channels: c as 1 | 3, bitDepth: 8 };
+    return { id: r.id, image, question, options: order.map((i) => names[i]), answer: order.indexOf(truth), modality, questionType: 'diagnosis' };
+  });
+}

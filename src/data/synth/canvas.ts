@@ -1,0 +1,72 @@
+// A float canvas the synthetic looks paint on before quantization to 8 or 16 bits.
+import type { Stream } from '../rng';
+
+export interface Canvas {
+  w: number;
+  h: number;
+  ch: 1 | 3;
+  /** Interleaved samples in stored units (0–255 for 8-bit looks, e.g. HU+1024 for CT). */
+  px: Float32Array;
+}
+
+export function canvas(w: number, h: number, ch: 1 | 3, fill: number | number[] = 0): Canvas {
+  const px = new Float32Array(w * h * ch);
+  const f = typeof fill === 'number' ? Array(ch).fill(fill) : fill;
+  for (let i = 0; i < w * h; i++) for (let c = 0; c < ch; c++) px[i * ch + c] = f[c];
+  return { w, h, ch, px };
+}
+
+/** Smooth random field in [-1, 1]: a g × g grid of random values, bilinearly interpolated. */
+export function valueNoise(rng: Stream, w: number, h: number, g: number): Float32Array {
+  const grid = new Float32Array((g + 1) * (g + 1));
+  for (let i = 0; i < grid.length; i++) grid[i] = rng.uniform(-1, 1);
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const fy = (y / h) * g;
+    const y0 = Math.floor(fy);
+    const ty = fy - y0;
+    for (let x = 0; x < w; x++) {
+      const fx = (x / w) * g;
+      const x0 = Math.floor(fx);
+      const tx = fx - x0;
+      const a = grid[y0 * (g + 1) + x0];
+      const b = grid[y0 * (g + 1) + x0 + 1];
+      const c = grid[(y0 + 1) * (g + 1) + x0];
+      const d = grid[(y0 + 1) * (g + 1) + x0 + 1];
+      out[y * w + x] = (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty;
+    }
+  }
+  return out;
+}
+
+/** Adds v (per channel: v * tint[c]) where the ellipse (cx, cy, rx, ry) covers a pixel centre. */
+export function addEllipse(cv: Canvas, cx: number, cy: number, rx: number, ry: number, v: number, tint: number[] = [1, 1, 1]): void {
+  const x0 = Math.max(0, Math.floor(cx - rx));
+  const x1 = Math.min(cv.w - 1, Math.ceil(cx + rx));
+  const y0 = Math.max(0, Math.floor(cy - ry));
+  const y1 = Math.min(cv.h - 1, Math.ceil(cy + ry));
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      const dx = (x + 0.5 - cx) / rx;
+      const dy = (y + 0.5 - cy) / ry;
+      if (dx * dx + dy * dy > 1) continue;
+      const i = (y * cv.w + x) * cv.ch;
+      for (let c = 0; c < cv.ch; c++) cv.px[i + c] += v * tint[c];
+    }
+  }
+}
+
+/** Adds amp * field[i] * tint over the whole canvas. */
+export function addField(cv: Canvas, field: Float32Array, amp: number, tint: number[] = [1, 1, 1]): void {
+  for (let i = 0; i < cv.w * cv.h; i++) for (let c = 0; c < cv.ch; c++) cv.px[i * cv.ch + c] += amp * field[i] * tint[c];
+}
+
+/** Rounds and clamps to the stored range. */
+export function quantize(cv: Canvas, bitDepth: 8 | 16, max = bitDepth === 8 ? 255 : 4095): Uint8Array | Uint16Array {
+  const out = bitDepth === 8 ? new Uint8Array(cv.px.length) : new Uint16Array(cv.px.length);
+  for (let i = 0; i < cv.px.length; i++) {
+    const v = Math.round(cv.px[i]);
+    out[i] = v < 0 ? 0 : v > max ? max : v;
+  }
+  return out;
+}

@@ -1,0 +1,110 @@
+// Observation, info and option types of MedGymEnv (Gymnasium names, async).
+import type { Dataset } from '../data/types';
+import type { SynthOptions } from '../data/synth/generator';
+import type { BatchStats, EpisodeSummary, RewardBreakdown, RewardConfig, AnswerStatus } from '../rewards';
+import type { Box, IntensityWindow, ViewImage } from '../tools/image';
+import type { ResizeKernel } from '../tools/render';
+
+export interface Observation {
+  /** Text to append to the sequence (the prompt at reset, the tool responses after a step, '' at the end). */
+  text: string;
+  /** The same text as token ids (SPEC §1), tokenized once by the env. */
+  tokens: number[];
+  /** One view per <|image|> in text, in order, at the view size. */
+  images: ViewImage[];
+  /** Size of the full-resolution original (coordinates refer to it). */
+  originalSize: { width: number; height: number };
+}
+
+export type TruncationReason = 'max_turns' | 'max_new_tokens' | 'max_total_tokens';
+
+export interface ToolCallRecord {
+  turn: number;
+  name: string;
+  ok: boolean;
+  error?: string;
+  /** Regions of the original the call showed. */
+  boxes: Box[];
+}
+
+export interface GroundTruth {
+  answer: number | string;
+  /** Option letter for multiple choice. */
+  letter?: string;
+  answerText: string;
+  box?: Box;
+  window?: IntensityWindow;
+  meta?: Record<string, unknown>;
+}
+
+export interface StepInfo {
+  taskId: string;
+  modality: string;
+  questionType: string;
+  options: string[];
+  /** Assistant segments consumed so far. */
+  turn: number;
+  /** Tokens in the episode so far (prompt, actions, responses; images count imageTokens each). */
+  totalTokens: number;
+  toolCalls: ToolCallRecord[];
+  /** Format problems found in the assistant's segments, in order. */
+  formatErrors: string[];
+  /** After the episode, or from reset when revealGroundTruth is set. */
+  groundTruth?: GroundTruth;
+  /** At the end: the graded answer. */
+  answer?: { raw: string; status: AnswerStatus | 'none'; correct: boolean };
+  truncationReason?: TruncationReason;
+  /** At the end: weighted total and each component. */
+  reward?: RewardBreakdown;
+  summary?: EpisodeSummary;
+  /** VectorEnv only: this step reset the sub-env (its action was ignored). */
+  autoreset?: boolean;
+}
+
+export interface StepResult {
+  observation: Observation;
+  reward: number;
+  terminated: boolean;
+  truncated: boolean;
+  info: StepInfo;
+}
+
+export interface MedGymOptions {
+  /** Task source; default the embedded generator MedVista-Synth-v0 with `synth` options. */
+  dataset?: Dataset;
+  /** Generator knobs when no dataset is given. */
+  synth?: SynthOptions;
+  /** Side of the square views (SPEC §1 image_size S). Default 64. */
+  viewSize?: number;
+  /** View channels (SPEC §1 C): 1 or 3. Default 3. */
+  viewChannels?: 1 | 3;
+  /** Resampling kernel for views. Default lanczos3. */
+  resizeKernel?: ResizeKernel;
+  /** System text of the prompt. Default DEFAULT_SYSTEM_PROMPT. */
+  systemPrompt?: string;
+  /** Assistant segments per episode; reaching it without an answer truncates. Default 6. */
+  maxTurns?: number;
+  /** Tokens in one assistant segment; more truncates the episode. Default 512. */
+  maxNewTokensPerTurn?: number;
+  /** Tokens in the whole episode; reaching it truncates. Default 8192. */
+  maxTotalTokens?: number;
+  /** Sequence positions one <|image|> takes in the budget (the policy's N_p). Default 1. */
+  imageTokens?: number;
+  /** Tool calls executed per segment; extra ones get an error response. Default 4. */
+  maxToolCallsPerTurn?: number;
+  /** Reward weights and custom components. Default accuracy 1, format 0.1. */
+  rewards?: RewardConfig;
+  /** Generated or loaded items kept (by index) for repeated resets, as GRPO's G samples per prompt. Default 64; 0 disables. */
+  itemCacheSize?: number;
+  /** Rendered views kept (by item id, window, region and operation). Default 1024; 0 disables. Item ids must identify pixels. */
+  viewCacheSize?: number;
+  /** Put the ground truth in info from reset on (scripted experts, SFT demonstrations). Default false. */
+  revealGroundTruth?: boolean;
+}
+
+export interface ResetOptions {
+  /** Item index in the task source (default: drawn from the env's seeded stream). */
+  index?: number;
+}
+
+export type { BatchStats };

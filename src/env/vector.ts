@@ -1,0 +1,73 @@
+// VectorEnv: n MedGymEnvs stepped concurrently, with Gymnasium's next-step autoreset: the step after
+// a sub-env terminates or truncates resets it (its action is ignored) and returns the reset
+// observation with reward 0 and info.autoreset = true.
+import { batchStats, type BatchStats, type EpisodeSummary, type RewardBreakdown } from '../rewards';
+import type { MedGymEnv } from './env';
+import type { Observation, ResetOptions, StepInfo } from './types';
+
+export interface VectorStepResult {
+  observations: Observation[];
+  rewards: number[];
+  terminated: boolean[];
+  truncated: boolean[];
+  infos: StepInfo[];
+}
+
+export class VectorEnv {
+  readonly envs: MedGymEnv[];
+  private needsReset: boolean[];
+  private finished: { summary: EpisodeSummary; reward: RewardBreakdown }[] = [];
+
+  constructor(envs: MedGymEnv[]) {
+    if (envs.length === 0) throw new RangeError('Expected at least one sub-env');
+    this.envs = envs;
+    this.needsReset = envs.map(() => true);
+  }
+
+  get numEnvs(): number {
+    return this.envs.length;
+  }
+
+  /** Resets every sub-env; with a seed, sub-env i gets seed + i (as Gymnasium does). */
+  async reset(args: { seed?: number; options?: ResetOptions } = {}): Promise<{ observations: Observation[]; infos: StepInfo[] }> {
+    const rs = await Promise.all(this.envs.map((e, i) => e.reset({ seed: args.seed === undefined ? undefined : args.seed + i, options: args.options })));
+    this.needsReset = this.envs.map(() => false);
+    return { observations: rs.map((r) => r.observation), infos: rs.map((r) => r.info) };
+  }
+
+  /** Steps every sub-env with its action, concurrently. */
+  async step(actions: (string | ArrayLike<number>)[]): Promise<VectorStepResult> {
+    if (actions.length !== this.envs.length) throw new RangeError(`Expected ${this.envs.length} actions but received ${actions.length}`);
+    const rs = await Promise.all(
+      this.envs.map(async (env, i) => {
+        if (this.needsReset[i]) {
+          const r = await env.reset();
+          return { observation: r.observation, reward: 0, terminated: false, truncated: false, info: { ...r.info, autoreset: true } };
+        }
+        return env.step(actions[i]);
+      }),
+    );
+    rs.forEach((r, i) => {
+      this.needsReset[i] = r.terminated || r.truncated;
+      if (this.needsReset[i] && r.info.summary && r.info.reward) this.finished.push({ summary: r.info.summary, reward: r.info.reward });
+    });
+    return {
+      observations: rs.map((r) => r.observation),
+      rewards: rs.map((r) => r.reward),
+      terminated: rs.map((r) => r.terminated),
+      truncated: rs.map((r) => r.truncated),
+      infos: rs.map((r) => r.info),
+    };
+  }
+
+  /** Metrics of the episodes finished since the last call (SPEC §7 per-batch stats), then forgets them. */
+  drainStats(): BatchStats {
+    const s = batchStats(this.finished);
+    this.finished = [];
+    return s;
+  }
+
+  close(): void {
+    for (const e of this.envs) e.close();
+  }
+}

@@ -1,0 +1,124 @@
+// SPEC §4 rewards: accuracy, format, tool, IoU, summed with configurable weights. Each component is
+// a function of the finished episode, so users can add their own beside them.
+import { iou as boxIou } from '../tools/geometry';
+import type { Box } from '../tools/image';
+import type { AnswerStatus } from './answer';
+
+export { gradeAnswer, normalizeAnswer, ANSWER_MARGIN } from './answer';
+export type { AnswerStatus, GradedAnswer } from './answer';
+
+/** What a reward sees of a finished episode. */
+export interface EpisodeSummary {
+  /** Answer status; 'none' when the episode ended without an <answer>. */
+  answerStatus: AnswerStatus | 'none';
+  correct: boolean;
+  /** No format errors in any segment, no failed tool call, and the episode answered. */
+  wellFormed: boolean;
+  toolCalls: number;
+  toolErrors: number;
+  /** Regions the policy looked at through zoom_in / crop_multi. */
+  zoomBoxes: Box[];
+  /** Ground-truth finding box, when the task has one. */
+  gtBox?: Box;
+  truncated: boolean;
+}
+
+export type RewardFn = (ep: EpisodeSummary) => number;
+
+/** accuracy: 1 for a correct, valid answer (SPEC §7 rules), else 0. */
+export const accuracyReward: RewardFn = (ep) => (ep.correct ? 1 : 0);
+/** format: 1 when every segment was well formed and the episode answered, else 0. */
+export const formatReward: RewardFn = (ep) => (ep.wellFormed ? 1 : 0);
+/** tool: 1 when at least one tool call succeeded and the answer is correct (failed calls earn nothing). */
+export const toolReward: RewardFn = (ep) => (ep.correct && ep.toolCalls - ep.toolErrors > 0 ? 1 : 0);
+/** iou: IoU of the best zoom box with the ground-truth finding box (0 without either). */
+export const iouReward: RewardFn = (ep) => (ep.gtBox ? Math.max(0, ...ep.zoomBoxes.map((b) => boxIou(b, ep.gtBox!))) : 0);
+
+export const BUILTIN_REWARDS = { accuracy: accuracyReward, format: formatReward, tool: toolReward, iou: iouReward };
+
+/**
+ * Weights of the reward sum. Built-in names take a number; extra entries take { fn, weight }.
+ * Defaults: accuracy 1, format 0.1, tool 0, iou 0 (RECIPE's reward = accuracy + 0.1·format).
+ */
+export interface RewardConfig {
+  accuracy?: number;
+  format?: number;
+  tool?: number;
+  iou?: number;
+  [custom: string]: number | { fn: RewardFn; weight: number } | undefined;
+}
+
+export const DEFAULT_REWARDS: Required<Pick<RewardConfig, 'accuracy' | 'format' | 'tool' | 'iou'>> = { accuracy: 1, format: 0.1, tool: 0, iou: 0 };
+
+export interface RewardBreakdown {
+  total: number;
+  /** Unweighted value of each component. */
+  components: Record<string, number>;
+}
+
+/** Builds the weighted sum; unknown names without a fn are an error at construction. */
+export function composeRewards(config: RewardConfig = {}): (ep: EpisodeSummary) => RewardBreakdown {
+  const merged: RewardConfig = { ...DEFAULT_REWARDS, ...config };
+  const parts: { name: string; fn: RewardFn; weight: number }[] = [];
+  for (const [name, v] of Object.entries(merged)) {
+    if (v === undefined) continue;
+    if (typeof v === 'number') {
+      const fn = (BUILTIN_REWARDS as Record<string, RewardFn>)[name];
+      if (!fn) throw new TypeError(`Unknown reward ${JSON.stringify(name)}: give { fn, weight } for a custom reward`);
+      if (!Number.isFinite(v)) throw new RangeError(`Expected finite weight for reward ${name} but received ${v}`);
+      parts.push({ name, fn, weight: v });
+    } else {
+      if (typeof v.fn !== 'function' || !Number.isFinite(v.weight)) throw new TypeError(`Expected { fn, weight } for reward ${name}`);
+      parts.push({ name, fn: v.fn, weight: v.weight });
+    }
+  }
+  return (ep) => {
+    const components: Record<string, number> = {};
+    let total = 0;
+    for (const p of parts) {
+      const value = p.fn(ep);
+      components[p.name] = value;
+      if (p.weight !== 0) total += p.weight * value;
+    }
+    return { total, components };
+  };
+}
+
+/** Per-batch metrics (SPEC §7): means, the share answering without any tool call, invalid answers. */
+export interface BatchStats {
+  episodes: number;
+  meanReward: number;
+  /** Mean of each reward component. */
+  components: Record<string, number>;
+  accuracy: number;
+  /** Share of episodes that answered without a single tool call (watch for collapse to 0 tool use). */
+  noToolAnswerShare: number;
+  meanToolCalls: number;
+  /** Failed tool calls over all tool calls. */
+  toolErrorRate: number;
+  truncatedShare: number;
+  /** Count of episodes by answer status (empty, multiple, too_long, unrecognized, none, ok). */
+  answerStatus: Record<string, number>;
+}
+
+export function batchStats(eps: { summary: EpisodeSummary; reward: RewardBreakdown }[]): BatchStats {
+  const n = eps.length;
+  const mean = (f: (e: (typeof eps)[number]) => number): number => (n ? eps.reduce((s, e) => s + f(e), 0) / n : 0);
+  const components: Record<string, number> = {};
+  for (const e of eps) for (const [k, v] of Object.entries(e.reward.components)) components[k] = (components[k] ?? 0) + v / n;
+  const answerStatus: Record<string, number> = {};
+  for (const e of eps) answerStatus[e.summary.answerStatus] = (answerStatus[e.summary.answerStatus] ?? 0) + 1;
+  const calls = eps.reduce((s, e) => s + e.summary.toolCalls, 0);
+  const errors = eps.reduce((s, e) => s + e.summary.toolErrors, 0);
+  return {
+    episodes: n,
+    meanReward: mean((e) => e.reward.total),
+    components,
+    accuracy: mean((e) => (e.summary.correct ? 1 : 0)),
+    noToolAnswerShare: mean((e) => (e.summary.answerStatus !== 'none' && e.summary.toolCalls === 0 ? 1 : 0)),
+    meanToolCalls: mean((e) => e.summary.toolCalls),
+    toolErrorRate: calls ? errors / calls : 0,
+    truncatedShare: mean((e) => (e.summary.truncated ? 1 : 0)),
+    answerStatus,
+  };
+}

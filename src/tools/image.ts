@@ -1,0 +1,89 @@
+// Raw pixel images shared by tools, generator and loaders, and the few pixel helpers they need.
+
+/** A raw image: row-major, channels interleaved. 16-bit images are greyscale (CT, MRI, X-ray). */
+export interface RawImage {
+  /** Uint8Array for bitDepth 8, Uint16Array for bitDepth 16. */
+  data: Uint8Array | Uint16Array;
+  width: number;
+  height: number;
+  /** 1 (grey) or 3 (RGB). */
+  channels: 1 | 3;
+  bitDepth: 8 | 16;
+  /** Display window used when no `window` call is in force (e.g. DICOM WindowCenter/Width). */
+  defaultWindow?: IntensityWindow;
+}
+
+/** An 8-bit view as the policy sees it (pixels scaled x/255*2-1 by the policy, SPEC §1). */
+export interface ViewImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+}
+
+/** Integer pixel box [x1, y1, x2, y2), x2/y2 exclusive, inside the image. */
+export type Box = [number, number, number, number];
+
+/** Intensity window in the image's stored units. */
+export interface IntensityWindow {
+  center: number;
+  width: number;
+}
+
+export function checkImage(img: RawImage): void {
+  const { width, height, channels, bitDepth, data } = img;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`Expected positive integer image size but received ${width}x${height}`);
+  }
+  if (channels !== 1 && channels !== 3) throw new RangeError(`Expected 1 or 3 channels but received ${channels}`);
+  if (bitDepth === 16 && !(data instanceof Uint16Array)) throw new TypeError('Expected Uint16Array data for a 16-bit image');
+  if (bitDepth === 8 && !(data instanceof Uint8Array)) throw new TypeError('Expected Uint8Array data for an 8-bit image');
+  if (data.length !== width * height * channels) {
+    throw new RangeError(`Expected ${width * height * channels} samples for ${width}x${height}x${channels} but received ${data.length}`);
+  }
+}
+
+/** Copies the box [x1,y1,x2,y2) out of img (same depth and channels). */
+export function cropRaw(img: RawImage, box: Box): RawImage {
+  const [x1, y1, x2, y2] = box;
+  const w = x2 - x1;
+  const h = y2 - y1;
+  const c = img.channels;
+  const out = img.bitDepth === 16 ? new Uint16Array(w * h * c) : new Uint8Array(w * h * c);
+  for (let y = 0; y < h; y++) {
+    const src = ((y1 + y) * img.width + x1) * c;
+    out.set(img.data.subarray(src, src + w * c), y * w * c);
+  }
+  return { data: out, width: w, height: h, channels: c, bitDepth: img.bitDepth };
+}
+
+/** The window that maps the image's full stored range (min..max) onto 0..255. */
+export function fullRangeWindow(img: RawImage): IntensityWindow {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const d = img.data;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return { center: (lo + hi + 1) / 2, width: Math.max(1, hi - lo + 1) };
+}
+
+/**
+ * To 8 bits: with a window, out = clamp(round((v - (center - width/2)) / width * 255), 0, 255);
+ * without one, 8-bit data is copied as is and 16-bit data is mapped through its full range.
+ */
+export function to8Bit(img: RawImage, window?: IntensityWindow): Uint8Array {
+  if (!window && img.bitDepth === 8) return img.data as Uint8Array;
+  const w = window ?? fullRangeWindow(img);
+  const lo = w.center - w.width / 2;
+  const k = 255 / w.width;
+  const d = img.data;
+  const out = new Uint8Array(d.length);
+  for (let i = 0; i < d.length; i++) {
+    const v = Math.round((d[i] - lo) * k);
+    out[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+  }
+  return out;
+}
