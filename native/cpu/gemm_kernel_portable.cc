@@ -1,0 +1,60 @@
+// Portable GEMM kernels (plain C++ the compiler vectorizes for the baseline ISA, e.g. SSE2): a 4 x 8
+// micro-kernel for the packed path and 8-lane dot products for the small-M path.
+#include "cpu/gemm_internal.h"
+#include "cpu/gemm_pack.h"
+
+namespace medgym::gemm_detail {
+
+namespace {
+
+constexpr int kMR = 4, kNR = 8;
+
+void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
+  float acc[kMR][kNR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int r = 0; r < kMR; ++r)
+      for (int v = 0; v < kNR; ++v) acc[r][v] += a[r] * b[v];
+    a += kMR;
+    b += kNR;
+  }
+  for (int r = 0; r < kMR; ++r) {
+    float* cr = c + r * ldc;
+    for (int v = 0; v < kNR; ++v) {
+      float t = alpha * acc[r][v];
+      cr[v] = beta == 0.0f ? t : t + beta * cr[v];
+    }
+  }
+}
+
+constexpr int kLanes = 8;
+
+inline float dot(const float* x, const float* y, int64_t K) {
+  float acc[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= K; k += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += x[k + l] * y[k + l];
+  for (int l = 0; k + l < K; ++l) acc[l] += x[k + l] * y[k + l];
+  float s = 0.0f;
+  for (int l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
+}
+
+void dot_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int64_t lda,
+              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = n0; j < n1; ++j) {
+      float* c = C + i * ldc + j;
+      float v = alpha * dot(A + i * lda, B + j * ldb, K);
+      *c = beta == 0.0f ? v : v + beta * *c;
+    }
+}
+
+}  // namespace
+
+const GemmImpl& impl_portable() {
+  static const GemmImpl impl{"portable", kMR, kNR, 128, 256, 512, micro_kernel, pack_a<kMR>, pack_b<kNR>,
+                             dot_rows};
+  return impl;
+}
+
+}  // namespace medgym::gemm_detail
