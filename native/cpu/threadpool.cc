@@ -74,8 +74,9 @@ class Pool {
     if (!error_) error_ = e;
   }
 
-  void worker(int tid) {
-    uint64_t seen = 0;
+  // `seen` starts at the generation current when the worker is created: a worker started by a
+  // resize must not run the (finished, nulled) job of an earlier region.
+  void worker(int tid, uint64_t seen) {
     for (;;) {
       const std::function<void(int, int)>* job;
       int nthreads;
@@ -114,7 +115,7 @@ class Pool {
     if (n == size_) return;
     stop_workers();
     size_ = n;
-    for (int tid = 1; tid < n; ++tid) threads_.emplace_back([this, tid] { worker(tid); });
+    for (int tid = 1; tid < n; ++tid) threads_.emplace_back([this, tid, gen = generation_] { worker(tid, gen); });
   }
 
   std::mutex region_mu_;  // one parallel region at a time (async calls may come from several threads)

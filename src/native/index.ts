@@ -3,3 +3,4 @@ export { loadNative, addonCandidates, NativeAddonNotFoundError } from './loader'
 export { nativeInfo, setNumThreads, setSimdLevel } from './runtime';
 export type { NativeInfo, SimdLevel } from './types';
 export * from './gelu';
+export * from './gemm';
