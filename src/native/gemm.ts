@@ -34,6 +34,8 @@ interface GemmNative {
 const native = () => nativeFunctions<GemmNative>();
 
 function withC(args: GemmArgs): NativeGemmArgs {
+  // Not an options object, or C given: the native side validates everything and names the argument.
+  if (typeof args !== 'object' || args === null) return args as NativeGemmArgs;
   if (args.C !== undefined && args.C !== null) return args as NativeGemmArgs;
   if (typeof args.beta === 'number' && args.beta !== 0) {
     throw new RangeError(`gemm: \`beta\` must be 0 when \`C\` is omitted but received ${String(args.beta)}`);
