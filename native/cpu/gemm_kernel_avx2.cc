@@ -20,6 +20,12 @@ MEDGYM_AVX2 void micro_kernel(int64_t kc, const float* a, const float* b, float*
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+  // Fetch the C tile early: its rows are far apart and would otherwise miss at the end.
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+  if (NV * 8 > 16)
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + NV * 8 - 1), _MM_HINT_T0);
   for (int64_t k = 0; k < kc; ++k) {
     __m256 bv[NV];
 #pragma GCC unroll 4
@@ -123,7 +129,7 @@ MEDGYM_AVX2 void dot_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float al
 }  // namespace
 
 const GemmImpl& impl_avx2() {
-  static const GemmImpl impl{"avx2", kMR, kNR, 96, 256, 512, micro_kernel<kMR, kNV>, pack_a<kMR>, pack_b<kNR>,
+  static const GemmImpl impl{"avx2", kMR, kNR, 96, 256, 512, micro_kernel<kMR, kNV>, pack_a<kMR, true>, pack_b<kNR, true>,
                              dot_rows};
   return impl;
 }

@@ -52,7 +52,7 @@ void dot_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, const f
 }  // namespace
 
 const GemmImpl& impl_portable() {
-  static const GemmImpl impl{"portable", kMR, kNR, 128, 256, 512, micro_kernel, pack_a<kMR>, pack_b<kNR>,
+  static const GemmImpl impl{"portable", kMR, kNR, 128, 256, 512, micro_kernel, pack_a<kMR, false>, pack_b<kNR, false>,
                              dot_rows};
   return impl;
 }
