@@ -109,8 +109,9 @@ void packed_range(const GemmImpl& im, bool trans_a, bool trans_b, int64_t m0, in
                   int64_t n1, int64_t K, int64_t kc_max, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (m0 >= m1 || n0 >= n1) return;
-  const int64_t mc_max = std::min(im.mc, ((m1 - m0 + im.mr - 1) / im.mr) * im.mr);
-  const int64_t nc_max = std::min(im.nc, ((n1 - n0 + im.nr - 1) / im.nr) * im.nr);
+  // Block sizes are whole micro-tiles (the packed buffers hold whole, zero-padded panels).
+  const int64_t mc_max = std::min(std::max<int64_t>(1, im.mc / im.mr), (m1 - m0 + im.mr - 1) / im.mr) * im.mr;
+  const int64_t nc_max = std::min(std::max<int64_t>(1, im.nc / im.nr), (n1 - n0 + im.nr - 1) / im.nr) * im.nr;
   float* pa = t_pack_a.get(mc_max * kc_max);
   float* pb = t_pack_b.get(nc_max * kc_max);
   for (int64_t jc = n0; jc < n1; jc += nc_max) {

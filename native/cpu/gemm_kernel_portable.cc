@@ -1,14 +1,50 @@
-// Portable GEMM kernels (plain C++ the compiler vectorizes for the baseline ISA, e.g. SSE2): a 4 x 8
+// Portable GEMM kernels (plain C++ the compiler vectorizes for the baseline ISA, e.g. SSE2): a 6 x 8
 // micro-kernel for the packed path and 8-lane dot products for the small-M path.
 #include "cpu/gemm_internal.h"
 #include "cpu/gemm_pack.h"
+
+#include <cstring>
 
 namespace medgym::gemm_detail {
 
 namespace {
 
-constexpr int kMR = 4, kNR = 8;
+constexpr int kMR = 6, kNR = 8;
 
+#if defined(__GNUC__) || defined(__clang__)
+// GCC/Clang vector extensions: 4-float vectors that compile to SSE / NEON / scalar code as the
+// target allows; 12 accumulators + 2 B vectors + 1 broadcast fit 16 registers.
+typedef float v4f __attribute__((vector_size(16)));
+
+inline v4f load4(const float* p) {
+  v4f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(float* p, v4f v) { std::memcpy(p, &v, sizeof v); }
+
+void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
+  v4f acc[kMR][2] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    const v4f b0 = load4(b), b1 = load4(b + 4);
+    for (int r = 0; r < kMR; ++r) {
+      const v4f ar = {a[r], a[r], a[r], a[r]};
+      acc[r][0] += ar * b0;
+      acc[r][1] += ar * b1;
+    }
+    a += kMR;
+    b += kNR;
+  }
+  for (int r = 0; r < kMR; ++r) {
+    float* cr = c + r * ldc;
+    for (int v = 0; v < 2; ++v) {
+      v4f t = alpha * acc[r][v];
+      if (beta != 0.0f) t += beta * load4(cr + 4 * v);
+      store4(cr + 4 * v, t);
+    }
+  }
+}
+#else
 void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
   float acc[kMR][kNR] = {};
   for (int64_t k = 0; k < kc; ++k) {
@@ -25,6 +61,7 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
     }
   }
 }
+#endif
 
 constexpr int kLanes = 8;
 
@@ -52,7 +89,7 @@ void dot_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, const f
 }  // namespace
 
 const GemmImpl& impl_portable() {
-  static const GemmImpl impl{"portable", kMR, kNR, 128, 256, 512, micro_kernel, pack_a<kMR, false>, pack_b<kNR, false>,
+  static const GemmImpl impl{"portable", kMR, kNR, 120, 256, 512, micro_kernel, pack_a<kMR, false>, pack_b<kNR, false>,
                              dot_rows};
   return impl;
 }
