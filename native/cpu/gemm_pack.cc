@@ -83,6 +83,18 @@ MEDGYM_AVX2 void pack_transposed_avx2(const float* src, int64_t ld, int64_t rows
   for (; k < kc; ++k)
     for (int w = 0; w < W; ++w) dst[k * W + w] = src[w * ld + k];
 }
+
+// dst[k * W + w] = src[k * ld + w] for full panels (cols == W) with vector loads and stores.
+template <int W>
+MEDGYM_AVX2 void pack_direct_avx2(const float* src, int64_t ld, int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k, src += ld, dst += W) {
+    int w = 0;
+#pragma GCC unroll 8
+    for (; w + 8 <= W; w += 8) _mm256_storeu_ps(dst + w, _mm256_loadu_ps(src + w));
+    if (w + 4 <= W) _mm_storeu_ps(dst + w, _mm_loadu_ps(src + w)), w += 4;
+    for (; w < W; ++w) dst[w] = src[w];
+  }
+}
 #endif
 
 // dst[k * W + w] = src[k * ld + w] for w < cols, zero beyond: rows of a k-major matrix.
@@ -101,6 +113,14 @@ inline void pack_direct(const float* src, int64_t ld, int64_t cols, int64_t kc, 
 }
 
 template <int W, bool kSimd>
+inline void direct(const float* src, int64_t ld, int64_t cols, int64_t kc, float* dst) {
+#if MEDGYM_X86
+  if (kSimd && cols == W) return pack_direct_avx2<W>(src, ld, kc, dst);
+#endif
+  pack_direct<W>(src, ld, cols, kc, dst);
+}
+
+template <int W, bool kSimd>
 inline void transposed(const float* src, int64_t ld, int64_t rows, int64_t kc, float* dst) {
 #if MEDGYM_X86
   if (kSimd) return pack_transposed_avx2<W>(src, ld, rows, kc, dst);
@@ -115,7 +135,7 @@ void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int64_t mc, i
             float* dst) {
   for (int64_t p = 0; p < mc; p += MR, dst += MR * kc) {
     int64_t rows = mc - p < MR ? mc - p : MR;
-    if (trans_a) pack_direct<MR>(A + k0 * lda + i0 + p, lda, rows, kc, dst);     // A is [K,M]
+    if (trans_a) direct<MR, kSimd>(A + k0 * lda + i0 + p, lda, rows, kc, dst);     // A is [K,M]
     else transposed<MR, kSimd>(A + (i0 + p) * lda + k0, lda, rows, kc, dst);    // A is [M,K]
   }
 }
@@ -126,7 +146,7 @@ void pack_b(bool trans_b, const float* B, int64_t ldb, int64_t k0, int64_t kc, i
   for (int64_t p = 0; p < nc; p += NR, dst += NR * kc) {
     int64_t cols = nc - p < NR ? nc - p : NR;
     if (trans_b) transposed<NR, kSimd>(B + (j0 + p) * ldb + k0, ldb, cols, kc, dst);  // B is [N,K]
-    else pack_direct<NR>(B + k0 * ldb + j0 + p, ldb, cols, kc, dst);                // B is [K,N]
+    else direct<NR, kSimd>(B + k0 * ldb + j0 + p, ldb, cols, kc, dst);                // B is [K,N]
   }
 }
 

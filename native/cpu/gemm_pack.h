@@ -1,7 +1,6 @@
 // Packing of op(A) / op(B) into the micro-panels of the packed GEMM (see gemm_internal.h).
-// Contiguous copies are plain C++ (the compiler vectorizes them); transposing copies use AVX
-// register transposes when kSimd (only for the AVX2 / AVX-512 implementations, after the
-// simd_level() check). Instantiated in gemm_pack.cc.
+// Plain C++ copies, or with kSimd (only for the AVX2 / AVX-512 implementations, after the
+// simd_level() check) AVX loads/stores and AVX register transposes. Instantiated in gemm_pack.cc.
 #pragma once
 #include <cstdint>
 
