@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "cpu/cpu_features.h"
 #include "cpu/gemm_internal.h"
