@@ -13,8 +13,9 @@
 // Threads split M (MR-aligned ranges) or N (NR-aligned ranges) statically and each packs what it
 // needs, without barriers. Every C element is computed by the same sequence of operations whatever
 // its tile or thread, so results are bit-identical for any thread count.
-// Small problems (M <= kDotMaxM with op(B) = B^T, e.g. x @ W^T in generation; or tiny ones of any
-// layout) skip packing and use register-blocked dot products over contiguous rows instead.
+// Small problems skip packing: M <= kDotMaxM with op(B) = B^T (x @ W^T in generation) and tiny
+// ones of any layout use register-blocked dot products over contiguous rows; M <= axpy_max_m with
+// op(B) = B streams rows of B through vector accumulators (axpy path).
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -142,6 +143,18 @@ void dot_path(const GemmImpl& im, int64_t M, int64_t N, int64_t K, float alpha, 
   }, threads_for(M, N, K, blocks));
 }
 
+// Small-M path for op(B) = B [K,N]: no packing, B rows streamed. Splits N in blocks of 64.
+void axpy_path(const GemmImpl& im, bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t blocks = (N + 63) / 64;
+  parallel_run([&](int tid, int nthreads) {
+    int64_t b0, b1;
+    static_chunk(blocks, tid, nthreads, &b0, &b1);
+    int64_t n0 = b0 * 64, n1 = std::min(N, b1 * 64);
+    if (n0 < n1) im.axpy_rows(M, n0, n1, K, alpha, trans_a, A, lda, B, ldb, beta, C, ldc);
+  }, threads_for(M, N, K, blocks));
+}
+
 // Tiny problems of any layout: copy op(A) to [M,K] rows and op(B)^T to [N,K] rows, then dot path.
 void tiny_path(const GemmImpl& im, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -188,6 +201,11 @@ void sgemm_packed(const GemmImpl& im, bool trans_a, bool trans_b, int64_t M, int
   }, threads_for(M, N, K, parts));
 }
 
+void sgemm_axpy(const GemmImpl& im, bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  axpy_path(im, trans_a, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void sgemm_dot(const GemmImpl& im, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   dot_path(im, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -203,6 +221,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   const GemmImpl& im = current_impl();
   // Path choices depend on the shape only (never on the thread count), so results stay identical.
   if (!trans_a && trans_b && M <= kDotMaxM) return dot_path(im, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!trans_b && M <= im.axpy_max_m) return axpy_path(im, trans_a, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (static_cast<double>(M) * N * K <= kTinyWork) return tiny_path(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   gemm_detail::sgemm_packed(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -27,6 +27,13 @@ using PackB = void (*)(bool trans_b, const float* B, int64_t ldb, int64_t k0, in
 using DotRows = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, const float* A,
                          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// Small-M path for op(B) = B stored [K,N] (row stride ldb), unpacked: rows of B stream through
+// vector registers, C[i, n0:n1] for i < M accumulates alpha * sum_k op(A)[i,k] B[k, :] + beta * C.
+// op(A)[i,k] is A[i*lda + k], or A[k*lda + i] when trans_a. One FMA chain per element over all of K.
+using AxpyRows = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, bool trans_a,
+                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                          int64_t ldc);
+
 struct GemmImpl {
   const char* name;
   int mr, nr;
@@ -35,6 +42,8 @@ struct GemmImpl {
   PackA pack_a;
   PackB pack_b;
   DotRows dot_rows;
+  AxpyRows axpy_rows;
+  int64_t axpy_max_m;  // op(B) = B with M at most this: axpy path (measured crossover vs packing)
 };
 
 const GemmImpl& impl_portable();
@@ -48,6 +57,9 @@ namespace medgym::gemm_detail {
 void sgemm_packed(const GemmImpl& im, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                   float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc);
+// op(B) = B [K,N], any op(A).
+void sgemm_axpy(const GemmImpl& im, bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // op(A) = A [M,K], op(B) = B^T with B [N,K].
 void sgemm_dot(const GemmImpl& im, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

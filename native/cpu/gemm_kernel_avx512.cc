@@ -126,11 +126,61 @@ MEDGYM_AVX512 void dot_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float 
   else if (M - i == 1) dot_row_block<1>(i, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// RM rows of C, columns [j, j + 64) masked to n1: B rows streamed as 4 zmm per k.
+template <int RM>
+MEDGYM_AVX512 void axpy_block(int64_t i, int64_t j, int64_t n1, int64_t K, float alpha, bool trans_a,
+                              const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                              int64_t ldc) {
+  constexpr int NV = 4;
+  __mmask16 m[NV];
+  for (int v = 0; v < NV; ++v) {
+    int64_t n = n1 - j - 16 * v;
+    m[v] = n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << n) - 1u);
+  }
+  __m512 acc[RM][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const float* b = B + k * ldb + j;
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(m[v], b + 16 * v);
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; ++r) {
+      __m512 av = _mm512_set1_ps(trans_a ? A[k * lda + i + r] : A[(i + r) * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 4
+  for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      float* c = C + (i + r) * ldc + j + 16 * v;
+      __m512 t = _mm512_mul_ps(va, acc[r][v]);
+      if (beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[v], c), t);
+      _mm512_mask_storeu_ps(c, m[v], t);
+    }
+}
+
+MEDGYM_AVX512 void axpy_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, bool trans_a,
+                             const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                             int64_t ldc) {
+  for (int64_t j = n0; j < n1; j += 64) {
+    int64_t i = 0;
+    for (; i + 4 <= M; i += 4) axpy_block<4>(i, j, n1, K, alpha, trans_a, A, lda, B, ldb, beta, C, ldc);
+    for (; i < M; ++i) axpy_block<1>(i, j, n1, K, alpha, trans_a, A, lda, B, ldb, beta, C, ldc);
+  }
+}
+
 }  // namespace
 
 const GemmImpl& impl_avx512() {
   static const GemmImpl impl{"avx512", kMR, kNR, 96, 384, 384, micro_kernel<kMR, kNV>, pack_a<kMR, true>, pack_b<kNR, true>,
-                             dot_rows};
+                             dot_rows, axpy_rows, 48};
   return impl;
 }
 #else

@@ -86,11 +86,39 @@ void dot_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, const f
     }
 }
 
+// W columns of row i from j0 (W a compile-time width, or the run-time tail width w <= kW).
+template <int64_t W>
+void axpy_cols(int64_t i, int64_t j0, int64_t w, int64_t K, float alpha, bool trans_a, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t n = W > 0 ? W : w;
+  float acc[W > 0 ? W : 32] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+    const float* b = B + k * ldb + j0;
+    for (int64_t q = 0; q < n; ++q) acc[q] += a * b[q];
+  }
+  float* c = C + i * ldc + j0;
+  for (int64_t q = 0; q < n; ++q) {
+    float v = alpha * acc[q];
+    c[q] = beta == 0.0f ? v : v + beta * c[q];
+  }
+}
+
+void axpy_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, bool trans_a, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  constexpr int64_t kW = 32;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j0 = n0; j0 < n1; j0 += kW) {
+      if (j0 + kW <= n1) axpy_cols<kW>(i, j0, kW, K, alpha, trans_a, A, lda, B, ldb, beta, C, ldc);
+      else axpy_cols<0>(i, j0, n1 - j0, K, alpha, trans_a, A, lda, B, ldb, beta, C, ldc);
+    }
+}
+
 }  // namespace
 
 const GemmImpl& impl_portable() {
   static const GemmImpl impl{"portable", kMR, kNR, 120, 256, 512, micro_kernel, pack_a<kMR, false>, pack_b<kNR, false>,
-                             dot_rows};
+                             dot_rows, axpy_rows, 1};
   return impl;
 }
 
