@@ -13,7 +13,7 @@
 // Threads split M (MR-aligned ranges) or N (NR-aligned ranges) statically and each packs what it
 // needs, without barriers. Every C element is computed by the same sequence of operations whatever
 // its tile or thread, so results are bit-identical for any thread count.
-// Small problems skip packing: M <= kDotMaxM with op(B) = B^T (x @ W^T in generation) and tiny
+// Small problems skip packing: M <= dot_max_m with op(B) = B^T (x @ W^T in generation) and tiny
 // ones of any layout use register-blocked dot products over contiguous rows; M <= axpy_max_m with
 // op(B) = B streams rows of B through vector accumulators (axpy path).
 #include "cpu/gemm.h"
@@ -33,7 +33,6 @@ using gemm_detail::GemmImpl;
 
 namespace {
 
-constexpr int64_t kDotMaxM = 64;            // x @ W^T with at most this many rows: dot-product path
 constexpr int64_t kTinyWork = 32 * 32 * 32;  // M*N*K at most this: dot-product path for any layout
 constexpr int64_t kFlopsPerThread = 1 << 19;  // less work than this per thread is not worth a thread
 
@@ -220,7 +219,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc);
   const GemmImpl& im = current_impl();
   // Path choices depend on the shape only (never on the thread count), so results stay identical.
-  if (!trans_a && trans_b && M <= kDotMaxM) return dot_path(im, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!trans_a && trans_b && M <= im.dot_max_m) return dot_path(im, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (!trans_b && M <= im.axpy_max_m) return axpy_path(im, trans_a, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (static_cast<double>(M) * N * K <= kTinyWork) return tiny_path(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   gemm_detail::sgemm_packed(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

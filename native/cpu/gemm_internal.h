@@ -43,7 +43,9 @@ struct GemmImpl {
   PackB pack_b;
   DotRows dot_rows;
   AxpyRows axpy_rows;
-  int64_t axpy_max_m;  // op(B) = B with M at most this: axpy path (measured crossover vs packing)
+  // Measured crossovers against the packed path: small-M paths are used up to these M.
+  int64_t dot_max_m;   // op(A) = A, op(B) = B^T: dot path
+  int64_t axpy_max_m;  // op(B) = B: axpy path
 };
 
 const GemmImpl& impl_portable();

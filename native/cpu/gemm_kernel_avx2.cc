@@ -187,7 +187,7 @@ MEDGYM_AVX2 void axpy_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float a
 
 const GemmImpl& impl_avx2() {
   static const GemmImpl impl{"avx2", kMR, kNR, 96, 384, 384, micro_kernel<kMR, kNV>, pack_a<kMR, true>, pack_b<kNR, true>,
-                             dot_rows, axpy_rows, 8};
+                             dot_rows, axpy_rows, 16, 8};
   return impl;
 }
 #else

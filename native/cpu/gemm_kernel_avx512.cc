@@ -180,7 +180,7 @@ MEDGYM_AVX512 void axpy_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float
 
 const GemmImpl& impl_avx512() {
   static const GemmImpl impl{"avx512", kMR, kNR, 96, 384, 384, micro_kernel<kMR, kNV>, pack_a<kMR, true>, pack_b<kNR, true>,
-                             dot_rows, axpy_rows, 48};
+                             dot_rows, axpy_rows, 48, 48};
   return impl;
 }
 #else

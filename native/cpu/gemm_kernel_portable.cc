@@ -118,7 +118,7 @@ void axpy_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, bool t
 
 const GemmImpl& impl_portable() {
   static const GemmImpl impl{"portable", kMR, kNR, 120, 256, 512, micro_kernel, pack_a<kMR, false>, pack_b<kNR, false>,
-                             dot_rows, axpy_rows, 1};
+                             dot_rows, axpy_rows, 2, 1};
   return impl;
 }
 
