@@ -19,6 +19,8 @@ const SHAPES: Shape[] = [
   { M: 512, N: 384, K: 384, transA: true, transB: false, note: 'A^T@B (dW)' },
   { M: 512, N: 384, K: 384, transA: false, transB: true, note: 'A@B^T (dX)' },
   { M: 1, N: 1152, K: 384, transA: false, transB: true, note: 'x@W^T (generation)' },
+  { M: 16, N: 1152, K: 384, transA: false, transB: true, note: 'x@W^T (16 sequences)' },
+  { M: 8, N: 1152, K: 384, transA: false, transB: false, note: 'x@W (small M)' },
 ];
 const LEVELS: SimdLevel[] = ['avx512', 'avx2', 'portable'];
 
