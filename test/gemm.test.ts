@@ -87,8 +87,9 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('gemm (%s path)', (level)
   });
 
   it('is bit-identical with 1 and 2 threads, sync and async, call after call', async () => {
-    // Shapes for the packed path split along M and along N, K beyond one block, and the dot path.
-    const shapes: [number, number, number][] = [[200, 70, 300], [40, 700, 70], [16, 300, 65], [1, 129, 33]];
+    // Shapes for the packed path split along M and along N, K beyond one block, and (with enough
+    // work for two threads at M = 8) the dot (transB) and axpy (no transB) small-M paths.
+    const shapes: [number, number, number][] = [[200, 70, 300], [40, 700, 70], [16, 300, 65], [8, 1000, 80], [1, 129, 33]];
     for (const [M, N, K] of shapes) {
       for (const [transA, transB] of TRANS) {
         const rng = new Rng(M + N + K);
