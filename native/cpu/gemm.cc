@@ -43,6 +43,7 @@ class Workspace {
   float* get(int64_t n) {
     if (n > cap_) {
       std::free(p_);
+      p_ = nullptr, cap_ = 0;
       int64_t bytes = ((n * static_cast<int64_t>(sizeof(float)) + 63) / 64) * 64;
       p_ = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(bytes)));
       if (!p_) throw std::bad_alloc();
