@@ -42,7 +42,10 @@ export interface AttentionBackwardArgs extends AttentionDims {
   dqkv?: Float32Array;
   /** Add into dqkv instead of overwriting it (default false). */
   accumulate?: boolean;
-  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  /**
+   * Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel;
+   * default false. The reference recomputes the probabilities from qkv alone: it does not read `out` or `lse`.
+   */
   reference?: boolean;
 }
 export interface AttentionCachedArgs {
