@@ -22,7 +22,7 @@ const posInt = (name: string, v: number): number => {
 export class MedGymEnv {
   readonly id: string;
   readonly dataset: Dataset;
-  readonly options: Readonly<Required<Omit<MedGymOptions, 'dataset' | 'synth' | 'rewards'>>>;
+  readonly options: Readonly<Required<Omit<MedGymOptions, 'dataset' | 'synth' | 'rewards' | 'generatorWorkers'>>>;
   /** JSON Schema of the tools, for external policies' function-calling prompts. */
   readonly toolSchemas = toolJsonSchemas();
   private readonly reward: ReturnType<typeof composeRewards>;
@@ -38,7 +38,7 @@ export class MedGymEnv {
   /** `caches` lets several envs (a VectorEnv's) share items and views; by default each env has its own. */
   constructor(options: MedGymOptions = {}, id = 'MedGym-custom', caches?: EnvCaches) {
     this.id = id;
-    this.dataset = options.dataset ?? new SynthDataset(options.synth);
+    this.dataset = options.dataset ?? new SynthDataset(options.synth, { workers: options.generatorWorkers ?? 0 });
     this.options = {
       viewSize: posInt('viewSize', options.viewSize ?? 64),
       viewChannels: options.viewChannels ?? 3,

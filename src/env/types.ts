@@ -74,6 +74,8 @@ export interface MedGymOptions {
   dataset?: Dataset;
   /** Generator knobs when no dataset is given. */
   synth?: SynthOptions;
+  /** Worker threads generating synthetic items off the event loop (shared process-wide). Default 0: on the calling thread. */
+  generatorWorkers?: number;
   /** Side of the square views (SPEC §1 image_size S). Default 64. */
   viewSize?: number;
   /** View channels (SPEC §1 C): 1 or 3. Default 3. */

@@ -70,3 +70,17 @@ export function quantize(cv: Canvas, bitDepth: 8 | 16, max = bitDepth === 8 ? 25
   }
   return out;
 }
+
+/** Adds v * tint to a disc of radius r around (cx, cy): a cheap brush for thin curves. */
+export function stamp(cv: Canvas, cx: number, cy: number, r: number, v: number, tint: number[] = [1, 1, 1]): void {
+  const x0 = Math.max(0, Math.round(cx - r));
+  const x1 = Math.min(cv.w - 1, Math.round(cx + r) - 1);
+  const y0 = Math.max(0, Math.round(cy - r));
+  const y1 = Math.min(cv.h - 1, Math.round(cy + r) - 1);
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      const i = (y * cv.w + x) * cv.ch;
+      for (let c = 0; c < cv.ch; c++) cv.px[i + c] += v * tint[c];
+    }
+  }
+}
