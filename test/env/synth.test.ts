@@ -1,4 +1,4 @@
-import { generateItem, generateQuestion, LOOKS, MODALITIES, SynthDataset } from '../../src/data/synth';
+import { generateItem, generateQuestion, generatorPool, LOOKS, MODALITIES, SynthDataset } from '../../src/data/synth';
 import { QuestionOnlyBaseline } from '../../src/env/baselines';
 import { splitOf } from '../../src/data/split';
 import { QUESTION_TYPES } from '../../src/data/types';
@@ -137,6 +137,18 @@ describe('MedVista-Synth-v0 generator', () => {
     expect(tr.filter((i) => te.includes(i))).toEqual([]);
     for (const id of te) expect(splitOf(id, 4)).toBe('test');
     expect(await take('test', 3)).toEqual(te);
+  });
+
+  test('worker-pool generation gives the same items as the calling thread', async () => {
+    const ds = new SynthDataset({ seed: 6 }, { workers: 1 });
+    const [a, b] = await Promise.all([ds.get(4), ds.get(9)]);
+    for (const [k, it] of [[4, a], [9, b]] as const) {
+      const ref = generateItem({ seed: 6 }, k);
+      expect(it.image.data.constructor.name).toBe(ref.image.data.constructor.name);
+      expect(same(it.image.data, ref.image.data)).toBe(true);
+      expect({ ...it, image: null }).toEqual({ ...ref, image: null });
+    }
+    await generatorPool(1).close();
   });
 
   test('bad knobs are refused with the knob named', () => {
