@@ -137,6 +137,9 @@ describe('MedGymEnv', () => {
     expect(zoom).toBeGreaterThan(0.85);
     expect(global).toBeLessThan(0.45);
     expect(await acc(expertPolicy())).toBe(1);
+    const demo = await runEpisode(env, expertPolicy({ think: true }), { seed: 500 });
+    expect(demo.info.formatErrors).toEqual([]);
+    expect(demo.reward).toBeCloseTo(1.1);
     expect(await acc(guessPolicy())).toBeLessThan(0.45);
   });
 
