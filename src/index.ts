@@ -15,3 +15,4 @@ export * as data from './data';
 export { SynthDataset, generateItem } from './data/synth';
 export type { SynthOptions } from './data/synth';
 export type { Dataset, VqaItem, Split, StreamOptions } from './data/types';
+export { openJsonl, openMedMnist, openVqaRad, openSlake, openPmcVqa, openOmniMedVqa, readNiftiSlice, readDicom, readImageFile, LoaderError } from './data/loaders';

@@ -155,6 +155,14 @@ describe('MedGymEnv', () => {
     expect(stats.episodes).toBe(2);
   });
 
+  test('overlapping calls on one env are refused, not interleaved', async () => {
+    const env = make('MedVista-Synth-v0');
+    await env.reset({ seed: 1 });
+    const first = env.step(zoomB2);
+    await expect(env.step(zoomB2)).rejects.toThrow(/still running/);
+    expect((await first).info.toolCalls).toHaveLength(1);
+  });
+
   test('registry: unknown ids name the registered ones; dataset env needs a dataset', () => {
     expect(() => make('Nope-v0')).toThrow(/registered: MedVista-Synth-v0/);
     expect(() => make('MedGym-Dataset-v0')).toThrow(/options.dataset/);
