@@ -2,6 +2,7 @@
 import { makeCaches, type EnvCaches } from './cache';
 import { MedGymEnv } from './env';
 import type { MedGymOptions } from './types';
+import { SHORT_SYSTEM_PROMPT } from './protocol';
 import { VectorEnv } from './vector';
 
 export interface EnvSpec {
@@ -62,8 +63,8 @@ registerEnv({
 });
 registerEnv({
   id: 'MedVista-Synth-Lesion-v0',
-  description: "RECIPE's task: greyscale lesion texture, 3 options, always needs zoom_in to one cell; grey 64x64 view of 256x256.",
-  defaults: { viewChannels: 1, synth: { modalities: ['xray', 'ultrasound', 'oct'], questionTypes: ['attribute'], numOptions: 3, easyFraction: 0 } },
+  description: "RECIPE's task: greyscale lesion texture, 3 options, always needs zoom_in to one cell; grey 64x64 view of 256x256, short system prompt.",
+  defaults: { viewChannels: 1, systemPrompt: SHORT_SYSTEM_PROMPT, synth: { modalities: ['xray', 'ultrasound', 'oct'], questionTypes: ['attribute'], numOptions: 3, easyFraction: 0 } },
 });
 registerEnv({
   id: 'MedGym-Dataset-v0',
