@@ -42,7 +42,8 @@ export function make(id: string, options: MedGymOptions = {}, caches?: EnvCaches
 export function makeVec(id: string, n: number, options: MedGymOptions = {}): VectorEnv {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected positive integer number of envs but received ${n}`);
   // Sub-envs share caches: the same item drawn by two of them is generated and rendered once.
-  const caches = makeCaches(options.itemCacheSize ?? 64 * n, options.viewCacheSize ?? 1024 * n);
+  // Sized for what is in flight (a 256x256 item is ~100-200 kB, a 64x64 view 12 kB), not per sub-env.
+  const caches = makeCaches(options.itemCacheSize ?? Math.max(64, n), options.viewCacheSize ?? Math.max(1024, 32 * n));
   return new VectorEnv(Array.from({ length: n }, () => make(id, options, caches)));
 }
 

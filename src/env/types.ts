@@ -96,9 +96,9 @@ export interface MedGymOptions {
   maxToolCallsPerTurn?: number;
   /** Reward weights and custom components. Default accuracy 1, format 0.1. */
   rewards?: RewardConfig;
-  /** Generated or loaded items kept (by index) for repeated resets, as GRPO's G samples per prompt. Default 64; 0 disables. */
+  /** Generated or loaded items kept (by index) for repeated resets, as GRPO's G samples per prompt. Default 64 (makeVec: max(64, n), shared); 0 disables. */
   itemCacheSize?: number;
-  /** Rendered views kept (by item id, window, region and operation). Default 1024; 0 disables. Item ids must identify pixels. */
+  /** Rendered views kept (by item id, window, region and operation). Default 1024 (makeVec: max(1024, 32 n), shared); 0 disables. Item ids must identify pixels. */
   viewCacheSize?: number;
   /** Put the ground truth in info from reset on (scripted experts, SFT demonstrations). Default false. */
   revealGroundTruth?: boolean;
