@@ -70,7 +70,7 @@ async function grpoRun(workers: number, seconds: number): Promise<{ tools: numbe
   let tools = 0;
   let steps = 0;
   for (let round = 0; performance.now() - t < seconds * 1000; round++) {
-    await Promise.all(vec.envs.map((e, i) => e.reset({ seed: 7, options: { index: round * 8 + (i >> 3) } })));
+    await vec.reset({ indices: vec.envs.map((_, i) => round * 8 + (i >> 3)) });
     for (let k = 0; k < 3; k++) {
       const rs = await Promise.all(vec.envs.map((e, i) => e.step(`<tool_call>{"name":"zoom_in","arguments":{"cell":"${'ABCD'[(i + k) % 4]}${1 + ((i * 3 + k) % 4)}"}}</tool_call>`)));
       tools += rs.filter((r) => r.info.toolCalls[k]?.ok).length;

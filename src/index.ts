@@ -10,7 +10,7 @@ export { ToolSession, executeToolCall, toolJsonSchemas } from './tools';
 export type { RawImage, ViewImage, Box, IntensityWindow } from './tools';
 export * as rewards from './rewards';
 export { composeRewards, batchStats, gradeAnswer } from './rewards';
-export type { RewardConfig, RewardFn, EpisodeSummary, BatchStats as RewardBatchStats } from './rewards';
+export type { RewardConfig, RewardFn, EpisodeSummary, BatchEntry, BatchStats as RewardBatchStats } from './rewards';
 export * as data from './data';
 export { SynthDataset, generateItem } from './data/synth';
 export type { SynthOptions } from './data/synth';

@@ -207,7 +207,12 @@ describe('VectorEnv', () => {
     expect(stats.episodes).toBe(2);
     expect(stats.accuracy).toBe(1);
     expect(stats.noToolAnswerShare).toBe(0.5);
+    expect(Object.values(stats.byModality).reduce((n, g) => n + g.episodes, 0)).toBe(2);
+    expect(stats.byQuestionType[infos[0].questionType].accuracy).toBe(1);
     expect(vec.drainStats().episodes).toBe(0);
+    const grouped = await vec.reset({ seed: 3, indices: [5, 5, 9] });
+    expect(grouped.infos[0].taskId).toBe(grouped.infos[1].taskId);
+    expect(grouped.infos[2].taskId).not.toBe(grouped.infos[0].taskId);
     await expect(vec.step(['x'])).rejects.toThrow(/Expected 3 actions/);
   });
 });
