@@ -172,11 +172,11 @@ function alloc(rows: unknown, cols: unknown): Float32Array | undefined {
   const n = (rows as number) * (cols as number);
   return n >= 0 && n <= 2 ** 31 ? new Float32Array(n) : undefined;
 }
-const grads = <A extends { N: number; d: number; V: number; dh?: Float32Array; dW?: Float32Array }>(a: A) => ({
-  ...a,
-  dh: a.dh ?? alloc(a.N, a.d),
-  dW: a.dW ?? alloc(a.V, a.d),
-}) as A & { dh: Float32Array; dW: Float32Array };
+// (a non-object is passed through, so that the native side reports the missing options object)
+const grads = <A extends { N: number; d: number; V: number; dh?: Float32Array; dW?: Float32Array }>(a: A) =>
+  (typeof a !== 'object' || a === null || Array.isArray(a)
+    ? a
+    : { ...a, dh: a.dh ?? alloc(a.N, a.d), dW: a.dW ?? alloc(a.V, a.d) }) as A & { dh: Float32Array; dW: Float32Array };
 
 /** Per-row log-probs of the targets, entropies and logsumexps (outputs allocated when omitted). */
 export function fusedLinearLogprob(args: FusedLinearLogprobArgs): FusedLinearLogprobResult {

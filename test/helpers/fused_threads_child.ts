@@ -4,7 +4,7 @@ import { fusedLinearLogprob, fusedLinearLogprobBackward, nativeInfo } from '../.
 import { makeCase } from './ref_fused_linear_logprob';
 
 const c = JSON.parse(process.argv[2]);
-const x = makeCase(c, c.seed);
+const x = { ...makeCase(c, c.seed), split: c.split };
 const f = fusedLinearLogprob(x);
 const g = fusedLinearLogprobBackward({ ...x, lse: f.lse, entropy: f.entropy });
 const out = { threads: nativeInfo().threads, logp: f.logp, entropy: f.entropy, dh: g.dh, dW: g.dW };
