@@ -111,7 +111,8 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('fusedLinearLogprob (%s p
 });
 
 describe.each(['rows', 'vocab'] as const)('fusedLinearLogprob gradients: accumulation and options (%s split)', (split) => {
-  const c: Case = { N: 40, d: 9, V: 70, tau: 1.1, ignored: 0.2, hScale: 1, fwdTol: FWD_TOL, gradTol: 1e-4 };
+  // N = 80: the vocab split's single-sweep forwardBackward uses blocks of 8 rows (combinedRows)
+  const c: Case = { N: 80, d: 9, V: 70, tau: 1.1, ignored: 0.2, hScale: 1, fwdTol: FWD_TOL, gradTol: 1e-4 };
   const x = { ...makeCase(c, 11), split };
   const f = fusedLinearLogprob(x);
   const base = fusedLinearLogprobBackward({ ...x, lse: f.lse, entropy: f.entropy });
@@ -159,9 +160,27 @@ describe.each(['rows', 'vocab'] as const)('fusedLinearLogprob gradients: accumul
     for (let i = 0; i < c.N; i++) {
       if (x.targets[i] < 0) expect(Array.from(dh.subarray(i * c.d, (i + 1) * c.d))).toEqual(new Array(c.d).fill(2));
     }
+    expect(fusedLinearLogprobPlan(x).combinedRows).toBe(split === 'rows' ? fusedLinearLogprobPlan(x).rows : 8);
     const plain = fusedLinearLogprobForwardBackward(x);
-    expect(sameBits(plain.dh, base.dh)).toBe(true);
-    expect(sameBits(plain.dW, base.dW)).toBe(true);
+    if (split === 'rows') {
+      expect(sameBits(plain.dh, base.dh)).toBe(true);
+      expect(sameBits(plain.dW, base.dW)).toBe(true);
+    } else {
+      expectGrad(plain.dh, base.dh, 1e-5);
+      expectGrad(plain.dW, base.dW, 1e-5);
+    }
+    // the rows with too few rows for the single sweep (N < 64) run forward then backward
+    const few = {
+      ...x, N: 40, h: x.h.subarray(0, 40 * c.d), targets: x.targets.subarray(0, 40),
+      dlogp: x.dlogp.subarray(0, 40), dentropy: x.dentropy.subarray(0, 40),
+    };
+    if (split === 'vocab') expect(fusedLinearLogprobPlan(few).combinedRows).toBe(0);
+    const fa = fusedLinearLogprob(few);
+    const ga = fusedLinearLogprobBackward({ ...few, lse: fa.lse, entropy: fa.entropy });
+    const fb2 = fusedLinearLogprobForwardBackward(few);
+    expect(sameBits(fb2.dh, ga.dh)).toBe(true);
+    expect(sameBits(fb2.dW, ga.dW)).toBe(true);
+    expect(sameBits(fb2.logp, fa.logp)).toBe(true);
     const again = await fusedLinearLogprobForwardBackwardAsync(x);
     for (const k of ['logp', 'entropy', 'lse', 'dh', 'dW'] as const) expect(sameBits(again[k], plain[k])).toBe(true);
     const zero = fusedLinearLogprobForwardBackward({
@@ -275,12 +294,24 @@ describe('fusedLinearLogprobWorkspaceBytes', () => {
     const fwd = 4 * R * d + 4 * T * R * C + 24 * T * R + 12 * R;
     expect(fusedLinearLogprobWorkspaceBytes({ N, d, V, threads: T, pass: 'backward' })).toBe(bwd);
     expect(fusedLinearLogprobWorkspaceBytes({ N, d, V, threads: T, pass: 'forward' })).toBe(fwd);
-    expect(fusedLinearLogprobWorkspaceBytes({ N, d, V, threads: T, pass: 'forwardBackward' })).toBe(8 * N + bwd);
+    // single sweep: the backward's terms with the block's full logits [R x V] instead of the T tiles
+    expect(fusedLinearLogprobWorkspaceBytes({ N, d, V, threads: T, pass: 'forwardBackward' })).toBe(
+      4 * R * d + 4 * R * V + 24 * T * R + 4 * R + 4 * T * R * d + 28 * R + T,
+    );
+    // N < 64: forward then backward
+    expect(fusedLinearLogprobWorkspaceBytes({ N: 40, d, V, threads: T, pass: 'forwardBackward' })).toBe(
+      8 * 40 + Math.max(
+        fusedLinearLogprobWorkspaceBytes({ N: 40, d, V, threads: T, pass: 'forward' }),
+        fusedLinearLogprobWorkspaceBytes({ N: 40, d, V, threads: T, pass: 'backward' }),
+      ),
+    );
     for (const threads of [1, 2, 4, 8, 16]) {
       for (const v of [8192, 32768]) {
-        for (const pass of ['backward', 'forwardBackward'] as const) {
-          const ws = fusedLinearLogprobWorkspaceBytes({ N, d, V: v, threads, pass, recomputeEntropy: true });
-          expect(ws).toBeLessThanOrEqual((8 * N * v) / 8);
+        for (const n of [N, 512]) {
+          for (const pass of ['backward', 'forwardBackward'] as const) {
+            const ws = fusedLinearLogprobWorkspaceBytes({ N: n, d, V: v, threads, pass, recomputeEntropy: true });
+            if (n === N || pass === 'forwardBackward') expect(ws).toBeLessThanOrEqual((8 * n * v) / 8);
+          }
         }
       }
     }

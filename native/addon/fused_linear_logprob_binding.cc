@@ -234,6 +234,7 @@ Napi::Value Plan(const Napi::CallbackInfo& info) {
   o.Set("rows", static_cast<double>(p.rows));
   o.Set("chunk", static_cast<double>(p.chunk));
   o.Set("threads", p.threads);
+  o.Set("combinedRows", static_cast<double>(p.combined_rows));
   return o;
 }
 

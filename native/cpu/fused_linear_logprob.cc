@@ -20,9 +20,11 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Tiling of one call. Vocab split: R rows per macro-block, C columns per vocab chunk, T threads.
 // Row split: R rows per block and thread, C = V (full rows), ld = the tile's row stride, T threads.
+// comb_rows: rows per macro-block of the vocab split's single-sweep forward_backward, which keeps the
+// block's full logits [comb_rows x V] (0: too few rows for the memory bound; it then runs 2 sweeps).
 struct Plan {
   FusedLogprobSplit split;
-  int64_t rows, chunk, ld;
+  int64_t rows, chunk, ld, comb_rows;
   int threads;
 };
 
@@ -44,10 +46,11 @@ Plan make_plan(int64_t N, int64_t d, int64_t V, int threads, FusedLogprobSplit w
     const int64_t tmax = std::max<int64_t>(1, N / kFusedLogprobRowsMinRows);
     p.threads = static_cast<int>(std::min<int64_t>(p.threads, tmax));
     p.ld = round_up(V, kAlign);
-    const int64_t fit = kFusedLogprobRowsTileBytes / (4 * p.ld) / 8 * 8;  // rows x V tile kept in L2
+    const int64_t fit = kFusedLogprobRowsTileBytes / (4 * p.ld) / 8 * 8;  // rows x V tile kept in L2  // rows x V tile kept in L2
     const int64_t per_thread = (N + p.threads - 1) / p.threads;
     p.rows = std::max<int64_t>(1, std::min({std::max<int64_t>(8, fit), kFusedLogprobRowBlock, per_thread}));
     p.chunk = V;
+    p.comb_rows = p.rows;
     return p;
   }
   p.rows = std::max<int64_t>(1, std::min(kFusedLogprobRowBlock, N));
@@ -55,6 +58,9 @@ Plan make_plan(int64_t N, int64_t d, int64_t V, int threads, FusedLogprobSplit w
   int64_t per_thread = (units + p.threads - 1) / p.threads * kAlign;
   p.chunk = std::max(kAlign, std::min(kFusedLogprobVocabChunk, per_thread));
   p.ld = p.chunk;
+  // 4 comb_rows V <= N V / 2: the kept logits take at most half of the 1/8-of-unfused budget
+  p.comb_rows = std::min(p.rows, N / 8 / 8 * 8);
+  if (p.comb_rows < 8) p.comb_rows = 0;
   return p;
 }
 
@@ -264,7 +270,7 @@ int64_t workspace_of(const Plan& p, int64_t N, int64_t d, int64_t V, bool backwa
 
 FusedLogprobPlanInfo fused_linear_logprob_plan(int64_t N, int64_t d, int64_t V, int threads, FusedLogprobSplit split) {
   Plan p = make_plan(N, d, V, threads, split);
-  return {p.split, p.rows, p.chunk, p.threads};
+  return {p.split, p.rows, p.chunk, p.threads, p.comb_rows};
 }
 
 int64_t fused_linear_logprob_workspace_bytes(int64_t N, int64_t d, int64_t V, int threads, bool backward,
@@ -278,11 +284,44 @@ int64_t fused_linear_logprob_forward_backward_workspace_bytes(int64_t N, int64_t
   if (N <= 0) return 0;
   Plan p = make_plan(N, d, V, threads, split);
   if (p.split == FusedLogprobSplit::Rows) return workspace_of(p, N, d, V, true, false);
+  if (p.comb_rows > 0) {  // the backward's buffers with the block's full logits instead of per-thread tiles
+    const int64_t R = p.comb_rows, T = p.threads;
+    return 4 * R * d + 4 * R * round_up(V, kAlign) + static_cast<int64_t>(sizeof(RowStat)) * T * R + 4 * R +
+           4 * T * R * d + 28 * R + T;
+  }
   // forward, then backward, with lse and entropy kept in between
   return 8 * N + std::max(workspace_of(p, N, d, V, false, false), workspace_of(p, N, d, V, true, false));
 }
 
 namespace {
+
+// logp / entropy / lse of one row from the statistics of its `used` thread partials st[0], st[stride], ...
+// (combined in thread order) and its target logit zt.
+struct RowOut {
+  float logp, entropy, lse;
+};
+RowOut combine_stats(const RowStat* st0, int64_t stride, int used, float zt) {
+  double M = -std::numeric_limits<double>::infinity();
+  for (int t = 0; t < used; ++t) {
+    const RowStat& st = st0[t * stride];
+    if (st.s > 0) M = std::max(M, static_cast<double>(st.m));
+  }
+  double S = 0, U = 0;
+  for (int t = 0; t < used; ++t) {
+    const RowStat& st = st0[t * stride];
+    if (!(st.s > 0)) continue;
+    double dm = st.m - M, a = std::exp(dm);
+    S += a * st.s;
+    U += a * (st.u + dm * st.s);
+  }
+  const double log_s = std::log(S);
+  return {static_cast<float>((zt - M) - log_s), static_cast<float>(log_s - U / S), static_cast<float>(M + log_s)};
+}
+
+// Outputs of the forward computed inside a backward (forward_backward); null members are not written.
+struct FwdOut {
+  float *logp, *entropy, *lse;
+};
 
 void forward_vocab(const float* h, const float* W, const int32_t* targets, int64_t N, int64_t d, int64_t V,
                    float temperature, float* logp, float* entropy, float* lse, const Plan& plan) {
@@ -322,24 +361,11 @@ void forward_vocab(const float* h, const float* W, const int32_t* targets, int64
         },
         plan.threads);
     for (int64_t i = 0; i < nb; ++i) {
-      double M = -std::numeric_limits<double>::infinity();
-      for (int t = 0; t < used; ++t) {
-        const RowStat& st = stats[t * R + i];
-        if (st.s > 0) M = std::max(M, static_cast<double>(st.m));
-      }
-      double S = 0, U = 0;
-      for (int t = 0; t < used; ++t) {
-        const RowStat& st = stats[t * R + i];
-        if (!(st.s > 0)) continue;
-        double dm = st.m - M, a = std::exp(dm);
-        S += a * st.s;
-        U += a * (st.u + dm * st.s);
-      }
-      const double log_s = std::log(S);
+      const RowOut o = combine_stats(stats.get() + i, R, used, zt[i]);
       const int64_t r = rw[i];
-      logp[r] = static_cast<float>((zt[i] - M) - log_s);
-      if (entropy) entropy[r] = static_cast<float>(log_s - U / S);
-      if (lse) lse[r] = static_cast<float>(M + log_s);
+      logp[r] = o.logp;
+      if (entropy) entropy[r] = o.entropy;
+      if (lse) lse[r] = o.lse;
     }
   };
   for_each_block(h, targets, N, d, plan, rows.get(), gathered.get(), skip, block);
@@ -347,12 +373,18 @@ void forward_vocab(const float* h, const float* W, const int32_t* targets, int64
 
 void backward_vocab(const float* h, const float* W, const int32_t* targets, const float* lse, const float* entropy,
                     const float* dlogp, const float* dentropy, int64_t N, int64_t d, int64_t V, float temperature,
-                    float* dh, float* dW, bool accumulate_dh, const Plan& plan) {
+                    float* dh, float* dW, bool accumulate_dh, const Plan& plan, const FwdOut* fwd = nullptr) {
   const int64_t R = plan.rows, C = plan.chunk;
   const float inv_tau = 1.0f / temperature;
   const DlogitsFn to_dlogits = pick_dlogits();
+  const ScanFn scan = pick_scan();
   auto gathered = buffer<float>(R * d);
-  auto tiles = buffer<float>(plan.threads * R * C);
+  // with fwd: the macro-block's full logits [R x ZL] (kept from the forward sweep to the backward one),
+  // else one [R x C] tile per thread
+  const int64_t ZL = round_up(V, kAlign);
+  auto tiles = buffer<float>(fwd ? R * ZL : plan.threads * R * C);
+  auto stats = buffer<RowStat>(fwd ? plan.threads * R : 0);
+  auto zt = buffer<float>(fwd ? R : 0);
   auto partials = buffer<float>(plan.threads * R * d);
   auto rows = buffer<int64_t>(R);
   auto coef = buffer<float>(4 * R);  // per active row of the block: lse, H, g, c
@@ -362,12 +394,50 @@ void backward_vocab(const float* h, const float* W, const int32_t* targets, cons
 
   auto skip = [&](int64_t r) {
     if (!accumulate_dh) std::fill(dh + r * d, dh + (r + 1) * d, 0.0f);
+    if (fwd) {
+      if (fwd->logp) fwd->logp[r] = 0;
+      if (fwd->entropy) fwd->entropy[r] = 0;
+      if (fwd->lse) fwd->lse[r] = 0;
+    }
   };
   auto block = [&](const int64_t* rw, int64_t nb, const float* hb) {
+    if (fwd) {  // forward sweep, as forward_vocab, but into the block's full logits
+      int used = 1;
+      parallel_run(
+          [&](int tid, int nt) {
+            if (tid == 0) used = nt;
+            int64_t vb, ve;
+            vocab_range(V, tid, nt, &vb, &ve);
+            RowStat* st = stats.get() + tid * R;
+            for (int64_t i = 0; i < nb; ++i) st[i] = {0.0, 0.0, kNegInf};
+            for (int64_t v0 = vb; v0 < ve; v0 += C) {
+              const int64_t cn = std::min(C, ve - v0);
+              float* L = tiles.get() + v0;
+              sgemm(false, true, nb, cn, d, inv_tau, hb, d, W + v0 * d, d, 0.0f, L, ZL);
+              for (int64_t i = 0; i < nb; ++i) {
+                scan(L + i * ZL, cn, st[i]);
+                const int64_t t = targets[rw[i]];
+                if (t >= v0 && t < v0 + cn) zt[i] = L[i * ZL + (t - v0)];
+              }
+            }
+          },
+          plan.threads);
+      for (int64_t i = 0; i < nb; ++i) {
+        const RowOut o = combine_stats(stats.get() + i, R, used, zt[i]);
+        const int64_t r = rw[i];
+        if (fwd->logp) fwd->logp[r] = o.logp;
+        if (fwd->entropy) fwd->entropy[r] = o.entropy;
+        if (fwd->lse) fwd->lse[r] = o.lse;
+        b_lse[i] = o.lse;
+        b_H[i] = dentropy ? o.entropy : 0.0f;
+      }
+    }
     for (int64_t i = 0; i < nb; ++i) {
       const int64_t r = rw[i];
-      b_lse[i] = lse[r];
-      b_H[i] = dentropy ? entropy[r] : 0.0f;
+      if (!fwd) {
+        b_lse[i] = lse[r];
+        b_H[i] = dentropy ? entropy[r] : 0.0f;
+      }
       b_g[i] = dlogp ? dlogp[r] * inv_tau : 0.0f;
       b_c[i] = dentropy ? dentropy[r] * inv_tau : 0.0f;
       b_t[i] = targets[r];
@@ -378,20 +448,21 @@ void backward_vocab(const float* h, const float* W, const int32_t* targets, cons
           if (tid == 0) used = nt;
           int64_t vb, ve;
           vocab_range(V, tid, nt, &vb, &ve);
-          float* L = tiles.get() + tid * R * C;
           float* dhp = partials.get() + tid * R * d;
+          const int64_t ld = fwd ? ZL : C;
           bool first = true;
           for (int64_t v0 = vb; v0 < ve; v0 += C) {
             const int64_t cn = std::min(C, ve - v0);
             const float* Wc = W + v0 * d;
-            sgemm(false, true, nb, cn, d, inv_tau, hb, d, Wc, d, 0.0f, L, C);  // z tile
+            float* L = fwd ? tiles.get() + v0 : tiles.get() + tid * R * C;
+            if (!fwd) sgemm(false, true, nb, cn, d, inv_tau, hb, d, Wc, d, 0.0f, L, ld);  // z tile
             for (int64_t i = 0; i < nb; ++i) {
-              to_dlogits(L + i * C, cn, b_lse[i], b_H[i], b_g[i], b_c[i]);
+              to_dlogits(L + i * ld, cn, b_lse[i], b_H[i], b_g[i], b_c[i]);
               const int64_t t = b_t[i];
-              if (t >= v0 && t < v0 + cn) L[i * C + (t - v0)] += b_g[i];
+              if (t >= v0 && t < v0 + cn) L[i * ld + (t - v0)] += b_g[i];
             }
-            sgemm(true, false, cn, d, nb, 1.0f, L, C, hb, d, 1.0f, dW + v0 * d, d);  // dW[chunk] += dl^T h
-            sgemm(false, false, nb, d, cn, 1.0f, L, C, Wc, d, first ? 0.0f : 1.0f, dhp, d);  // dh_t += dl W
+            sgemm(true, false, cn, d, nb, 1.0f, L, ld, hb, d, 1.0f, dW + v0 * d, d);  // dW[chunk] += dl^T h
+            sgemm(false, false, nb, d, cn, 1.0f, L, ld, Wc, d, first ? 0.0f : 1.0f, dhp, d);  // dh_t += dl W
             first = false;
           }
           touched[tid] = !first;
@@ -417,9 +488,6 @@ void backward_vocab(const float* h, const float* W, const int32_t* targets, cons
 
 // logp / entropy / lse of one row from its statistics over the full row (the single-partial case of the
 // thread combination in forward_vocab, same arithmetic).
-struct RowOut {
-  float logp, entropy, lse;
-};
 inline RowOut finish_row(const RowStat& st, float zt) {
   const double M = st.m, S = st.s, U = st.u, log_s = std::log(S);
   return {static_cast<float>((zt - M) - log_s), static_cast<float>(log_s - U / S), static_cast<float>(M + log_s)};
@@ -492,9 +560,6 @@ void forward_rows(const float* h, const float* W, const int32_t* targets, int64_
 
 // Backward of the row split; with `fwd` it is the combined forward+backward: the row statistics are
 // taken from the tile itself (logp/entropy/lse written when non-null) instead of lse/entropy.
-struct FwdOut {
-  float *logp, *entropy, *lse;
-};
 void backward_rows(const float* h, const float* W, const int32_t* targets, const float* lse, const float* entropy,
                    const float* dlogp, const float* dentropy, int64_t N, int64_t d, int64_t V, float temperature,
                    float* dh, float* dW, bool accumulate_dh, const Plan& plan, const FwdOut* fwd) {
@@ -626,7 +691,20 @@ void fused_linear_logprob_forward_backward(const float* h, const float* W, const
                   plan, &out);
     return;
   }
-  // vocab split: forward (lse and entropy kept), then backward
+  if (!dlogp && !dentropy) {
+    forward_vocab(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
+    if (!accumulate_dh) std::fill(dh, dh + N * d, 0.0f);
+    return;
+  }
+  if (plan.comb_rows > 0) {  // one sweep: keep each macro-block's full logits between forward and backward
+    Plan q = plan;
+    q.rows = plan.comb_rows;
+    const FwdOut out{logp, entropy, lse};
+    backward_vocab(h, W, targets, nullptr, nullptr, dlogp, dentropy, N, d, V, temperature, dh, dW, accumulate_dh, q,
+                   &out);
+    return;
+  }
+  // too few rows: forward (lse and entropy kept), then backward
   auto keep = buffer<float>(2 * N);
   float* l = lse ? lse : keep.get();
   float* H = entropy ? entropy : keep.get() + N;

@@ -53,7 +53,9 @@
 //   backward: 4 R d + 4 T R C + 4 T R d (dh partials) + 28 R + T
 //             + when dentropy is given without entropy: the entropy is recomputed by a forward pass first,
 //               peak max(8 N + forward, 4 N + backward)
-//   forward_backward: 8 N + max(forward, backward)
+//   forward_backward: 4 Rc d + 4 Rc L' + 24 T Rc + 4 Rc + 4 T Rc d + 28 Rc + T (L' = V rounded up to 16;
+//                     the backward's terms with the block's full logits instead of the T tiles), or, when
+//                     Rc = 0, 8 N + max(forward, backward)
 // i.e. O(T R (C + d)): independent of V once V >= C T, and never N x V. (sgemm keeps its own
 // per-thread packing buffers besides, reused across calls.)
 // fused_linear_logprob_workspace_bytes returns these numbers.
@@ -76,6 +78,7 @@ struct FusedLogprobPlanInfo {
   int64_t rows;             // R
   int64_t chunk;            // C (V for the row split)
   int threads;              // T
+  int64_t combined_rows;    // rows per block of the single-sweep forward_backward (0: it runs 2 sweeps)
 };
 
 // The schedule a call with these dims and `threads` threads uses (split = Auto: chosen as above).
@@ -99,10 +102,14 @@ void fused_linear_logprob_backward(const float* h, const float* W, const int32_t
 
 // Forward and backward in one call, for callers that know the upstream gradient at forward time (SFT
 // cross-entropy: dlogp = -1 / count, no dentropy). Same outputs and contracts as the two calls above
-// (logp required; entropy / lse may be null; dlogp / dentropy null = zero). Row split: one pass over the
-// row blocks with 3 GEMM sweeps instead of 4 (the block's full logits tile gives the statistics, then
-// becomes dlogits); results are bit-identical to forward followed by backward with the same split.
-// Vocab split: forward then backward (4 sweeps; a row's statistics are complete only after all chunks).
+// (logp required; entropy / lse may be null; dlogp / dentropy null = zero). 3 GEMM sweeps instead of 4:
+// the logits of a row block are computed once, give the row statistics, and are turned into dlogits.
+//  - row split: the per-thread [R x V] tile does it; bit-identical to forward then backward (same split).
+//  - vocab split: macro-blocks of Rc = min(R, floor(N / 64) * 8) rows (the plan's combined_rows) keep
+//    their full logits [Rc x V] between the forward sweep (online statistics, thread-order combination)
+//    and the backward sweep; 4 Rc V <= N V / 2 bytes, half the 1/8-of-unfused budget. When Rc < 8
+//    (N < 64) it runs forward then backward (4 sweeps). Rounding may differ from the separate calls in
+//    the last bits (other macro-blocks: other GEMM shapes).
 void fused_linear_logprob_forward_backward(const float* h, const float* W, const int32_t* targets, int64_t N,
                                            int64_t d, int64_t V, float temperature, const float* dlogp,
                                            const float* dentropy, float* logp, float* entropy, float* lse,

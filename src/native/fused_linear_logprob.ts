@@ -118,6 +118,11 @@ export interface FusedLinearLogprobPlan {
   chunk: number;
   /** Threads the schedule uses. */
   threads: number;
+  /**
+   * Rows per block of the single-sweep fusedLinearLogprobForwardBackward (rows split: = rows; vocab split:
+   * min(rows, floor(N / 64) * 8), whose full logits are kept; 0 = it runs forward then backward).
+   */
+  combinedRows: number;
 }
 
 export interface FusedLinearLogprobForwardBackwardArgs {
@@ -145,7 +150,7 @@ export interface FusedLinearLogprobForwardBackwardArgs {
   dW?: Float32Array;
   /** Add into dh instead of overwriting it (ignored rows are then left untouched). Default false. */
   accumulateDh?: boolean;
-  /** Schedule (default 'auto'). The rows split does 3 GEMM sweeps instead of 4. */
+  /** Schedule (default 'auto'). */
   split?: FusedLogprobSplit;
 }
 
@@ -202,8 +207,8 @@ export async function fusedLinearLogprobBackwardAsync(
 
 /**
  * Forward and backward in one call, when the upstream gradient is known before the forward (SFT
- * cross-entropy). Same results as fusedLinearLogprob followed by fusedLinearLogprobBackward; the rows
- * split does one GEMM sweep less.
+ * cross-entropy). Same results as fusedLinearLogprob followed by fusedLinearLogprobBackward (bit-identical
+ * with the rows split) with one GEMM sweep less (3 instead of 4; vocab split: when N >= 64).
  */
 export function fusedLinearLogprobForwardBackward(
   args: FusedLinearLogprobForwardBackwardArgs,
