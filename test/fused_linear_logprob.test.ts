@@ -323,7 +323,7 @@ describe('fusedLinearLogprobWorkspaceBytes', () => {
       expect(fusedLinearLogprobWorkspaceBytes({ N, d, V: v, threads: T, pass: 'forward' })).toBe(
         4 * N + T * (4 * Rr * d + 4 * Rr * L),
       );
-      const rowsBwd = 4 * N + T * (4 * Rr * d + 4 * Rr * L) + 4 * (T - 1) * v * d;
+      const rowsBwd = 4 * N + T * (4 * Rr * d + 4 * Rr * L) + 4 * (T - 1) * v * d + T;
       for (const recomputeEntropy of [false, true]) {
         expect(fusedLinearLogprobWorkspaceBytes({ N, d, V: v, threads: T, recomputeEntropy })).toBe(rowsBwd);
       }

@@ -257,7 +257,7 @@ int64_t workspace_of(const Plan& p, int64_t N, int64_t d, int64_t V, bool backwa
   if (p.split == FusedLogprobSplit::Rows) {
     const int64_t L = p.ld;
     if (!backward) return 4 * N + T * (4 * R * d + 4 * R * L);
-    return 4 * N + T * (4 * R * d + 4 * R * L) + 4 * (T - 1) * V * d;  // entropy is never recomputed
+    return 4 * N + T * (4 * R * d + 4 * R * L) + 4 * (T - 1) * V * d + T;  // entropy is never recomputed
   }
   int64_t fwd = 4 * R * d + 4 * T * R * C + static_cast<int64_t>(sizeof(RowStat)) * T * R + 12 * R;
   if (!backward) return fwd;

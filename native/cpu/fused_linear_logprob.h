@@ -44,7 +44,7 @@
 // Workspace (bytes, allocated per call and freed before returning), T = threads of the plan.
 // Row split, with L = V rounded up to 16 (the tile row stride):
 //   forward:  4 N (active row list) + T (4 R d (gathered rows) + 4 R L (logits tile))
-//   backward: forward + 4 (T - 1) V d (dW partials; thread 0 adds into dW); forward_backward: the same
+//   backward: forward + 4 (T - 1) V d (dW partials; thread 0 adds into dW) + T; forward_backward: the same
 // i.e. O(T V d) <= kFusedLogprobRowsMaxPartialBytes + small terms whenever Auto picks it (never at
 // V > kFusedLogprobRowsMaxVocab, so the large-V memory bound below is untouched).
 // Vocab split, R = min(kFusedLogprobRowBlock, N) rows per macro-block,
