@@ -7,7 +7,8 @@
 // MEDGYM_BENCH_FUSED_V="320,8192" picks the vocab sizes (default 320, 8192, 32768), MEDGYM_BENCH_FUSED_D the
 // hidden size (default 384). Columns: 'fused' = the automatic split (see fusedLinearLogprobPlan), 'vocab' =
 // the vocab split forced (the only schedule before the rows split existed; shown where auto picks rows),
-// 'combined' = fusedLinearLogprobForwardBackward (3 GEMM sweeps with the rows split).
+// 'combined' = fusedLinearLogprobForwardBackward (3 GEMM sweeps). The variants are timed in interleaved
+// rounds (MEDGYM_BENCH_FUSED_ROUNDS, default 3; median of the rounds' medians).
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import {
@@ -50,7 +51,8 @@ export async function run(): Promise<void> {
   const [N, d, tau] = [2048, Number(process.env.MEDGYM_BENCH_FUSED_D ?? 384), 1.0];
   const vocab = (process.env.MEDGYM_BENCH_FUSED_V ?? '320,8192,32768').split(',').map(Number);
   // Few runs: a forward at V = 32768 is ~26 GFLOP (and far slower on the placeholder GEMM).
-  const runs = { warmup: 1, minRuns: 3, minTimeMs: 300 };
+  const runs = { warmup: 1, minRuns: 3, minTimeMs: 200 };
+  const rounds = Number(process.env.MEDGYM_BENCH_FUSED_ROUNDS ?? 3);
   const rows: (string | number)[][] = [];
   const mem: (string | number)[][] = [];
   for (const V of vocab) {
@@ -84,13 +86,21 @@ export async function run(): Promise<void> {
       gemm({ A: dlogits, B: W, C: dh, M: N, N: d, K: V });
       gemm({ A: dlogits, B: h, C: dW, M: V, N: d, K: N, transA: true, beta: 1 });
     };
-    const tf = timeSync(fwd, runs);
-    const tfb = timeSync(fwdBwd, runs);
-    const tc = timeSync(combined, runs);
-    const tvf = split === 'rows' ? timeSync(fwdS('vocab'), runs) : null;
-    const tvfb = split === 'rows' ? timeSync(fwdBwdS('vocab'), runs) : null;
-    const uf = timeSync(unfusedFwd, runs);
-    const ufb = timeSync(unfusedFwdBwd, runs);
+    // Interleaved rounds (the machine's load drifts): each round times every variant once in turn with
+    // timeSync; a variant's figure is the median over the rounds of its per-round medians.
+    const fns: Record<string, () => void> = { fwd, fwdBwd, combined, unfusedFwd, unfusedFwdBwd };
+    if (split === 'rows') Object.assign(fns, { vocabFwd: fwdS('vocab'), vocabFwdBwd: fwdBwdS('vocab') });
+    const perRound: Record<string, number[]> = {};
+    for (let r = 0; r < rounds; r++) {
+      for (const [k, fn] of Object.entries(fns)) (perRound[k] ??= []).push(timeSync(fn, runs).medianMs);
+    }
+    const t = (k: string): Timing | null => {
+      if (!perRound[k]) return null;
+      const sorted = [...perRound[k]].sort((a, b) => a - b);
+      return { minMs: sorted[0], medianMs: sorted[Math.floor(sorted.length / 2)], runs: sorted.length };
+    };
+    const tf = t('fwd')!, tfb = t('fwdBwd')!, tc = t('combined')!, uf = t('unfusedFwd')!, ufb = t('unfusedFwdBwd')!;
+    const tvf = t('vocabFwd'), tvfb = t('vocabFwdBwd');
     const rss = peakRssDelta(N, d, V, tau);
     const ws = Math.max(
       fusedLinearLogprobWorkspaceBytes({ N, d, V, pass: 'forward' }),
