@@ -4,7 +4,11 @@
 // Prints time of forward and forward+backward and the peak extra memory: fused workspace (formula) and
 // measured peak RSS increase of a first call in a fresh process, against the N x V logits + N x V dlogits floats an unfused backward holds
 // (and torch's own measured peak RSS increase). Targets: memory <= 1/8 of unfused at V >= 8192, no slower.
-// MEDGYM_BENCH_FUSED_V="320,8192" picks the vocab sizes (default 320, 8192, 32768).
+// MEDGYM_BENCH_FUSED_V="320,8192" picks the vocab sizes (default 320, 8192, 32768), MEDGYM_BENCH_FUSED_D the
+// hidden size (default 384). Columns: 'fused' = the automatic split (see fusedLinearLogprobPlan), 'vocab' =
+// the vocab split forced (the only schedule before the rows split existed; shown where auto picks rows),
+// 'combined' = fusedLinearLogprobForwardBackward (3 GEMM sweeps). The variants are timed in interleaved
+// rounds (MEDGYM_BENCH_FUSED_ROUNDS, default 3; median of the rounds' medians).
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import {
@@ -13,6 +17,8 @@ import {
   logprobBackward,
   fusedLinearLogprob,
   fusedLinearLogprobBackward,
+  fusedLinearLogprobForwardBackward,
+  fusedLinearLogprobPlan,
   fusedLinearLogprobWorkspaceBytes,
   nativeInfo,
 } from '../src/native';
@@ -42,10 +48,11 @@ const MiB = (b: number | null) => (b === null || !Number.isFinite(b) ? 'n/a' : (
 const ratio = (a: number, b: number | undefined) => (b && Number.isFinite(a) ? (a / b).toFixed(3) : 'n/a');
 
 export async function run(): Promise<void> {
-  const [N, d, tau] = [2048, 384, 1.0];
+  const [N, d, tau] = [2048, Number(process.env.MEDGYM_BENCH_FUSED_D ?? 384), 1.0];
   const vocab = (process.env.MEDGYM_BENCH_FUSED_V ?? '320,8192,32768').split(',').map(Number);
   // Few runs: a forward at V = 32768 is ~26 GFLOP (and far slower on the placeholder GEMM).
-  const runs = { warmup: 1, minRuns: 3, minTimeMs: 300 };
+  const runs = { warmup: 1, minRuns: 3, minTimeMs: 200 };
+  const rounds = Number(process.env.MEDGYM_BENCH_FUSED_ROUNDS ?? 3);
   const rows: (string | number)[][] = [];
   const mem: (string | number)[][] = [];
   for (const V of vocab) {
@@ -57,11 +64,16 @@ export async function run(): Promise<void> {
     const dentropy = rng.f32(N);
     const logp = new Float32Array(N), entropy = new Float32Array(N), lse = new Float32Array(N);
     const dh = new Float32Array(N * d), dW = new Float32Array(V * d);
-    const fwd = () => fusedLinearLogprob({ h, W, targets, N, d, V, temperature: tau, logp, entropy, lse });
-    const fwdBwd = () => {
-      fwd();
-      fusedLinearLogprobBackward({ h, W, targets, lse, entropy, dlogp, dentropy, N, d, V, temperature: tau, dh, dW });
+    const split = fusedLinearLogprobPlan({ N, d, V }).split;
+    const fwdS = (s: 'auto' | 'vocab') => () =>
+      fusedLinearLogprob({ h, W, targets, N, d, V, temperature: tau, logp, entropy, lse, split: s });
+    const fwdBwdS = (s: 'auto' | 'vocab') => () => {
+      fwdS(s)();
+      fusedLinearLogprobBackward({ h, W, targets, lse, entropy, dlogp, dentropy, N, d, V, temperature: tau, dh, dW, split: s });
     };
+    const fwd = fwdS('auto'), fwdBwd = fwdBwdS('auto');
+    const combined = () =>
+      fusedLinearLogprobForwardBackward({ h, W, targets, N, d, V, temperature: tau, dlogp, dentropy, logp, entropy, lse, dh, dW });
     // medgym's own unfused path: materialize logits [N,V] with the GEMM, then the log-prob kernels.
     const logits = new Float32Array(N * V), dlogits = new Float32Array(N * V);
     const unfusedFwd = () => {
@@ -74,29 +86,46 @@ export async function run(): Promise<void> {
       gemm({ A: dlogits, B: W, C: dh, M: N, N: d, K: V });
       gemm({ A: dlogits, B: h, C: dW, M: V, N: d, K: N, transA: true, beta: 1 });
     };
-    const tf = timeSync(fwd, runs);
-    const tfb = timeSync(fwdBwd, runs);
-    const uf = timeSync(unfusedFwd, runs);
-    const ufb = timeSync(unfusedFwdBwd, runs);
+    // Interleaved rounds (the machine's load drifts): each round times every variant once in turn with
+    // timeSync; a variant's figure is the median over the rounds of its per-round medians.
+    const fns: Record<string, () => void> = { fwd, fwdBwd, combined, unfusedFwd, unfusedFwdBwd };
+    if (split === 'rows') Object.assign(fns, { vocabFwd: fwdS('vocab'), vocabFwdBwd: fwdBwdS('vocab') });
+    const perRound: Record<string, number[]> = {};
+    for (let r = 0; r < rounds; r++) {
+      for (const [k, fn] of Object.entries(fns)) (perRound[k] ??= []).push(timeSync(fn, runs).medianMs);
+    }
+    const t = (k: string): Timing | null => {
+      if (!perRound[k]) return null;
+      const sorted = [...perRound[k]].sort((a, b) => a - b);
+      return { minMs: sorted[0], medianMs: sorted[Math.floor(sorted.length / 2)], runs: sorted.length };
+    };
+    const tf = t('fwd')!, tfb = t('fwdBwd')!, tc = t('combined')!, uf = t('unfusedFwd')!, ufb = t('unfusedFwdBwd')!;
+    const tvf = t('vocabFwd'), tvfb = t('vocabFwdBwd');
     const rss = peakRssDelta(N, d, V, tau);
     const ws = Math.max(
       fusedLinearLogprobWorkspaceBytes({ N, d, V, pass: 'forward' }),
       fusedLinearLogprobWorkspaceBytes({ N, d, V, pass: 'backward' }),
+      fusedLinearLogprobWorkspaceBytes({ N, d, V, pass: 'forwardBackward' }),
     );
     const peer = runPeer<PeerResult>('fused_linear_torch.py', { N, d, V, tau, ...runs });
     const unfused = 8 * N * V;
     rows.push([
       V,
+      split,
       tf.medianMs,
+      tvf ? tvf.medianMs : '=',
       uf.medianMs,
       ratio(tf.medianMs, uf.medianMs),
       peer ? peer.fwd.medianMs : 'n/a',
       ratio(tf.medianMs, peer?.fwd.medianMs),
       tfb.medianMs,
+      tc.medianMs,
+      tvfb ? tvfb.medianMs : '=',
       ufb.medianMs,
       ratio(tfb.medianMs, ufb.medianMs),
+      ratio(tc.medianMs, ufb.medianMs),
       peer ? peer.fwdBwd.medianMs : 'n/a',
-      ratio(tfb.medianMs, peer?.fwdBwd.medianMs),
+      ratio(tc.medianMs, peer?.fwdBwd.medianMs),
     ]);
     mem.push([
       V,
@@ -112,7 +141,10 @@ export async function run(): Promise<void> {
   const threads = nativeInfo().threads;
   printTable(
     `fused linear log-prob: time (median ms), N=${N} d=${d}, ${threads} threads; ratios = fused / other (< 1 is faster)`,
-    ['V', 'fwd fused', 'fwd unfused', 'ratio', 'fwd torch', 'ratio', 'fwd+bwd fused', 'fwd+bwd unfused', 'ratio', 'fwd+bwd torch', 'ratio'],
+    [
+      'V', 'split', 'fwd fused', 'fwd vocab', 'fwd unfused', 'ratio', 'fwd torch', 'ratio',
+      'f+b fused', 'f+b combined', 'f+b vocab', 'f+b unfused', 'fused/unf', 'comb/unf', 'f+b torch', 'comb/torch',
+    ],
     rows,
   );
   printTable(

@@ -3,6 +3,9 @@ import {
   fusedLinearLogprobAsync,
   fusedLinearLogprobBackward,
   fusedLinearLogprobBackwardAsync,
+  fusedLinearLogprobForwardBackward,
+  fusedLinearLogprobForwardBackwardAsync,
+  fusedLinearLogprobPlan,
   fusedLinearLogprobWorkspaceBytes,
   loadNative,
 } from '../src/native';
@@ -64,6 +67,8 @@ const dimCases: Bad[] = [
   ['temperature Infinity', { temperature: Infinity }, 'temperature', 'RangeError'],
   ['temperature string', { temperature: '1' }, 'temperature', 'TypeError'],
   ['impl unknown', { impl: 'fast' }, 'impl', 'TypeError'],
+  ['split unknown', { split: 'columns' }, 'split', 'TypeError'],
+  ['split not a string', { split: 1 }, 'split', 'TypeError'],
 ];
 
 describe('fusedLinearLogprob rejects bad input', () => {
@@ -148,10 +153,73 @@ describe('fusedLinearLogprobWorkspaceBytes rejects bad input', () => {
     ['threads zero', { threads: 0 }, 'threads', 'RangeError'],
     ['threads too many', { threads: 5000 }, 'threads', 'RangeError'],
     ['pass unknown', { pass: 'both' }, 'pass', 'TypeError'],
+    ['split unknown', { split: 'auto ' }, 'split', 'TypeError'],
     ['recomputeEntropy not boolean', { recomputeEntropy: 'yes' }, 'recomputeEntropy', 'TypeError'],
   ];
   it.each(cases)('%s', (_label, override, name, cls) => {
     const args = { N, d, V, ...override } as Parameters<typeof fusedLinearLogprobWorkspaceBytes>[0];
     expectThrows(() => fusedLinearLogprobWorkspaceBytes(args), cls, new RegExp('`' + name + '`'));
+  });
+});
+
+describe('fusedLinearLogprobForwardBackward rejects bad input', () => {
+  const goodFwdBwd = () => {
+    const { lse: _l, entropy: _e, ...rest } = goodBackward();
+    return rest;
+  };
+  const cases: Bad[] = [
+    ...dimCases.filter(([label]) => !label.startsWith('impl')),
+    ['dlogp wrong length', { dlogp: new Float32Array(N + 1) }, 'dlogp', 'RangeError'],
+    ['dlogp NaN', { dlogp: nan(N, 0) }, 'dlogp', 'RangeError'],
+    ['dentropy Infinity', { dentropy: nan(N, 3, Infinity) }, 'dentropy', 'RangeError'],
+    ['dentropy detached', { dentropy: detached(N) }, 'dentropy', 'RangeError'],
+    ['dh wrong length', { dh: new Float32Array(N * d - 1) }, 'dh', 'RangeError'],
+    ['dW wrong type', { dW: new Float64Array(V * d) }, 'dW', 'TypeError'],
+    ['dW detached', { dW: detached(V * d) }, 'dW', 'RangeError'],
+    ['logp wrong length', { logp: new Float32Array(N - 1) }, 'logp', 'RangeError'],
+    ['entropy wrong type', { entropy: new Int32Array(N) }, 'entropy', 'TypeError'],
+    ['lse detached', { lse: detached(N) }, 'lse', 'RangeError'],
+    ['accumulateDh not boolean', { accumulateDh: 'no' }, 'accumulateDh', 'TypeError'],
+    ['dh aliases h', { alias: 'dh=h' }, 'dh', 'RangeError'],
+    ['lse aliases dlogp', { alias: 'lse=dlogp' }, 'lse', 'RangeError'],
+  ];
+  it.each(cases)('%s', async (_label, override, name, cls) => {
+    const args = { ...goodFwdBwd(), ...override } as Parameters<typeof fusedLinearLogprobForwardBackward>[0] & {
+      alias?: string;
+    };
+    if (args.alias === 'dh=h') args.dh = args.h;
+    if (args.alias === 'lse=dlogp') args.lse = args.dlogp;
+    const re = new RegExp('`' + name + '`');
+    expectThrows(() => fusedLinearLogprobForwardBackward(args), cls, re);
+    await expectRejects(fusedLinearLogprobForwardBackwardAsync(args), cls, re);
+  });
+
+  it('rejects a missing options object and leaves dW untouched on errors', async () => {
+    const raw = loadNative() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    expectThrows(() => raw.fusedLinearLogprobForwardBackward(), 'TypeError', /options object/);
+    await expectRejects(fusedLinearLogprobForwardBackwardAsync(null as never), 'TypeError', /options object/);
+    const dW = new Float32Array(V * d).fill(5);
+    expectThrows(() => fusedLinearLogprobForwardBackward({ ...goodFwdBwd(), dW, dlogp: nan(N, 1) }), 'RangeError', /`dlogp`/);
+    expect(dW.every((v) => v === 5)).toBe(true);
+  });
+});
+
+describe('fusedLinearLogprobPlan rejects bad input', () => {
+  const cases: Bad[] = [
+    ['N negative', { N: -1 }, 'N', 'RangeError'],
+    ['d missing', { d: undefined }, 'd', 'TypeError'],
+    ['V zero', { V: 0 }, 'V', 'RangeError'],
+    ['V fractional', { V: 2.5 }, 'V', 'TypeError'],
+    ['threads zero', { threads: 0 }, 'threads', 'RangeError'],
+    ['threads not a number', { threads: '2' }, 'threads', 'TypeError'],
+    ['split unknown', { split: 'both' }, 'split', 'TypeError'],
+  ];
+  it.each(cases)('%s', (_label, override, name, cls) => {
+    const args = { N, d, V, ...override } as Parameters<typeof fusedLinearLogprobPlan>[0];
+    expectThrows(() => fusedLinearLogprobPlan(args), cls, new RegExp('`' + name + '`'));
+  });
+  it('rejects a missing options object', () => {
+    const raw = loadNative() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    expectThrows(() => raw.fusedLinearLogprobPlan(7), 'TypeError', /options object/);
   });
 });

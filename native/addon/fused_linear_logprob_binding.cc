@@ -1,4 +1,5 @@
-// fusedLinearLogprob / fusedLinearLogprobBackward (+ Async) and fusedLinearLogprobWorkspaceBytes:
+// fusedLinearLogprob / fusedLinearLogprobBackward / fusedLinearLogprobForwardBackward (+ Async),
+// fusedLinearLogprobWorkspaceBytes and fusedLinearLogprobPlan:
 // thin wrappers over native/cpu/fused_linear_logprob.h.
 #include <cfloat>
 #include <cmath>
@@ -32,6 +33,10 @@ Dims read_dims(Args& a) {
   m.Nd = checked_mul(a, {m.N, m.d});
   m.Vd = checked_mul(a, {m.V, m.d});
   return m;
+}
+
+FusedLogprobSplit read_split(Args& a) {
+  return static_cast<FusedLogprobSplit>(a.choice("split", {"auto", "rows", "vocab"}, 0));
 }
 
 // temperature: a finite float32 > 0 whose reciprocal is finite too (default 1).
@@ -106,6 +111,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
   auto targets = read_targets(a, m);
   float tau = read_temperature(a);
   bool ref_impl = a.choice("impl", {"fused", "reference"}, 0) == 1;
+  FusedLogprobSplit split = read_split(a);
   Ref logp_ref, ent_ref, lse_ref;
   auto logp = output(a, opts, "logp", m.N, &logp_ref);
   auto entropy = output(a, opts, "entropy", m.N, &ent_ref);
@@ -115,8 +121,12 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
   return a.run(
       async,
       [=] {
-        auto fn = ref_impl ? fused_linear_logprob_forward_ref : fused_linear_logprob_forward;
-        fn(h.data, W.data, targets.data, m.N, m.d, m.V, tau, logp.data, entropy.data, lse.data);
+        if (ref_impl)
+          fused_linear_logprob_forward_ref(h.data, W.data, targets.data, m.N, m.d, m.V, tau, logp.data,
+                                           entropy.data, lse.data);
+        else
+          fused_linear_logprob_forward(h.data, W.data, targets.data, m.N, m.d, m.V, tau, logp.data, entropy.data,
+                                       lse.data, split);
       },
       [=](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
@@ -142,6 +152,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info, bool async) {
   auto dW = a.f32("dW", m.Vd);
   bool acc = a.boolean("accumulateDh", false);
   bool ref_impl = a.choice("impl", {"fused", "reference"}, 0) == 1;
+  FusedLogprobSplit split = read_split(a);
   require_finite_active(a, "lse", lse, targets);
   require_finite_active(a, "entropy", entropy, targets);
   require_finite_active(a, "dlogp", dlogp, targets);
@@ -155,23 +166,83 @@ Napi::Value Backward(const Napi::CallbackInfo& info, bool async) {
                                         dh.data, dW.data, acc);
     else
       fused_linear_logprob_backward(h.data, W.data, targets.data, lse.data, entropy.data, dlogp.data,
-                                    dentropy.data, m.N, m.d, m.V, tau, dh.data, dW.data, acc);
+                                    dentropy.data, m.N, m.d, m.V, tau, dh.data, dW.data, acc, split);
   });
+}
+
+Napi::Value ForwardBackward(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "fusedLinearLogprobForwardBackward");
+  Napi::Object opts = info[0].As<Napi::Object>();
+  Dims m = read_dims(a);
+  auto h = a.f32("h", m.Nd);
+  auto W = a.f32("W", m.Vd);
+  auto targets = read_targets(a, m);
+  auto dlogp = a.f32_optional("dlogp", m.N);
+  auto dentropy = a.f32_optional("dentropy", m.N);
+  float tau = read_temperature(a);
+  auto dh = a.f32("dh", m.Nd);
+  auto dW = a.f32("dW", m.Vd);
+  bool acc = a.boolean("accumulateDh", false);
+  FusedLogprobSplit split = read_split(a);
+  Ref logp_ref, ent_ref, lse_ref;
+  auto logp = output(a, opts, "logp", m.N, &logp_ref);
+  auto entropy = output(a, opts, "entropy", m.N, &ent_ref);
+  auto lse = output(a, opts, "lse", m.N, &lse_ref);
+  require_finite_active(a, "dlogp", dlogp, targets);
+  require_finite_active(a, "dentropy", dentropy, targets);
+  require_disjoint(a, {named("dh", dh), named("dW", dW), named("logp", logp), named("entropy", entropy), named("lse", lse)},
+                   {named("h", h), named("W", W), named("targets", targets), named("dlogp", dlogp),
+                    named("dentropy", dentropy)});
+  return a.run(
+      async,
+      [=] {
+        fused_linear_logprob_forward_backward(h.data, W.data, targets.data, m.N, m.d, m.V, tau, dlogp.data,
+                                              dentropy.data, logp.data, entropy.data, lse.data, dh.data, dW.data,
+                                              acc, split);
+      },
+      [=](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("logp", logp_ref->Value());
+        o.Set("entropy", ent_ref->Value());
+        o.Set("lse", lse_ref->Value());
+        return o;
+      });
 }
 
 Napi::Value WorkspaceBytes(const Napi::CallbackInfo& info) {
   Args a(info, "fusedLinearLogprobWorkspaceBytes");
   Dims m = read_dims(a);
   int64_t threads = a.integer("threads", 1, 1024, num_threads());
-  bool backward = a.choice("pass", {"forward", "backward"}, 1) == 1;
+  int pass = a.choice("pass", {"forward", "backward", "forwardBackward"}, 1);
   bool recompute = a.boolean("recomputeEntropy", false);
-  int64_t bytes = fused_linear_logprob_workspace_bytes(m.N, m.d, m.V, static_cast<int>(threads), backward, recompute);
+  FusedLogprobSplit split = read_split(a);
+  int64_t bytes =
+      pass == 2 ? fused_linear_logprob_forward_backward_workspace_bytes(m.N, m.d, m.V, static_cast<int>(threads), split)
+                : fused_linear_logprob_workspace_bytes(m.N, m.d, m.V, static_cast<int>(threads), pass == 1, recompute,
+                                                       split);
   return Napi::Number::New(a.env(), static_cast<double>(bytes));
+}
+
+Napi::Value Plan(const Napi::CallbackInfo& info) {
+  Args a(info, "fusedLinearLogprobPlan");
+  Dims m = read_dims(a);
+  int64_t threads = a.integer("threads", 1, 1024, num_threads());
+  FusedLogprobSplit split = read_split(a);
+  FusedLogprobPlanInfo p = fused_linear_logprob_plan(m.N, m.d, m.V, static_cast<int>(threads), split);
+  Napi::Object o = Napi::Object::New(a.env());
+  o.Set("split", p.split == FusedLogprobSplit::Rows ? "rows" : "vocab");
+  o.Set("rows", static_cast<double>(p.rows));
+  o.Set("chunk", static_cast<double>(p.chunk));
+  o.Set("threads", p.threads);
+  o.Set("combinedRows", static_cast<double>(p.combined_rows));
+  return o;
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
   export_sync_async(env, exports, "fusedLinearLogprob", Forward);
   export_sync_async(env, exports, "fusedLinearLogprobBackward", Backward);
+  export_sync_async(env, exports, "fusedLinearLogprobForwardBackward", ForwardBackward);
+  exports.Set("fusedLinearLogprobPlan", Napi::Function::New(env, Plan, "fusedLinearLogprobPlan"));
   exports.Set("fusedLinearLogprobWorkspaceBytes",
               Napi::Function::New(env, WorkspaceBytes, "fusedLinearLogprobWorkspaceBytes"));
 }

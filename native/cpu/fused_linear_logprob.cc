@@ -18,19 +18,49 @@ namespace {
 constexpr int64_t kAlign = 16;  // vocab ranges of threads start on multiples of 16 columns
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Tiling of one call: R rows per macro-block, C columns per vocab chunk, T threads.
+// Tiling of one call. Vocab split: R rows per macro-block, C columns per vocab chunk, T threads.
+// Row split: R rows per block and thread, C = V (full rows), ld = the tile's row stride, T threads.
+// comb_rows: rows per macro-block of the vocab split's single-sweep forward_backward, which keeps the
+// block's full logits [comb_rows x V] (0: too few rows for the memory bound; it then runs 2 sweeps).
 struct Plan {
-  int64_t rows, chunk;
+  FusedLogprobSplit split;
+  int64_t rows, chunk, ld, comb_rows;
   int threads;
 };
 
-Plan make_plan(int64_t N, int64_t V, int threads) {
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+Plan make_plan(int64_t N, int64_t d, int64_t V, int threads, FusedLogprobSplit want) {
   Plan p;
   p.threads = std::max(1, threads);
+  N = std::max<int64_t>(N, 1);
+  FusedLogprobSplit split = want;
+  if (split == FusedLogprobSplit::Auto) {
+    const bool small = V <= kFusedLogprobRowsMaxVocab &&
+                       4 * V * d * static_cast<int64_t>(p.threads) <= kFusedLogprobRowsMaxPartialBytes;
+    split = small ? FusedLogprobSplit::Rows : FusedLogprobSplit::Vocab;
+  }
+  p.split = split;
+  if (split == FusedLogprobSplit::Rows) {
+    // at least kFusedLogprobRowsMinRows rows per thread (fewer threads for tiny N: fewer dW partials)
+    const int64_t tmax = std::max<int64_t>(1, N / kFusedLogprobRowsMinRows);
+    p.threads = static_cast<int>(std::min<int64_t>(p.threads, tmax));
+    p.ld = round_up(V, kAlign);
+    const int64_t fit = kFusedLogprobRowsTileBytes / (4 * p.ld) / 8 * 8;  // rows x V tile kept in L2  // rows x V tile kept in L2
+    const int64_t per_thread = (N + p.threads - 1) / p.threads;
+    p.rows = std::max<int64_t>(1, std::min({std::max<int64_t>(8, fit), kFusedLogprobRowBlock, per_thread}));
+    p.chunk = V;
+    p.comb_rows = p.rows;
+    return p;
+  }
   p.rows = std::max<int64_t>(1, std::min(kFusedLogprobRowBlock, N));
   int64_t units = (V + kAlign - 1) / kAlign;
   int64_t per_thread = (units + p.threads - 1) / p.threads * kAlign;
   p.chunk = std::max(kAlign, std::min(kFusedLogprobVocabChunk, per_thread));
+  p.ld = p.chunk;
+  // 4 comb_rows V <= N V / 2: the kept logits take at most half of the 1/8-of-unfused budget
+  p.comb_rows = std::min(p.rows, N / 8 / 8 * 8);
+  if (p.comb_rows < 8) p.comb_rows = 0;
   return p;
 }
 
@@ -220,11 +250,15 @@ void for_each_block(const float* h, const int32_t* targets, int64_t N, int64_t d
 
 }  // namespace
 
-int64_t fused_linear_logprob_workspace_bytes(int64_t N, int64_t d, int64_t V, int threads, bool backward,
-                                             bool recompute_entropy) {
-  if (N <= 0) return 0;
-  Plan p = make_plan(N, V, threads);
+namespace {
+
+int64_t workspace_of(const Plan& p, int64_t N, int64_t d, int64_t V, bool backward, bool recompute_entropy) {
   const int64_t R = p.rows, C = p.chunk, T = p.threads;
+  if (p.split == FusedLogprobSplit::Rows) {
+    const int64_t L = p.ld;
+    if (!backward) return 4 * N + T * (4 * R * d + 4 * R * L);
+    return 4 * N + T * (4 * R * d + 4 * R * L) + 4 * (T - 1) * V * d + T;  // entropy is never recomputed
+  }
   int64_t fwd = 4 * R * d + 4 * T * R * C + static_cast<int64_t>(sizeof(RowStat)) * T * R + 12 * R;
   if (!backward) return fwd;
   int64_t bwd = 4 * R * d + 4 * T * R * C + 4 * T * R * d + 28 * R + T;
@@ -232,10 +266,65 @@ int64_t fused_linear_logprob_workspace_bytes(int64_t N, int64_t d, int64_t V, in
   return std::max(8 * N + fwd, 4 * N + bwd);
 }
 
-void fused_linear_logprob_forward(const float* h, const float* W, const int32_t* targets, int64_t N, int64_t d,
-                                  int64_t V, float temperature, float* logp, float* entropy, float* lse) {
-  if (N <= 0) return;
-  const Plan plan = make_plan(N, V, num_threads());
+}  // namespace
+
+FusedLogprobPlanInfo fused_linear_logprob_plan(int64_t N, int64_t d, int64_t V, int threads, FusedLogprobSplit split) {
+  Plan p = make_plan(N, d, V, threads, split);
+  return {p.split, p.rows, p.chunk, p.threads, p.comb_rows};
+}
+
+int64_t fused_linear_logprob_workspace_bytes(int64_t N, int64_t d, int64_t V, int threads, bool backward,
+                                             bool recompute_entropy, FusedLogprobSplit split) {
+  if (N <= 0) return 0;
+  return workspace_of(make_plan(N, d, V, threads, split), N, d, V, backward, recompute_entropy);
+}
+
+int64_t fused_linear_logprob_forward_backward_workspace_bytes(int64_t N, int64_t d, int64_t V, int threads,
+                                                              FusedLogprobSplit split) {
+  if (N <= 0) return 0;
+  Plan p = make_plan(N, d, V, threads, split);
+  if (p.split == FusedLogprobSplit::Rows) return workspace_of(p, N, d, V, true, false);
+  if (p.comb_rows > 0) {  // the backward's buffers with the block's full logits instead of per-thread tiles
+    const int64_t R = p.comb_rows, T = p.threads;
+    return 4 * R * d + 4 * R * round_up(V, kAlign) + static_cast<int64_t>(sizeof(RowStat)) * T * R + 4 * R +
+           4 * T * R * d + 28 * R + T;
+  }
+  // forward, then backward, with lse and entropy kept in between
+  return 8 * N + std::max(workspace_of(p, N, d, V, false, false), workspace_of(p, N, d, V, true, false));
+}
+
+namespace {
+
+// logp / entropy / lse of one row from the statistics of its `used` thread partials st[0], st[stride], ...
+// (combined in thread order) and its target logit zt.
+struct RowOut {
+  float logp, entropy, lse;
+};
+RowOut combine_stats(const RowStat* st0, int64_t stride, int used, float zt) {
+  double M = -std::numeric_limits<double>::infinity();
+  for (int t = 0; t < used; ++t) {
+    const RowStat& st = st0[t * stride];
+    if (st.s > 0) M = std::max(M, static_cast<double>(st.m));
+  }
+  double S = 0, U = 0;
+  for (int t = 0; t < used; ++t) {
+    const RowStat& st = st0[t * stride];
+    if (!(st.s > 0)) continue;
+    double dm = st.m - M, a = std::exp(dm);
+    S += a * st.s;
+    U += a * (st.u + dm * st.s);
+  }
+  const double log_s = std::log(S);
+  return {static_cast<float>((zt - M) - log_s), static_cast<float>(log_s - U / S), static_cast<float>(M + log_s)};
+}
+
+// Outputs of the forward computed inside a backward (forward_backward); null members are not written.
+struct FwdOut {
+  float *logp, *entropy, *lse;
+};
+
+void forward_vocab(const float* h, const float* W, const int32_t* targets, int64_t N, int64_t d, int64_t V,
+                   float temperature, float* logp, float* entropy, float* lse, const Plan& plan) {
   const int64_t R = plan.rows, C = plan.chunk;
   const float inv_tau = 1.0f / temperature;
   const ScanFn scan = pick_scan();
@@ -272,51 +361,30 @@ void fused_linear_logprob_forward(const float* h, const float* W, const int32_t*
         },
         plan.threads);
     for (int64_t i = 0; i < nb; ++i) {
-      double M = -std::numeric_limits<double>::infinity();
-      for (int t = 0; t < used; ++t) {
-        const RowStat& st = stats[t * R + i];
-        if (st.s > 0) M = std::max(M, static_cast<double>(st.m));
-      }
-      double S = 0, U = 0;
-      for (int t = 0; t < used; ++t) {
-        const RowStat& st = stats[t * R + i];
-        if (!(st.s > 0)) continue;
-        double dm = st.m - M, a = std::exp(dm);
-        S += a * st.s;
-        U += a * (st.u + dm * st.s);
-      }
-      const double log_s = std::log(S);
+      const RowOut o = combine_stats(stats.get() + i, R, used, zt[i]);
       const int64_t r = rw[i];
-      logp[r] = static_cast<float>((zt[i] - M) - log_s);
-      if (entropy) entropy[r] = static_cast<float>(log_s - U / S);
-      if (lse) lse[r] = static_cast<float>(M + log_s);
+      logp[r] = o.logp;
+      if (entropy) entropy[r] = o.entropy;
+      if (lse) lse[r] = o.lse;
     }
   };
   for_each_block(h, targets, N, d, plan, rows.get(), gathered.get(), skip, block);
 }
 
-void fused_linear_logprob_backward(const float* h, const float* W, const int32_t* targets, const float* lse,
-                                   const float* entropy, const float* dlogp, const float* dentropy, int64_t N,
-                                   int64_t d, int64_t V, float temperature, float* dh, float* dW,
-                                   bool accumulate_dh) {
-  if (N <= 0) return;
-  if (!dlogp && !dentropy) {  // zero cotangent: dW += 0, dh = 0
-    if (!accumulate_dh) std::fill(dh, dh + N * d, 0.0f);
-    return;
-  }
-  std::unique_ptr<float[]> recomputed;
-  if (dentropy && !entropy) {
-    recomputed = buffer<float>(N);
-    auto scratch = buffer<float>(N);
-    fused_linear_logprob_forward(h, W, targets, N, d, V, temperature, scratch.get(), recomputed.get(), nullptr);
-    entropy = recomputed.get();
-  }
-  const Plan plan = make_plan(N, V, num_threads());
+void backward_vocab(const float* h, const float* W, const int32_t* targets, const float* lse, const float* entropy,
+                    const float* dlogp, const float* dentropy, int64_t N, int64_t d, int64_t V, float temperature,
+                    float* dh, float* dW, bool accumulate_dh, const Plan& plan, const FwdOut* fwd = nullptr) {
   const int64_t R = plan.rows, C = plan.chunk;
   const float inv_tau = 1.0f / temperature;
   const DlogitsFn to_dlogits = pick_dlogits();
+  const ScanFn scan = pick_scan();
   auto gathered = buffer<float>(R * d);
-  auto tiles = buffer<float>(plan.threads * R * C);
+  // with fwd: the macro-block's full logits [R x ZL] (kept from the forward sweep to the backward one),
+  // else one [R x C] tile per thread
+  const int64_t ZL = round_up(V, kAlign);
+  auto tiles = buffer<float>(fwd ? R * ZL : plan.threads * R * C);
+  auto stats = buffer<RowStat>(fwd ? plan.threads * R : 0);
+  auto zt = buffer<float>(fwd ? R : 0);
   auto partials = buffer<float>(plan.threads * R * d);
   auto rows = buffer<int64_t>(R);
   auto coef = buffer<float>(4 * R);  // per active row of the block: lse, H, g, c
@@ -326,12 +394,50 @@ void fused_linear_logprob_backward(const float* h, const float* W, const int32_t
 
   auto skip = [&](int64_t r) {
     if (!accumulate_dh) std::fill(dh + r * d, dh + (r + 1) * d, 0.0f);
+    if (fwd) {
+      if (fwd->logp) fwd->logp[r] = 0;
+      if (fwd->entropy) fwd->entropy[r] = 0;
+      if (fwd->lse) fwd->lse[r] = 0;
+    }
   };
   auto block = [&](const int64_t* rw, int64_t nb, const float* hb) {
+    if (fwd) {  // forward sweep, as forward_vocab, but into the block's full logits
+      int used = 1;
+      parallel_run(
+          [&](int tid, int nt) {
+            if (tid == 0) used = nt;
+            int64_t vb, ve;
+            vocab_range(V, tid, nt, &vb, &ve);
+            RowStat* st = stats.get() + tid * R;
+            for (int64_t i = 0; i < nb; ++i) st[i] = {0.0, 0.0, kNegInf};
+            for (int64_t v0 = vb; v0 < ve; v0 += C) {
+              const int64_t cn = std::min(C, ve - v0);
+              float* L = tiles.get() + v0;
+              sgemm(false, true, nb, cn, d, inv_tau, hb, d, W + v0 * d, d, 0.0f, L, ZL);
+              for (int64_t i = 0; i < nb; ++i) {
+                scan(L + i * ZL, cn, st[i]);
+                const int64_t t = targets[rw[i]];
+                if (t >= v0 && t < v0 + cn) zt[i] = L[i * ZL + (t - v0)];
+              }
+            }
+          },
+          plan.threads);
+      for (int64_t i = 0; i < nb; ++i) {
+        const RowOut o = combine_stats(stats.get() + i, R, used, zt[i]);
+        const int64_t r = rw[i];
+        if (fwd->logp) fwd->logp[r] = o.logp;
+        if (fwd->entropy) fwd->entropy[r] = o.entropy;
+        if (fwd->lse) fwd->lse[r] = o.lse;
+        b_lse[i] = o.lse;
+        b_H[i] = dentropy ? o.entropy : 0.0f;
+      }
+    }
     for (int64_t i = 0; i < nb; ++i) {
       const int64_t r = rw[i];
-      b_lse[i] = lse[r];
-      b_H[i] = dentropy ? entropy[r] : 0.0f;
+      if (!fwd) {
+        b_lse[i] = lse[r];
+        b_H[i] = dentropy ? entropy[r] : 0.0f;
+      }
       b_g[i] = dlogp ? dlogp[r] * inv_tau : 0.0f;
       b_c[i] = dentropy ? dentropy[r] * inv_tau : 0.0f;
       b_t[i] = targets[r];
@@ -342,20 +448,21 @@ void fused_linear_logprob_backward(const float* h, const float* W, const int32_t
           if (tid == 0) used = nt;
           int64_t vb, ve;
           vocab_range(V, tid, nt, &vb, &ve);
-          float* L = tiles.get() + tid * R * C;
           float* dhp = partials.get() + tid * R * d;
+          const int64_t ld = fwd ? ZL : C;
           bool first = true;
           for (int64_t v0 = vb; v0 < ve; v0 += C) {
             const int64_t cn = std::min(C, ve - v0);
             const float* Wc = W + v0 * d;
-            sgemm(false, true, nb, cn, d, inv_tau, hb, d, Wc, d, 0.0f, L, C);  // z tile
+            float* L = fwd ? tiles.get() + v0 : tiles.get() + tid * R * C;
+            if (!fwd) sgemm(false, true, nb, cn, d, inv_tau, hb, d, Wc, d, 0.0f, L, ld);  // z tile
             for (int64_t i = 0; i < nb; ++i) {
-              to_dlogits(L + i * C, cn, b_lse[i], b_H[i], b_g[i], b_c[i]);
+              to_dlogits(L + i * ld, cn, b_lse[i], b_H[i], b_g[i], b_c[i]);
               const int64_t t = b_t[i];
-              if (t >= v0 && t < v0 + cn) L[i * C + (t - v0)] += b_g[i];
+              if (t >= v0 && t < v0 + cn) L[i * ld + (t - v0)] += b_g[i];
             }
-            sgemm(true, false, cn, d, nb, 1.0f, L, C, hb, d, 1.0f, dW + v0 * d, d);  // dW[chunk] += dl^T h
-            sgemm(false, false, nb, d, cn, 1.0f, L, C, Wc, d, first ? 0.0f : 1.0f, dhp, d);  // dh_t += dl W
+            sgemm(true, false, cn, d, nb, 1.0f, L, ld, hb, d, 1.0f, dW + v0 * d, d);  // dW[chunk] += dl^T h
+            sgemm(false, false, nb, d, cn, 1.0f, L, ld, Wc, d, first ? 0.0f : 1.0f, dhp, d);  // dh_t += dl W
             first = false;
           }
           touched[tid] = !first;
@@ -375,6 +482,235 @@ void fused_linear_logprob_backward(const float* h, const float* W, const int32_t
     }, 16);
   };
   for_each_block(h, targets, N, d, plan, rows.get(), gathered.get(), skip, block);
+}
+
+// ---- row split (small vocabularies) ----------------------------------------------------------------
+
+// logp / entropy / lse of one row from its statistics over the full row (the single-partial case of the
+// thread combination in forward_vocab, same arithmetic).
+inline RowOut finish_row(const RowStat& st, float zt) {
+  const double M = st.m, S = st.s, U = st.u, log_s = std::log(S);
+  return {static_cast<float>((zt - M) - log_s), static_cast<float>(log_s - U / S), static_cast<float>(M + log_s)};
+}
+
+// The active rows (target >= 0) in order; the ignored ones are handed to skip(r).
+template <typename Skip>
+int64_t active_rows(const int32_t* targets, int64_t N, int32_t* act, Skip skip) {
+  int64_t n = 0;
+  for (int64_t r = 0; r < N; ++r) {
+    if (targets[r] < 0) skip(r);
+    else act[n++] = static_cast<int32_t>(r);
+  }
+  return n;
+}
+
+// Runs body(tid, rows, nb, hb, gathered_buf) on each thread for each block of up to plan.rows of that
+// thread's contiguous share of the active rows; hb points at the blocks' hidden states, [nb, d]
+// contiguous (h itself when the rows are consecutive; then hb != gbuf).
+template <typename Body>
+void for_each_row_block(const float* h, int64_t d, const int32_t* act, int64_t n_act, const Plan& plan, float* gath,
+                        Body body) {
+  parallel_run(
+      [&](int tid, int nt) {
+        int64_t a0, a1;
+        static_chunk(n_act, tid, nt, &a0, &a1);
+        float* gbuf = gath + tid * plan.rows * d;
+        for (int64_t b = a0; b < a1; b += plan.rows) {
+          const int64_t nb = std::min(plan.rows, a1 - b);
+          const int32_t* rw = act + b;
+          const float* hb = h + static_cast<int64_t>(rw[0]) * d;
+          if (rw[nb - 1] - rw[0] != nb - 1) {
+            for (int64_t i = 0; i < nb; ++i) std::copy(h + rw[i] * d, h + (rw[i] + 1) * d, gbuf + i * d);
+            hb = gbuf;
+          }
+          body(tid, rw, nb, hb, gbuf);
+        }
+      },
+      plan.threads);
+}
+
+void forward_rows(const float* h, const float* W, const int32_t* targets, int64_t N, int64_t d, int64_t V,
+                  float temperature, float* logp, float* entropy, float* lse, const Plan& plan) {
+  const int64_t R = plan.rows, L = plan.ld;
+  const float inv_tau = 1.0f / temperature;
+  const ScanFn scan = pick_scan();
+  auto act = buffer<int32_t>(N);
+  auto gath = buffer<float>(plan.threads * R * d);
+  auto tiles = buffer<float>(plan.threads * R * L);
+  const int64_t n_act = active_rows(targets, N, act.get(), [&](int64_t r) {
+    logp[r] = 0;
+    if (entropy) entropy[r] = 0;
+    if (lse) lse[r] = 0;
+  });
+  for_each_row_block(h, d, act.get(), n_act, plan, gath.get(),
+                     [&](int tid, const int32_t* rw, int64_t nb, const float* hb, float*) {
+                       float* Z = tiles.get() + tid * R * L;
+                       sgemm(false, true, nb, V, d, inv_tau, hb, d, W, d, 0.0f, Z, L);
+                       for (int64_t i = 0; i < nb; ++i) {
+                         RowStat st{0.0, 0.0, kNegInf};
+                         scan(Z + i * L, V, st);
+                         const int64_t r = rw[i];
+                         const RowOut o = finish_row(st, Z[i * L + targets[r]]);
+                         logp[r] = o.logp;
+                         if (entropy) entropy[r] = o.entropy;
+                         if (lse) lse[r] = o.lse;
+                       }
+                     });
+}
+
+// Backward of the row split; with `fwd` it is the combined forward+backward: the row statistics are
+// taken from the tile itself (logp/entropy/lse written when non-null) instead of lse/entropy.
+void backward_rows(const float* h, const float* W, const int32_t* targets, const float* lse, const float* entropy,
+                   const float* dlogp, const float* dentropy, int64_t N, int64_t d, int64_t V, float temperature,
+                   float* dh, float* dW, bool accumulate_dh, const Plan& plan, const FwdOut* fwd) {
+  const int64_t R = plan.rows, L = plan.ld;
+  const float inv_tau = 1.0f / temperature;
+  const ScanFn scan = pick_scan();
+  const DlogitsFn to_dlogits = pick_dlogits();
+  auto act = buffer<int32_t>(N);
+  auto gath = buffer<float>(plan.threads * R * d);
+  auto tiles = buffer<float>(plan.threads * R * L);
+  auto partials = buffer<float>((plan.threads - 1) * V * d);  // thread 0 accumulates into dW itself
+  std::vector<char> touched(plan.threads, 0);
+  const int64_t n_act = active_rows(targets, N, act.get(), [&](int64_t r) {
+    if (!accumulate_dh) std::fill(dh + r * d, dh + (r + 1) * d, 0.0f);
+    if (fwd) {
+      if (fwd->logp) fwd->logp[r] = 0;
+      if (fwd->entropy) fwd->entropy[r] = 0;
+      if (fwd->lse) fwd->lse[r] = 0;
+    }
+  });
+  const bool need_stats = fwd || (dentropy && !entropy);
+  for_each_row_block(
+      h, d, act.get(), n_act, plan, gath.get(),
+      [&](int tid, const int32_t* rw, int64_t nb, const float* hb, float* gbuf) {
+        float* Z = tiles.get() + tid * R * L;
+        sgemm(false, true, nb, V, d, inv_tau, hb, d, W, d, 0.0f, Z, L);  // z
+        for (int64_t i = 0; i < nb; ++i) {
+          const int64_t r = rw[i];
+          const int64_t t = targets[r];
+          float* z = Z + i * L;
+          float l = fwd ? 0.0f : lse[r], H = (dentropy && entropy) ? entropy[r] : 0.0f;
+          if (need_stats) {
+            RowStat st{0.0, 0.0, kNegInf};
+            scan(z, V, st);
+            const RowOut o = finish_row(st, z[t]);
+            if (fwd) {
+              l = o.lse;
+              if (fwd->logp) fwd->logp[r] = o.logp;
+              if (fwd->entropy) fwd->entropy[r] = o.entropy;
+              if (fwd->lse) fwd->lse[r] = o.lse;
+            }
+            if (dentropy) H = o.entropy;
+          }
+          const float g = dlogp ? dlogp[r] * inv_tau : 0.0f, c = dentropy ? dentropy[r] * inv_tau : 0.0f;
+          to_dlogits(z, V, l, H, g, c);
+          z[t] += g;
+        }
+        // dW (thread 0: dW itself, else the thread's partial) += dl^T h_block
+        float* dWt = tid == 0 ? dW : partials.get() + (tid - 1) * V * d;
+        sgemm(true, false, V, d, nb, 1.0f, Z, L, hb, d, (tid == 0 || touched[tid]) ? 1.0f : 0.0f, dWt, d);
+        touched[tid] = 1;
+        // dh rows = dl W: straight into dh when the rows are consecutive, else via gbuf (hb is done)
+        if (hb != gbuf) {
+          sgemm(false, false, nb, d, V, 1.0f, Z, L, W, d, accumulate_dh ? 1.0f : 0.0f,
+                dh + static_cast<int64_t>(rw[0]) * d, d);
+        } else {
+          sgemm(false, false, nb, d, V, 1.0f, Z, L, W, d, 0.0f, gbuf, d);
+          for (int64_t i = 0; i < nb; ++i) {
+            float* out = dh + static_cast<int64_t>(rw[i]) * d;
+            const float* src = gbuf + i * d;
+            if (accumulate_dh) for (int64_t j = 0; j < d; ++j) out[j] += src[j];
+            else std::copy(src, src + d, out);
+          }
+        }
+      });
+  // dW += partials of threads 1.. in thread order (element-wise, so any split of the elements is exact).
+  bool any = false;
+  for (int t = 1; t < plan.threads; ++t) any = any || touched[t];
+  if (!any) return;
+  parallel_for(V * d, [&](int64_t e0, int64_t e1) {
+    for (int t = 1; t < plan.threads; ++t) {
+      if (!touched[t]) continue;
+      const float* p = partials.get() + (t - 1) * V * d;
+      for (int64_t e = e0; e < e1; ++e) dW[e] += p[e];
+    }
+  }, 4096);
+}
+
+}  // namespace
+
+void fused_linear_logprob_forward(const float* h, const float* W, const int32_t* targets, int64_t N, int64_t d,
+                                  int64_t V, float temperature, float* logp, float* entropy, float* lse,
+                                  FusedLogprobSplit split) {
+  if (N <= 0) return;
+  const Plan plan = make_plan(N, d, V, num_threads(), split);
+  if (plan.split == FusedLogprobSplit::Rows) forward_rows(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
+  else forward_vocab(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
+}
+
+void fused_linear_logprob_backward(const float* h, const float* W, const int32_t* targets, const float* lse,
+                                   const float* entropy, const float* dlogp, const float* dentropy, int64_t N,
+                                   int64_t d, int64_t V, float temperature, float* dh, float* dW,
+                                   bool accumulate_dh, FusedLogprobSplit split) {
+  if (N <= 0) return;
+  if (!dlogp && !dentropy) {  // zero cotangent: dW += 0, dh = 0
+    if (!accumulate_dh) std::fill(dh, dh + N * d, 0.0f);
+    return;
+  }
+  const Plan plan = make_plan(N, d, V, num_threads(), split);
+  if (plan.split == FusedLogprobSplit::Rows) {
+    backward_rows(h, W, targets, lse, entropy, dlogp, dentropy, N, d, V, temperature, dh, dW, accumulate_dh, plan,
+                  nullptr);
+    return;
+  }
+  std::unique_ptr<float[]> recomputed;
+  if (dentropy && !entropy) {
+    recomputed = buffer<float>(N);
+    auto scratch = buffer<float>(N);
+    forward_vocab(h, W, targets, N, d, V, temperature, scratch.get(), recomputed.get(), nullptr, plan);
+    entropy = recomputed.get();
+  }
+  backward_vocab(h, W, targets, lse, entropy, dlogp, dentropy, N, d, V, temperature, dh, dW, accumulate_dh, plan);
+}
+
+void fused_linear_logprob_forward_backward(const float* h, const float* W, const int32_t* targets, int64_t N,
+                                           int64_t d, int64_t V, float temperature, const float* dlogp,
+                                           const float* dentropy, float* logp, float* entropy, float* lse,
+                                           float* dh, float* dW, bool accumulate_dh, FusedLogprobSplit split) {
+  if (N <= 0) return;
+  const Plan plan = make_plan(N, d, V, num_threads(), split);
+  if (plan.split == FusedLogprobSplit::Rows) {
+    const FwdOut out{logp, entropy, lse};
+    if (!dlogp && !dentropy) {
+      forward_rows(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
+      if (!accumulate_dh) std::fill(dh, dh + N * d, 0.0f);
+      return;
+    }
+    backward_rows(h, W, targets, nullptr, nullptr, dlogp, dentropy, N, d, V, temperature, dh, dW, accumulate_dh,
+                  plan, &out);
+    return;
+  }
+  if (!dlogp && !dentropy) {
+    forward_vocab(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
+    if (!accumulate_dh) std::fill(dh, dh + N * d, 0.0f);
+    return;
+  }
+  if (plan.comb_rows > 0) {  // one sweep: keep each macro-block's full logits between forward and backward
+    Plan q = plan;
+    q.rows = plan.comb_rows;
+    const FwdOut out{logp, entropy, lse};
+    backward_vocab(h, W, targets, nullptr, nullptr, dlogp, dentropy, N, d, V, temperature, dh, dW, accumulate_dh, q,
+                   &out);
+    return;
+  }
+  // too few rows: forward (lse and entropy kept), then backward
+  auto keep = buffer<float>(2 * N);
+  float* l = lse ? lse : keep.get();
+  float* H = entropy ? entropy : keep.get() + N;
+  forward_vocab(h, W, targets, N, d, V, temperature, logp, H, l, plan);
+  fused_linear_logprob_backward(h, W, targets, l, H, dlogp, dentropy, N, d, V, temperature, dh, dW, accumulate_dh,
+                                split);
 }
 
 // ---- references ------------------------------------------------------------------------------------
