@@ -49,6 +49,11 @@ async function readChecked(path: string): Promise<{ metadata: Record<string, str
   return { metadata: header.metadata, tensors };
 }
 
+/** Typed-array check that works across realms (jest's vm sandbox, worker threads). */
+function isTyped(x: unknown, type: 'Float32Array' | 'Uint8Array'): boolean {
+  return ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === `[object ${type}]`;
+}
+
 function isIntArrayLike(x: unknown): x is ArrayLike<number> {
   return !!x && typeof x === 'object' && typeof (x as { length?: unknown }).length === 'number';
 }
@@ -109,7 +114,7 @@ export function packBatch(cfg: PolicyConfig, seqs: { tokens: ArrayLike<number>; 
 
 /** Copies a view into the model's layout (HWC uint8), replicating a 1-channel view to 3 channels. */
 function writeView(cfg: PolicyConfig, v: ViewImage, out: Uint8Array, at: number, name: string): void {
-  if (!v || typeof v !== 'object' || !(v.data instanceof Uint8Array)) throw new TypeError(`Expected a ViewImage with Uint8Array data for \`${name}\``);
+  if (!v || typeof v !== 'object' || !isTyped(v.data, 'Uint8Array')) throw new TypeError(`Expected a ViewImage with Uint8Array data for \`${name}\``);
   if (v.width !== cfg.imageSize || v.height !== cfg.imageSize) {
     throw new RangeError(`Expected a ${cfg.imageSize}×${cfg.imageSize} view for \`${name}\` but received ${v.width}×${v.height}`);
   }
@@ -372,7 +377,7 @@ export class NativePolicy implements TrainablePolicy {
 
   setParameter(name: string, data: Float32Array): void {
     const t = this.info(name);
-    if (!(data instanceof Float32Array) || data.length !== t.size) throw new RangeError(`Expected Float32Array of length ${t.size} for \`data\` of '${name}'`);
+    if (!isTyped(data, 'Float32Array') || data.length !== t.size) throw new RangeError(`Expected Float32Array of length ${t.size} for \`data\` of '${name}'`);
     this.fns.policyWrite({ model: this.h, which: 'params', offset: t.offset, data });
   }
 
