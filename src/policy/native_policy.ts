@@ -39,8 +39,25 @@ const CHECKPOINT_LIMITS = { maxHeaderBytes: 4 * 1024 * 1024, maxTensors: 20_000 
 
 /** Reads a safetensors file without blocking the event loop, validating the header (limits, dtypes, offsets). */
 async function readChecked(path: string): Promise<{ metadata: Record<string, string>; tensors: Map<string, LoadedTensor> }> {
-  const buf = await fs.promises.readFile(path);
-  const header = parseHeader(buf, buf.byteLength, path, CHECKPOINT_LIMITS);
+  const fh = await fs.promises.open(path, 'r');
+  let buf: Buffer;
+  let header;
+  try {
+    const size = (await fh.stat()).size;
+    // The header is validated (length limit, JSON, dtypes, shapes, offsets against the file size)
+    // before the data section is read.
+    const lenBytes = Buffer.alloc(Math.min(8, size));
+    await fh.read(lenBytes, 0, lenBytes.length, 0);
+    const n = lenBytes.length === 8 ? Number(lenBytes.readBigUInt64LE(0)) : 0;
+    const headLen = Math.min(size, 8 + Math.min(n, CHECKPOINT_LIMITS.maxHeaderBytes));
+    const head = Buffer.alloc(headLen);
+    await fh.read(head, 0, headLen, 0);
+    header = parseHeader(head, size, path, CHECKPOINT_LIMITS);
+    buf = Buffer.alloc(size);
+    await fh.read(buf, 0, size, 0);
+  } finally {
+    await fh.close();
+  }
   const tensors = new Map<string, LoadedTensor>();
   for (const [name, t] of header.tensors) {
     const begin = header.dataStart + t.dataOffsets[0];

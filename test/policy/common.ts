@@ -35,7 +35,7 @@ export function randomView(rng: Rng, size: number, channels: 1 | 3 = 3): ViewIma
 }
 
 /** A ragged batch mixing text and images (including an image at the start and two in a row). */
-export function mixedBatch(rng: Rng, size: number): { tokens: number[]; images: ViewImage[]; mask?: number[] }[] {
+export function mixedBatch(rng: Rng, size: number): { tokens: number[]; images?: ViewImage[]; mask?: number[] }[] {
   return [
     { tokens: [...encode('<|bos|>look: '), IMAGE_ID, ...encode('\nQ?<answer>B</answer><|eos|>')], images: [randomView(rng, size)] },
     { tokens: encode('<|bos|>only text, odd length') },
