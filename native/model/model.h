@@ -114,6 +114,8 @@ class Model {
   void trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a);
   struct Saved;
   std::unique_ptr<Saved> saved_;
+  Packed gen_pk_;   // generation scratch, reused by extend()
+  Acts gen_acts_;
 };
 
 }  // namespace medgym::model
