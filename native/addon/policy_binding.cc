@@ -54,13 +54,16 @@ std::shared_ptr<Session> get_session(Args& a, const Napi::CallbackInfo& info) {
 
 // Marks the model busy for one heavy op; the returned guard (captured by the work) frees it.
 struct Busy {
-  std::shared_ptr<Model> m;
+  explicit Busy(std::shared_ptr<Model> model) : m(std::move(model)) {}
+  Busy(const Busy&) = delete;
+  Busy& operator=(const Busy&) = delete;
   ~Busy() { m->busy = false; }
+  std::shared_ptr<Model> m;
 };
 std::shared_ptr<Busy> acquire(Args& a, const std::shared_ptr<Model>& m) {
   if (m->busy.exchange(true))
     throw Napi::Error::New(a.env(), std::string(a.fn()) + ": the model is busy with another operation (await it first)");
-  return std::make_shared<Busy>(Busy{m});
+  return std::make_shared<Busy>(m);
 }
 
 // Runs a model-level check that throws std::out_of_range / invalid_argument, as a JS error naming `fn`.
