@@ -283,10 +283,7 @@ Napi::Value SetStep(const Napi::CallbackInfo& info) {
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   Args a(info, "policyDispose");
   auto* h = unwrap<ModelHandle>(a, info, "model", kModelTag, "policy model");
-  if (h->m) {
-    if (h->m->busy) throw Napi::Error::New(info.Env(), "policyDispose: the model is busy (await its operation first)");
-    h->m.reset();
-  }
+  h->m.reset();  // an op in flight holds its own reference: the memory goes when it finishes
   return info.Env().Undefined();
 }
 
@@ -579,10 +576,7 @@ Napi::Value SessionRelease(const Napi::CallbackInfo& info) {
 Napi::Value SessionDispose(const Napi::CallbackInfo& info) {
   Args a(info, "sessionDispose");
   auto* h = unwrap<SessionHandle>(a, info, "session", kSessionTag, "generation session");
-  if (h->s) {
-    if (h->s->model()->busy) throw Napi::Error::New(info.Env(), "sessionDispose: the model is busy (await its operation first)");
-    h->s.reset();
-  }
+  h->s.reset();  // an op in flight holds its own reference
   return info.Env().Undefined();
 }
 

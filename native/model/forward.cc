@@ -261,8 +261,8 @@ void Model::trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a) 
 
 int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, bool want_entropy, bool keep, float* logp,
                        float* entropy) {
-  saved_.reset();
-  auto sv = std::make_unique<Saved>();
+  if (saved_) spare_ = std::move(saved_);  // an unconsumed forward: its buffers are reused
+  std::unique_ptr<Saved> sv = spare_ ? std::move(spare_) : std::make_unique<Saved>();
   pack(seqs, sv->pk, true);
   const Packed& pk = sv->pk;
   Acts& a = sv->acts;
@@ -287,6 +287,8 @@ int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, boo
     sv->tokens_total = 0;
     for (const SeqInput& q : seqs) sv->tokens_total += q.n_tokens;
     saved_ = std::move(sv);
+  } else {
+    spare_ = std::move(sv);
   }
   return scored;
 }

@@ -118,7 +118,11 @@ describe('policy bad input (native entry points)', () => {
     expectThrows(() => fns.policyForwardAsync(big), 'Error', /busy/);
     await first;
     await fns.policyForwardAsync(big); // free again afterwards
+    // dispose during an op: the op finishes on its own reference, later calls are refused
+    const inFlight = fns.policyForwardAsync(big);
     fns.policyDispose({ model: m });
+    expect((await inFlight).logp.length).toBe(1000);
+    await expectRejects(call(() => fns.policyForwardAsync(big)), 'TypeError', /disposed/);
   });
 
   test('a disposed model is rejected by name', async () => {
