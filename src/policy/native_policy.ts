@@ -61,7 +61,8 @@ async function readChecked(path: string): Promise<{ metadata: Record<string, str
   const tensors = new Map<string, LoadedTensor>();
   for (const [name, t] of header.tensors) {
     const begin = header.dataStart + t.dataOffsets[0];
-    tensors.set(name, { dtype: t.dtype, shape: t.shape, bytes: buf.subarray(begin, header.dataStart + t.dataOffsets[1]) });
+    // a copy: its own ArrayBuffer, so typed views are aligned whatever the header length was
+    tensors.set(name, { dtype: t.dtype, shape: t.shape, bytes: new Uint8Array(buf.subarray(begin, header.dataStart + t.dataOffsets[1])) });
   }
   return { metadata: header.metadata, tensors };
 }
