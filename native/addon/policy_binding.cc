@@ -183,7 +183,7 @@ Napi::Float32Array to_js(Napi::Env env, const std::vector<float>& v) {
 
 // ---- model ----------------------------------------------------------------------------------------
 
-Napi::Value Create(const Napi::CallbackInfo& info) {
+Napi::Value Create(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "policyCreate");
   Config c;
   c.V = a.integer("vocabSize", 1, 1 << 20);
@@ -196,11 +196,17 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   c.C = a.integer("channels", 1, 3);
   c.image_id = a.integer("imageId", 0, (1 << 20) - 1);
   const double seed = a.number("seed", 0, 9007199254740991.0, 0);
+  const bool init = a.boolean("init", true);
   checked(a, [&] { c.validate(); });
-  auto* h = new ModelHandle{std::make_shared<Model>(c, static_cast<uint64_t>(seed))};
-  auto ext = Napi::External<ModelHandle>::New(info.Env(), h, [](Napi::Env, ModelHandle* p) { delete p; });
-  napi_type_tag_object(info.Env(), ext, &kModelTag);
-  return ext;
+  auto holder = std::make_shared<std::shared_ptr<Model>>();
+  return a.run(
+      async, [=] { *holder = std::make_shared<Model>(c, static_cast<uint64_t>(seed), init); },
+      [=](Napi::Env env) -> Napi::Value {
+        auto* h = new ModelHandle{*holder};
+        auto ext = Napi::External<ModelHandle>::New(env, h, [](Napi::Env, ModelHandle* p) { delete p; });
+        napi_type_tag_object(env, ext, &kModelTag);
+        return ext;
+      });
 }
 
 Napi::Value Layout(const Napi::CallbackInfo& info) {
@@ -581,7 +587,7 @@ Napi::Value SessionDispose(const Napi::CallbackInfo& info) {
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("policyCreate", Napi::Function::New(env, Create, "policyCreate"));
+  export_sync_async(env, exports, "policyCreate", Create);
   exports.Set("policyLayout", Napi::Function::New(env, Layout, "policyLayout"));
   exports.Set("policyRead", Napi::Function::New(env, Read, "policyRead"));
   exports.Set("policyWrite", Napi::Function::New(env, Write, "policyWrite"));

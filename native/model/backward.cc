@@ -17,10 +17,10 @@
 
 namespace medgym::model {
 
-Model::Model(const Config& c, uint64_t seed) : cfg(c), layout(build_layout(c)) {
-  params.resize(layout.total);
+Model::Model(const Config& c, uint64_t seed, bool init) : cfg(c), layout(build_layout(c)) {
+  params.assign(layout.total, 0.0f);
   grads.assign(layout.total, 0.0f);
-  init_params(cfg, layout, seed, params.data());
+  if (init) init_params(cfg, layout, seed, params.data());
 }
 
 Model::~Model() = default;

@@ -77,7 +77,8 @@ struct StepInfo {
 
 class Model {
  public:
-  Model(const Config& c, uint64_t seed);
+  // init: GPT-2 initialization from `seed`; otherwise zeros (the caller loads weights).
+  Model(const Config& c, uint64_t seed, bool init = true);
   ~Model();
   const Config cfg;
   const Layout layout;
