@@ -123,6 +123,9 @@ MEDGYM_AVX2 void decode_avx2_regs(int64_t H, int64_t Tq, int64_t Tk, AttnViewOut
       const __m256 vscale = _mm256_set1_ps(scale);
       for (; j + 8 <= n; j += 8) {
         __m256 acc[8];
+        if (j + 16 + 8 <= n)
+          for (int r = 0; r < 8; ++r)
+            for (int c = 0; c < NC; c += 2) _mm_prefetch(reinterpret_cast<const char*>(kh + (j + 16 + r) * k.st + 8 * c), _MM_HINT_T0);
         for (int r = 0; r < 8; ++r) {
           const float* kr = kh + (j + r) * k.st;
           __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
@@ -149,6 +152,8 @@ MEDGYM_AVX2 void decode_avx2_regs(int64_t H, int64_t Tq, int64_t Tk, AttnViewOut
       for (int c = 0; c < NC; ++c) o[c] = _mm256_setzero_ps();
       const float* vh = v.data + h * v.sh;
       for (int64_t t = 0; t < n; ++t) {
+        if (t + 16 < n)
+          for (int c = 0; c < NC; c += 2) _mm_prefetch(reinterpret_cast<const char*>(vh + (t + 16) * v.st + 8 * c), _MM_HINT_T0);
         const __m256 p = _mm256_set1_ps(s[t]);
         const float* vr = vh + t * v.st;
         for (int c = 0; c < NC; ++c) o[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * c), o[c]);

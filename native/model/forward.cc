@@ -27,11 +27,16 @@ void KVCache::reserve(const Config& c, int64_t n) {
   while (cap < n) cap *= 2;
   if (cap > c.T) cap = c.T;
   if (cap < n) cap = n;
+  const int64_t H = c.H, hd = c.hd();
   k.resize(c.L);
   v.resize(c.L);
   for (int64_t l = 0; l < c.L; ++l) {
-    k[l].resize(cap * c.d);
-    v[l].resize(cap * c.d);
+    for (auto* buf : {&k[l], &v[l]}) {  // head-major [H, cap, hd]: re-lay the rows out at the new stride
+      std::vector<float> grown(H * cap * hd);
+      for (int64_t h = 0; h < H && capacity > 0; ++h)
+        std::memcpy(grown.data() + h * cap * hd, buf->data() + h * capacity * hd, capacity * hd * sizeof(float));
+      buf->swap(grown);
+    }
   }
   capacity = cap;
 }
@@ -193,16 +198,18 @@ void run_attention(const Config& c, const std::vector<SeqInput>& seqs, const Pac
     if (q.cache) {
       float* K = q.cache->k[layer].data();
       float* Vv = q.cache->v[layer].data();
-      for (int64_t i = 0; i < n; ++i) {
-        std::memcpy(K + (q.past + i) * d, qkv + (r0 + i) * 3 * d + d, d * sizeof(float));
-        std::memcpy(Vv + (q.past + i) * d, qkv + (r0 + i) * 3 * d + 2 * d, d * sizeof(float));
-      }
+      const int64_t hs = q.cache->capacity * hd;  // head stride of the head-major cache
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t h = 0; h < H; ++h) {
+          std::memcpy(K + h * hs + (q.past + i) * hd, qkv + (r0 + i) * 3 * d + d + h * hd, hd * sizeof(float));
+          std::memcpy(Vv + h * hs + (q.past + i) * hd, qkv + (r0 + i) * 3 * d + 2 * d + h * hd, hd * sizeof(float));
+        }
+      const AttnView kv{K, 0, hd, hs}, vv{Vv, 0, hd, hs};
       if (n <= kDecodeMaxQueries) {  // decode step: walk the cache row by row (no padded query tile)
         std::vector<float> scores(H * (q.past + n));
-        attention_decode(H, n, q.past + n, hd, ov, l, qv, AttnView{K, 0, d, hd}, AttnView{Vv, 0, d, hd}, scale,
-                         scores.data());
+        attention_decode(H, n, q.past + n, hd, ov, l, qv, kv, vv, scale, scores.data());
       } else {
-        attention_forward(dims, ov, l, qv, AttnView{K, 0, d, hd}, AttnView{Vv, 0, d, hd}, nullptr, scale);
+        attention_forward(dims, ov, l, qv, kv, vv, nullptr, scale);
       }
     } else {
       attention_forward(dims, ov, l, qv, AttnView{qkv + r0 * 3 * d + d, 0, 3 * d, hd},

@@ -15,7 +15,7 @@
 
 namespace medgym::model {
 
-// Per-sequence KV cache: per layer K and V, [capacity, d] row-major (head h = columns h*hd..).
+// Per-sequence KV cache: per layer K and V, head-major [H, capacity, hd] (each head's rows contiguous).
 struct KVCache {
   std::vector<std::vector<float>> k, v;
   int64_t capacity = 0;
