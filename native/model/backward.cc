@@ -73,7 +73,6 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
   layernorm_backward(dres.data(), G + layout.lnf_w, G + layout.lnf_b, dtmp.data(), a.layers[cfg.L - 1].x_out,
                      P + layout.lnf_w, a.lnf_mean, a.lnf_rstd, N, d, false);
 
-  std::vector<SeqInput> seqs(pk.row0.size());  // attention needs only past = 0, no cache
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t l = cfg.L - 1; l >= 0; --l) {
     const LayerOffsets& o = layout.layers[l];
@@ -112,7 +111,6 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
     layernorm_backward(dres.data(), G + o.ln1_w, G + o.ln1_b, dtmp.data(), A.x_in, P + o.ln1_w, A.ln1_mean,
                        A.ln1_rstd, N, d, true);
   }
-  (void)seqs;
 
   // Embeddings: text rows -> wte[id], every row -> wpe[pos], patch rows -> patch_pos[j], bias, weight.
   float* dwte = G + layout.wte;
