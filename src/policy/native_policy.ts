@@ -205,8 +205,17 @@ export class NativePolicy implements TrainablePolicy {
     const { metadata, tensors } = await readChecked(path);
     if (typeof metadata.config !== 'string') throw new RangeError(`${path}: metadata has no "config"`);
     const config = configFromJson(metadata.config, path);
-    if (metadata.tokenizer !== undefined && metadata.tokenizer !== JSON.stringify(SPECIAL_TOKENS)) {
-      throw new RangeError(`${path}: metadata "tokenizer" (${metadata.tokenizer.slice(0, 200)}) differs from this tokenizer's special tokens`);
+    if (metadata.tokenizer !== undefined) {
+      let list: unknown;
+      try {
+        list = JSON.parse(metadata.tokenizer);
+      } catch {
+        throw new RangeError(`${path}: metadata "tokenizer" is not valid JSON`);
+      }
+      // compared as parsed JSON, so other writers' whitespace (Python's json.dumps) is fine
+      if (!Array.isArray(list) || list.length !== SPECIAL_TOKENS.length || list.some((t, i) => t !== SPECIAL_TOKENS[i])) {
+        throw new RangeError(`${path}: metadata "tokenizer" (${metadata.tokenizer.slice(0, 200)}) differs from this tokenizer's special tokens`);
+      }
     }
     const policy = new NativePolicy(config, await nativePolicyFunctions().policyCreateAsync({ ...config, imageId: IMAGE_ID, init: false }));
     try {
