@@ -82,6 +82,17 @@ describe('GenerationSession', () => {
     for (const s of [s1, s2, s3, s4]) s.dispose();
   });
 
+  test('run to run: the same seeds and batches give bit-identical tokens and log-probs', async () => {
+    const run = async (): Promise<{ t: number[]; l: number[] }[]> => {
+      const s = policy.createSession({ seed: 42 });
+      const ids = await s.add(prompts.map((p, i) => ({ ...p, key: { step: 7, promptIndex: i, sampleIndex: 1 } })));
+      const out = await s.generate(ids, { maxNewTokens: 20, temperature: 0.9, topP: 0.95 });
+      s.dispose();
+      return out.map((o) => ({ t: Array.from(o.tokens), l: Array.from(o.logp) }));
+    };
+    expect(await run()).toEqual(await run());
+  });
+
   test('append after a stop (tool response with a new image) equals prefilling everything at once', async () => {
     const greedy = { maxNewTokens: 12, temperature: 0, stopTokens: [] as number[] };
     const s = policy.createSession();
