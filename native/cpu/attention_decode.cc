@@ -144,8 +144,16 @@ MEDGYM_AVX2 void decode_avx2_regs(int64_t H, int64_t Tq, int64_t Tk, AttnViewOut
         s[j] = scale * simd::hsum256(a);
         m = std::max(m, s[j]);
       }
-      float z = 0;
-      for (int64_t t = 0; t < n; ++t) z += (s[t] = std::exp(s[t] - m));
+      __m256 vz = _mm256_setzero_ps();
+      const __m256 vm = _mm256_set1_ps(m);
+      int64_t t0 = 0;
+      for (; t0 + 8 <= n; t0 += 8) {
+        const __m256 e = simd::exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t0), vm));
+        _mm256_storeu_ps(s + t0, e);
+        vz = _mm256_add_ps(vz, e);
+      }
+      float z = simd::hsum256(vz);
+      for (; t0 < n; ++t0) z += (s[t0] = std::exp(s[t0] - m));
       const float inv = 1.0f / z;
       if (lse) lse[h * Tq + i] = m + std::log(z);
       __m256 o[NC];
