@@ -20,6 +20,9 @@ namespace medgym::model {
 constexpr float kLnEps = 1e-5f;
 // New rows per sequence up to which the cached attention uses attention_decode.
 constexpr int64_t kDecodeMaxQueries = 4;
+// Rows per thread at least, for the cheap row loops (bias, embeddings): a decode step's few rows
+// then run without a thread-pool round trip.
+constexpr int64_t kElementwiseRowChunk = 128;
 
 void KVCache::reserve(const Config& c, int64_t n) {
   if (n <= capacity) return;
@@ -173,14 +176,14 @@ void Model::pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) co
 static void fill_bias(float* out, const float* b, int64_t N, int64_t n) {
   parallel_for(N, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) std::memcpy(out + r * n, b, n * sizeof(float));
-  }, 16);
+  }, kElementwiseRowChunk);
 }
 // out[r, :] = x[r, :] + b (out may alias x).
 static void add_bias(float* out, const float* x, const float* b, int64_t N, int64_t n) {
   parallel_for(N, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t i = 0; i < n; ++i) out[r * n + i] = x[r * n + i] + b[i];
-  }, 16);
+  }, kElementwiseRowChunk);
 }
 
 void run_attention(const Config& c, const std::vector<SeqInput>& seqs, const Packed& pk, int64_t layer,
@@ -238,7 +241,7 @@ void Model::trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a) 
       const float* pb = pk.row_token[r] >= 0 ? nullptr : P + layout.patch_b;
       for (int64_t i = 0; i < d; ++i) x[r * d + i] = te[i] + pe[i] + (pb ? pb[i] : 0.0f);
     }
-  }, 16);
+  }, kElementwiseRowChunk);
   const int64_t n_patch = static_cast<int64_t>(pk.patch_rows.size());
   if (n_patch > 0) {
     std::vector<float> tmp(n_patch * d);
