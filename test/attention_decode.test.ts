@@ -10,6 +10,8 @@ const CASES = [
   { B: 2, Tq: 3, Tk: 19, capacity: 19, C: 128, H: 2 }, // hd 64
   { B: 2, Tq: 2, Tk: 9, capacity: 12, C: 48, H: 4 }, // hd 12: generic path
   { B: 1, Tq: 1, Tk: 70, capacity: 70, C: 16, H: 2 }, // hd 8
+  { B: 2, Tq: 1, Tk: 41, capacity: 44, C: 32, H: 2 }, // hd 16
+  { B: 1, Tq: 2, Tk: 30, capacity: 30, C: 128, H: 1 }, // hd 128
 ];
 
 describe.each(['portable', 'avx2', 'avx512'] as const)('attentionDecode (%s)', (level) => {
