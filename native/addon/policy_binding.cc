@@ -52,6 +52,14 @@ std::shared_ptr<Session> get_session(Args& a, const Napi::CallbackInfo& info) {
   return h->s;
 }
 
+// A session's KV caches hold keys/values of the weights it was created with.
+void require_fresh(Args& a, const Session& s) {
+  if (s.weights_version() != s.model()->weights_version)
+    throw Napi::Error::New(a.env(), std::string(a.fn()) +
+                                        ": the model's weights changed since this session was created (its KV caches "
+                                        "are stale): create a new session (`session`)");
+}
+
 // Marks the model busy for one heavy op; the returned guard (captured by the work) frees it.
 struct Busy {
   explicit Busy(std::shared_ptr<Model> model) : m(std::move(model)) {}
@@ -231,6 +239,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
 
 std::vector<float>* buffer(Args& a, Model& m, bool for_write) {
   int which = a.choice("which", {"params", "grads", "m", "v"});
+  if (for_write && which == 0) ++m.weights_version;
   if (which >= 2 && m.m.empty()) {
     if (!for_write) a.range_error("no optimizer state yet (`which`)");
     m.m.assign(m.layout.total, 0.0f), m.v.assign(m.layout.total, 0.0f);
@@ -442,6 +451,7 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "sessionAdd");
   auto s = get_session(a, info);
   auto m = s->model();
+  require_fresh(a, *s);
   const Config& c = m->cfg;
   BatchIn b = read_batch(a, info, c, false);
   const size_t n = b.offsets.size() - 1;
@@ -484,6 +494,7 @@ Napi::Value SessionAppend(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "sessionAppend");
   auto s = get_session(a, info);
   auto m = s->model();
+  require_fresh(a, *s);
   const Config& c = m->cfg;
   BatchIn b = read_batch(a, info, c, false);
   const size_t n = b.offsets.size() - 1;
@@ -509,6 +520,7 @@ Napi::Value SessionGenerate(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "sessionGenerate");
   auto s = get_session(a, info);
   auto m = s->model();
+  require_fresh(a, *s);
   const Config& c = m->cfg;
   auto ids = std::make_shared<std::vector<int64_t>>(read_ids(a, 0));
   checked(a, [&] { s->check_ids(*ids, true); });

@@ -174,6 +174,7 @@ StepInfo Model::step(const AdamHyper& hp) {
   }
   if (info.finite) {
     ++step_count;
+    ++weights_version;
     AdamWParams p;
     p.lr = hp.lr, p.beta1 = hp.beta1, p.beta2 = hp.beta2, p.eps = hp.eps, p.step = step_count;
     for (const TensorInfo& t : layout.tensors) {

@@ -109,6 +109,9 @@ class Model {
   void extend(const std::vector<SeqInput>& seqs, float* logits);
 
   std::atomic<bool> busy{false};
+  // Bumped whenever the weights change (optimizer step, a write): sessions built on older weights
+  // refuse to continue (their KV caches would be stale).
+  std::atomic<uint64_t> weights_version{0};
 
  private:
   void pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) const;

@@ -164,6 +164,20 @@ describe('GenerationSession', () => {
     for (const x of [s, s2, s3]) x.dispose();
   });
 
+  test('a session refuses to continue after the weights changed (stale KV caches)', async () => {
+    const s = policy.createSession();
+    const ids = await s.add(prompts.slice(0, 1));
+    const w = policy.getParameter('ln_f.bias');
+    policy.setParameter('ln_f.bias', w); // any write counts
+    await expect(s.generate(ids, { maxNewTokens: 2 })).rejects.toThrow(/weights changed/);
+    await expect(s.append([{ id: ids[0], input: { tokens: [65] } }])).rejects.toThrow(/weights changed/);
+    s.dispose();
+    const fresh = policy.createSession();
+    const [id] = await fresh.add(prompts.slice(0, 1));
+    expect((await fresh.generate([id], { maxNewTokens: 2 }))[0].tokens.length).toBe(2);
+    fresh.dispose();
+  });
+
   test('release frees a sequence; unknown ids are rejected', async () => {
     const s = policy.createSession();
     const ids = await s.add(prompts.slice(0, 2));
