@@ -2,7 +2,10 @@
 // generation sessions, and thin entry points that unwrap + validate their options, copy the inputs
 // into native memory and schedule the work (sync or Promise). One heavy op per model at a time: a
 // second one while the first runs throws (src/policy queues calls so that this never happens).
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -172,6 +175,26 @@ BatchIn read_batch(Args& a, const Napi::CallbackInfo& info, const Config& c, boo
   return b;
 }
 
+// Refuses a batch whose activations would not fit in memory (rather than being OOM-killed later).
+void require_memory(Args& a, const Model& m, const BatchIn& b, bool keep) {
+  int64_t rows = 0;
+  for (size_t s = 0; s + 1 < b.offsets.size(); ++s)
+    rows += m.expanded_length(b.tokens.data() + b.offsets[s], b.offsets[s + 1] - b.offsets[s]);
+  const double need = 4.0 * static_cast<double>(rows) *
+                      static_cast<double>(model::Acts::floats_per_row(m.cfg, keep) + (keep ? 14 * m.cfg.d : 0));
+  const double phys = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  double limit = phys > 0 ? 0.75 * phys : 1e300;
+  if (const char* env = std::getenv("MEDGYM_MAX_ACTIVATION_BYTES")) {  // a lower cap, e.g. on shared machines
+    const double cap = std::atof(env);
+    if (cap > 0 && cap < limit) limit = cap;
+  }
+  if (need > limit)
+    a.range_error("the batch (`tokens`) expands to " + std::to_string(rows) + " positions whose activations need " +
+                  std::to_string(static_cast<int64_t>(need / (1 << 20))) + " MiB, more than the limit of " +
+                  std::to_string(static_cast<int64_t>(limit / (1 << 20))) +
+                  " MiB (3/4 of RAM, or MEDGYM_MAX_ACTIVATION_BYTES): split it into micro-batches");
+}
+
 std::vector<SeqInput> seq_inputs(const BatchIn& b, const Config& c) {
   std::vector<SeqInput> v(b.offsets.size() - 1);
   for (size_t s = 0; s < v.size(); ++s) {
@@ -311,6 +334,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
   const bool keep = a.boolean("requireGrad", false);
   auto seqs = std::make_shared<std::vector<SeqInput>>(seq_inputs(*b, m->cfg));
   checked(a, [&] { m->validate(*seqs, b->n_images); });
+  require_memory(a, *m, *b, keep);
   auto busy = acquire(a, m);
   const size_t total = b->tokens.size();
   auto logp = std::make_shared<std::vector<float>>(total, 0.0f);
@@ -359,6 +383,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info, bool async) {
   const double scale = a.number("scale", -1e30, 1e30, 1.0);
   auto seqs = std::make_shared<std::vector<SeqInput>>(seq_inputs(*b, m->cfg));
   checked(a, [&] { m->validate(*seqs, b->n_images); });
+  require_memory(a, *m, *b, true);
   auto busy = acquire(a, m);
   auto res = std::make_shared<std::pair<double, int64_t>>(0.0, 0);
   return a.run(
