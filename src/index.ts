@@ -16,3 +16,7 @@ export { SynthDataset, generateItem } from './data/synth';
 export type { SynthOptions } from './data/synth';
 export type { Dataset, VqaItem, Split, StreamOptions } from './data/types';
 export { openJsonl, openMedMnist, openVqaRad, openSlake, openPmcVqa, openOmniMedVqa, readNiftiSlice, readDicom, readImageFile, LoaderError } from './data/loaders';
+// The native policy (SPEC §1): NativePolicy, presets, types.
+export * as policy from './policy';
+export { NativePolicy, POLICY_PRESETS } from './policy';
+export type { PolicyConfig, PolicyPreset, PolicySequence, GenerationSession, GenerateOptions, GenerateResult, TrainablePolicy } from './policy';
