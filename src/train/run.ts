@@ -90,7 +90,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     state = latest.state;
     lastCheckpoint = P(latest.dir);
     policy = await NativePolicy.load(path.join(lastCheckpoint, 'policy.safetensors'));
-    await policy.loadOptimizer(path.join(lastCheckpoint, 'optimizer.safetensors'));
+    const optim = path.join(lastCheckpoint, 'optimizer.safetensors');
+    if (fs.existsSync(optim)) await policy.loadOptimizer(optim); // absent: a fresh optimizer (phase start)
     // Drop what was logged after the checkpoint: those steps run again, identically.
     fs.truncateSync(P(RUN_FILES.metrics), Math.min(state.metricsBytes, fileSize(P(RUN_FILES.metrics))));
     if (fs.existsSync(P(RUN_FILES.trajectories))) fs.truncateSync(P(RUN_FILES.trajectories), Math.min(state.trajectoriesBytes, fileSize(P(RUN_FILES.trajectories))));
@@ -127,7 +128,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     state.trajectoriesBytes = fileSize(P(RUN_FILES.trajectories));
     state.elapsed = elapsed();
     await policy.save(path.join(cdir, 'policy.safetensors'));
-    await policy.saveOptimizer(path.join(cdir, 'optimizer.safetensors'));
+    await saveOptimizerIfAny(policy, path.join(cdir, 'optimizer.safetensors'));
     await writeFileAtomic(path.join(cdir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
     // The pointer moves last: a crash before this line leaves the previous checkpoint in force.
     await writeFileAtomic(P(RUN_FILES.latest), JSON.stringify({ dir: path.join(RUN_FILES.checkpoints, name), state }, null, 2) + '\n');
@@ -281,6 +282,16 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     for (const v of vecs) v.close();
     policy.dispose();
     if (opts.handleSigint ?? true) process.off('SIGINT', onSigint);
+  }
+}
+
+/** The optimizer state, when a step has created one (a phase starts with a fresh optimizer). */
+async function saveOptimizerIfAny(policy: NativePolicy, file: string): Promise<void> {
+  try {
+    await policy.saveOptimizer(file);
+  } catch (err) {
+    if (!/no optimizer state/.test((err as Error).message)) throw err;
+    fs.rmSync(file, { force: true });
   }
 }
 
