@@ -66,7 +66,7 @@ async function evalMode(policy: NativePolicy, vec: VectorEnv, o: EvalOptions, no
   let sampled = 0;
   for (let i = 0; i < indices.length; i += perChunk) {
     const chunk = indices.slice(i, i + perChunk);
-    // Sampling streams keyed by (seed, item offset, prompt, sample): independent of the chunking.
+    // Sampling streams keyed by (seed, chunk offset, prompt in chunk, sample): fixed for a given vector size.
     const s = await rollout(policy, vec, { seed: o.seed + 1, step: i, items: chunk, groupSize: o.samples, temperature: o.temperature, maxNewTokensPerTurn: o.maxNewTokensPerTurn, noTools });
     s.forEach((t) => {
       per[i + t.promptIndex].c += t.correct ? 1 : 0;
