@@ -20,3 +20,11 @@ export { openJsonl, openMedMnist, openVqaRad, openSlake, openPmcVqa, openOmniMed
 export * as policy from './policy';
 export { NativePolicy, POLICY_PRESETS } from './policy';
 export type { PolicyConfig, PolicyPreset, PolicySequence, GenerationSession, GenerateOptions, GenerateResult, TrainablePolicy } from './policy';
+
+export * as train from './train';
+export { runTraining, parseTrainConfig } from './train';
+export type { TrainConfig } from './train';
+export * as evaluation from './eval';
+export { evaluate, passAtK } from './eval';
+export type { EvalResult } from './eval';
+export { writeReport } from './report';

@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 import { doctor } from './doctor';
 import { listEnvs } from '../env/registry';
+import { trainCommand, evalCommand, type TrainFlags, type EvalFlags } from './train';
+import { writeReport } from '../report';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
@@ -27,6 +29,50 @@ program
     const specs = listEnvs();
     if (opts.json) console.log(JSON.stringify(specs, null, 2));
     else for (const s of specs) console.log(`${s.id.padEnd(26)} ${s.description}`);
+  });
+
+program
+  .command('train')
+  .description('run the recipe: SFT warm start on scripted-expert demos, GRPO with image tools, eval, report')
+  .option('-c, --config <file>', 'config file (JSON or YAML); flags override it')
+  .option('-o, --out <dir>', 'run directory (default runs/medgym-train)')
+  .option('--steps <n>', 'GRPO steps')
+  .option('--sft-steps <n>', 'SFT steps')
+  .option('--preset <name>', 'policy preset: tiny | small | base')
+  .option('--device <name>', 'cpu (the native CPU engine)')
+  .option('--seed <n>', 'master seed')
+  .option('--threads <n>', 'native threads (0: default)')
+  .option('--eval-items <n>', 'held-out items per evaluation')
+  .option('--eval-samples <n>', 'samples per item for Pass@K')
+  .option('--stop-after <n>', 'checkpoint and stop after n steps in this invocation (as Ctrl-C)')
+  .option('--resume', 'continue the run in --out from its latest checkpoint')
+  .option('--no-report', 'skip the report')
+  .option('--no-progress', 'log lines instead of progress bars')
+  .action(async (opts: TrainFlags) => {
+    process.exitCode = await trainCommand(opts);
+  });
+
+program
+  .command('eval')
+  .description('evaluate a policy checkpoint: Acc@1 (greedy) and Pass@K, per modality and question type, with and without tools')
+  .requiredOption('--checkpoint <file>', 'policy .safetensors')
+  .option('-c, --config <file>', 'config (env and eval settings); default the run config.json beside the checkpoint')
+  .option('--items <n>', 'held-out items')
+  .option('--samples <n>', 'samples per item (Pass@K, K = 1..n)')
+  .option('--no-tools', 'skip the evaluation with tool calls banned')
+  .option('--seed <n>', 'seed of the sampling streams')
+  .option('--out <file>', 'write the JSON here (default stdout)')
+  .action(async (opts: EvalFlags) => {
+    process.exitCode = await evalCommand(opts);
+  });
+
+program
+  .command('report <run>')
+  .description('write report.md and report.html (plots as SVG and PNG) from a run directory')
+  .action(async (run: string) => {
+    const r = await writeReport(run);
+    console.log(r.markdown);
+    console.log(r.html);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,0 +1,109 @@
+// Evaluation on held-out items (SPEC §6): Acc@1 with greedy decoding, unbiased Pass@K (K = 1..n)
+// from n samples at temperature τ, per modality and question type, with tools and with tool calls
+// banned. Items come from the eval index range, never trained on.
+import type { VectorEnv } from '../env';
+import type { NativePolicy } from '../policy';
+import { rollout, type Trajectory } from '../train/rollout';
+import { INDEX_BASE } from '../train/envs';
+import { passAtKCurve } from './passk';
+
+export interface EvalGroupResult {
+  items: number;
+  acc1: number;
+  passAtK: number[];
+}
+
+export interface EvalModeResult extends EvalGroupResult {
+  /** Greedy episodes: share well formed, tool calls per episode, share answering without a tool. */
+  formatRate: number;
+  toolCallsPerEpisode: number;
+  noToolShare: number;
+  /** Accuracy of the n samples at τ (mean over all samples). */
+  sampledAccuracy: number;
+  byModality: Record<string, EvalGroupResult>;
+  byQuestionType: Record<string, EvalGroupResult>;
+}
+
+export interface EvalResult {
+  label: string;
+  items: number;
+  samples: number;
+  temperature: number;
+  withTools: EvalModeResult;
+  withoutTools?: EvalModeResult;
+}
+
+export interface EvalOptions {
+  label: string;
+  items: number;
+  samples: number;
+  temperature: number;
+  withoutTools: boolean;
+  seed: number;
+  maxNewTokensPerTurn: number;
+  /** Called after each batch of episodes (progress). */
+  onEpisodes?: (n: number) => void;
+}
+
+interface PerItem {
+  modality: string;
+  questionType: string;
+  greedy: Trajectory;
+  c: number;
+}
+
+async function evalMode(policy: NativePolicy, vec: VectorEnv, o: EvalOptions, noTools: boolean): Promise<EvalModeResult> {
+  const indices = Array.from({ length: o.items }, (_, j) => INDEX_BASE.eval + j);
+  const per: PerItem[] = [];
+  const W = vec.numEnvs;
+  for (let i = 0; i < indices.length; i += W) {
+    const chunk = indices.slice(i, i + W);
+    const g = await rollout(policy, vec, { seed: o.seed, step: i, items: chunk, groupSize: 1, temperature: 0, maxNewTokensPerTurn: o.maxNewTokensPerTurn, noTools });
+    g.forEach((t) => per.push({ modality: t.modality, questionType: t.questionType, greedy: t, c: 0 }));
+    o.onEpisodes?.(chunk.length);
+  }
+  const perChunk = Math.max(1, Math.floor(W / o.samples));
+  let sampled = 0;
+  for (let i = 0; i < indices.length; i += perChunk) {
+    const chunk = indices.slice(i, i + perChunk);
+    // Sampling streams keyed by (seed, chunk offset, prompt in chunk, sample): fixed for a given vector size.
+    const s = await rollout(policy, vec, { seed: o.seed + 1, step: i, items: chunk, groupSize: o.samples, temperature: o.temperature, maxNewTokensPerTurn: o.maxNewTokensPerTurn, noTools });
+    s.forEach((t) => {
+      per[i + t.promptIndex].c += t.correct ? 1 : 0;
+      sampled += t.correct ? 1 : 0;
+    });
+    o.onEpisodes?.(s.length);
+  }
+  const group = (xs: PerItem[]): EvalGroupResult => ({
+    items: xs.length,
+    acc1: xs.reduce((s, x) => s + +x.greedy.correct, 0) / Math.max(1, xs.length),
+    passAtK: passAtKCurve(xs.map((x) => ({ n: o.samples, c: x.c }))),
+  });
+  const by = (key: (x: PerItem) => string): Record<string, EvalGroupResult> => {
+    const m = new Map<string, PerItem[]>();
+    for (const x of per) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
+    return Object.fromEntries([...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, xs]) => [k, group(xs)]));
+  };
+  const n = Math.max(1, per.length);
+  return {
+    ...group(per),
+    formatRate: per.reduce((s, x) => s + +x.greedy.wellFormed, 0) / n,
+    toolCallsPerEpisode: per.reduce((s, x) => s + x.greedy.toolCalls, 0) / n,
+    noToolShare: per.reduce((s, x) => s + +(x.greedy.answerStatus !== 'none' && x.greedy.toolCalls === 0), 0) / n,
+    sampledAccuracy: sampled / (n * o.samples),
+    byModality: by((x) => x.modality),
+    byQuestionType: by((x) => x.questionType),
+  };
+}
+
+/** Evaluates `policy` on the first `items` held-out items, with tools and (optionally) without. */
+export async function evaluate(policy: NativePolicy, vec: VectorEnv, o: EvalOptions): Promise<EvalResult> {
+  const withTools = await evalMode(policy, vec, o, false);
+  const withoutTools = o.withoutTools ? await evalMode(policy, vec, o, true) : undefined;
+  return { label: o.label, items: o.items, samples: o.samples, temperature: o.temperature, withTools, withoutTools };
+}
+
+/** Episodes an evaluation runs (for progress bars). */
+export function evalEpisodes(o: Pick<EvalOptions, 'items' | 'samples' | 'withoutTools'>): number {
+  return o.items * (1 + o.samples) * (o.withoutTools ? 2 : 1);
+}

@@ -1,0 +1,3 @@
+export { passAtK, passAtKCurve } from './passk';
+export { evaluate, evalEpisodes } from './evaluate';
+export type { EvalResult, EvalModeResult, EvalGroupResult, EvalOptions } from './evaluate';

@@ -1,0 +1,194 @@
+// The `medgym train` config: one zod schema, every field documented, defaults from RECIPE.md
+// (a limited pool of annotated demonstrations for SFT, GRPO on many answer-only items at a learning
+// rate ~10x below SFT's, one warmup and one decay per phase). A file (JSON/YAML) is merged under
+// the CLI flags; parseTrainConfig validates the result and fills the defaults.
+import * as fs from 'fs';
+import * as path from 'path';
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+const share = z.number().min(0).max(1);
+const lr = z.number().positive().finite();
+
+const Env = z.object({
+  /** Registered env id (`medgym envs`). */
+  id: z.string().default('MedVista-Synth-v0'),
+  /** 'short' (SHORT_SYSTEM_PROMPT, ~150 bytes: leaves room in T_max), 'default' (the env's), or literal text. */
+  systemPrompt: z.string().default('short'),
+  /** Assistant segments per episode. */
+  maxTurns: posInt.default(4),
+  /** Tokens the policy may write in one assistant segment. */
+  maxNewTokensPerTurn: posInt.default(64),
+  /** Generator seed of the synthetic items (train and eval items differ by index range, not by seed). */
+  synthSeed: nonNegInt.default(0),
+  /** Reward weights (SPEC §4; RECIPE: accuracy + 0.1 format). */
+  rewards: z.object({ accuracy: z.number().default(1), format: z.number().default(0.1), tool: z.number().default(0), iou: z.number().default(0) }).prefault({}),
+});
+
+const Policy = z.object({
+  /** Model preset (docs/policy.md). tiny (1M) is the CPU default; small (11M) and base (87M) want more compute. */
+  preset: z.enum(['tiny', 'small', 'base']).default('tiny'),
+  /** Weight-init seed. */
+  seed: nonNegInt.default(0),
+  /** Start from this checkpoint (.safetensors) instead of a fresh init. */
+  init: z.string().optional(),
+});
+
+const Schedule = {
+  /** Linear warmup steps (once per phase). */
+  warmup: nonNegInt,
+  /** Cosine decay to lr * minLrRatio at the last step (once per phase). */
+  minLrRatio: share,
+  /** AdamW decoupled weight decay (2-D tensors only). */
+  weightDecay: z.number().min(0),
+  /** Global gradient-norm clip (0: off). */
+  maxGradNorm: z.number().min(0),
+};
+
+const Sft = z.object({
+  /** Optimizer steps of the warm start (0 skips SFT). */
+  steps: nonNegInt.default(400),
+  /** Demonstrations per step. */
+  batchSize: posInt.default(16),
+  lr: lr.default(1e-3),
+  warmup: Schedule.warmup.default(20),
+  minLrRatio: Schedule.minLrRatio.default(0.1),
+  weightDecay: Schedule.weightDecay.default(0.01),
+  maxGradNorm: Schedule.maxGradNorm.default(1),
+  /** Annotated demonstrations in the pool (RECIPE's default situation: scarce). 0 = a fresh demo per draw (unlimited, the upper reference). */
+  demoPool: nonNegInt.default(256),
+  /** Share of demonstrations that answer without any tool call. */
+  noToolShare: share.default(0),
+  /** Share of demonstrations whose zoom goes to a random (usually wrong) cell before the right answer. */
+  noisyShare: share.default(0),
+  /** Add short <think> segments to demonstrations. */
+  think: z.boolean().default(false),
+});
+
+const Grpo = z.object({
+  /** GRPO steps (batches of prompts); `--steps` sets this. 0 skips GRPO. */
+  steps: nonNegInt.default(60),
+  /** Prompts per step (answer-only items, never in the demo pool or the eval set). */
+  promptsPerStep: posInt.default(8),
+  /** G: sampled trajectories per prompt. */
+  groupSize: z.number().int().min(2).default(8),
+  /** RECIPE: ~10x below SFT's. */
+  lr: lr.default(1e-4),
+  warmup: Schedule.warmup.default(5),
+  minLrRatio: Schedule.minLrRatio.default(0.1),
+  weightDecay: Schedule.weightDecay.default(0),
+  maxGradNorm: Schedule.maxGradNorm.default(1),
+  /** Optimizer passes over each batch. */
+  epochs: posInt.default(1),
+  /** Optimizer steps per epoch (the batch is split into this many mini-batches). */
+  miniBatches: posInt.default(1),
+  /** Sequences per forward/backward (gradients accumulate across micro-batches): bounds memory. */
+  microBatchSize: posInt.default(32),
+  /** Sampling temperature τ (the loss scores at the same τ). */
+  temperature: z.number().positive().default(1),
+  topP: z.number().gt(0).max(1).default(1),
+  /** Drop groups whose rewards are all equal from the loss (they carry no advantage; always counted). */
+  filterEqualRewardGroups: z.boolean().default(false),
+  /** SPEC §2 loss options. beta > 0 loads the SFT policy as the frozen reference. */
+  loss: z
+    .object({
+      epsLow: z.number().min(0).max(1).default(0.2),
+      epsHigh: z.number().min(0).default(0.2),
+      dualClip: z.number().default(3),
+      beta: z.number().min(0).default(0),
+      kl: z.enum(['k1', 'k2', 'k3']).default('k3'),
+      lossAgg: z.enum(['token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum', 'seq-mean-token-sum-norm']).default('token-mean'),
+      scale: z.enum(['std', 'none']).default('std'),
+      tNorm: z.number().positive().optional(),
+    })
+    .prefault({}),
+});
+
+const Eval = z.object({
+  /** Held-out items (index range disjoint from training). */
+  items: posInt.default(64),
+  /** n samples per item for Pass@K (K = 1..n), at `temperature`. */
+  samples: posInt.default(16),
+  temperature: z.number().positive().default(1),
+  /** Evaluate with tools and with tool calls banned. */
+  withoutTools: z.boolean().default(true),
+  /** Evaluate the SFT policy before GRPO (RECIPE: its Pass@K predicts whether RL can help). */
+  afterSft: z.boolean().default(true),
+});
+
+export const TrainConfigSchema = z
+  .object({
+    /** Run directory (metrics, trajectories, checkpoints, report). */
+    out: z.string().default('runs/medgym-train'),
+    /** Master seed: item indices, sampling streams (SPEC §7 key (seed, step, prompt, sample)), demo mix. */
+    seed: nonNegInt.default(0),
+    /** Only 'cpu' today (the native CPU engine). */
+    device: z.enum(['cpu']).default('cpu'),
+    /** Native threads (0: the addon's default). */
+    threads: nonNegInt.default(0),
+    env: Env.prefault({}),
+    policy: Policy.prefault({}),
+    sft: Sft.prefault({}),
+    grpo: Grpo.prefault({}),
+    eval: Eval.prefault({}),
+    /** Checkpoint every N optimizer steps of each phase (and at phase ends). */
+    checkpointEvery: posInt.default(50),
+    /** Write every trajectory of every Nth GRPO step to trajectories.jsonl. */
+    trajectoriesEvery: posInt.default(1),
+    /** Stop (checkpoint, exit as Ctrl-C does) after this many steps in this invocation; 0 = no limit. */
+    stopAfter: nonNegInt.default(0),
+    /** Consecutive non-finite steps (skipped) before the run stops. */
+    maxBadSteps: posInt.default(3),
+    /** Steps (as `${phase}:${step}`) whose loss is replaced by NaN: tests of the skip/stop logic only. */
+    injectNan: z.array(z.string()).default([]),
+    /** Write the report at the end. */
+    report: z.boolean().default(true),
+    /** Progress bars on a TTY (a log line every `logEvery` steps otherwise). */
+    progress: z.boolean().default(true),
+    logEvery: posInt.default(10),
+  })
+  .strict();
+
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+
+/** Validates and fills defaults; errors name every bad field ("sft.lr: Too small ..."). */
+export function parseTrainConfig(input: unknown): TrainConfig {
+  const r = TrainConfigSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new RangeError(`Invalid train config:\n${lines.join('\n')}`);
+  }
+  return r.data;
+}
+
+/** Reads a JSON or YAML config file (by extension; .yml/.yaml are YAML). */
+export function readConfigFile(file: string): unknown {
+  const text = fs.readFileSync(file, 'utf8');
+  const ext = path.extname(file).toLowerCase();
+  try {
+    return ext === '.yaml' || ext === '.yml' ? parseYaml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new RangeError(`Cannot parse config ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Deep merge of plain objects (arrays and scalars of `over` replace). */
+export function mergeConfig(base: unknown, over: unknown): unknown {
+  if (!isPlain(base) || !isPlain(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) if (v !== undefined) out[k] = mergeConfig(base[k], v);
+  return out;
+}
+const isPlain = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** Learning rate at step (0-based) of a phase of `total` steps: linear warmup once, cosine decay once. */
+export function lrAt(step: number, total: number, s: { lr: number; warmup: number; minLrRatio: number }): number {
+  if (s.warmup > 0 && step < s.warmup) return (s.lr * (step + 1)) / s.warmup;
+  const span = Math.max(1, total - s.warmup);
+  const t = Math.min(1, Math.max(0, (step - s.warmup) / span));
+  const min = s.lr * s.minLrRatio;
+  return min + 0.5 * (s.lr - min) * (1 + Math.cos(Math.PI * t));
+}

@@ -1,0 +1,157 @@
+// One GRPO update on a batch of trajectories (SPEC §2): group-relative advantages, then for each
+// epoch and mini-batch: forward (requireGrad) over micro-batches, grpoLoss → ∂loss/∂logp, backward
+// (gradients accumulate), one AdamW step. old_logp is the sampled logp; the frozen reference (SFT
+// policy) is scored only when beta > 0. Equal-reward groups are counted (and optionally dropped).
+import { grpoAdvantages, grpoLoss } from '../native';
+import type { NativePolicy } from '../policy';
+import { lrAt, type TrainConfig } from './config';
+import type { Trajectory } from './rollout';
+
+export interface GrpoStepMetrics {
+  loss: number;
+  lr: number;
+  reward: number;
+  accuracy: number;
+  /** Share of episodes whose every segment was well formed and that answered. */
+  formatRate: number;
+  toolCallsPerEpisode: number;
+  /** Share of episodes that answered without any tool call (SPEC §7: watch for collapse). */
+  noToolShare: number;
+  truncatedShare: number;
+  entropy: number;
+  /** Mean KL estimator to the reference (null when beta = 0: no reference scored). */
+  kl: number | null;
+  /** 0.5·mean((logp − old_logp)²) over generated tokens. */
+  approxKl: number;
+  clipFrac: number;
+  clipFracLow: number;
+  clipFracHigh: number;
+  numGroups: number;
+  equalRewardGroups: number;
+  /** Trajectories that entered the loss. */
+  trajectoriesUsed: number;
+  gradNorm: number;
+  /** Optimizer steps taken; skipped ones (non-finite loss or gradient) are counted apart. */
+  updates: number;
+  skipped: number;
+  generatedTokens: number;
+}
+
+/** Splits [0, n) into k nearly equal contiguous chunks (no empty chunk). */
+function chunks<T>(xs: T[], k: number): T[][] {
+  const out: T[][] = [];
+  const n = Math.min(k, xs.length);
+  for (let i = 0; i < n; i++) out.push(xs.slice(Math.floor((i * xs.length) / n), Math.floor(((i + 1) * xs.length) / n)));
+  return out;
+}
+function bySize<T>(xs: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+export async function grpoUpdate(
+  policy: NativePolicy,
+  ref: NativePolicy | null,
+  trajs: Trajectory[],
+  step: number,
+  c: TrainConfig['grpo'],
+  injectNan = false,
+): Promise<GrpoStepMetrics> {
+  const B = trajs.length;
+  const lr = lrAt(step, c.steps, c);
+  const rewards = Float32Array.from(trajs, (t) => t.reward);
+  const groups = Int32Array.from(trajs, (t) => t.promptIndex);
+  const adv = grpoAdvantages({ rewards, groups, scale: c.loss.scale });
+  const mean = (f: (t: Trajectory) => number): number => trajs.reduce((s, t) => s + f(t), 0) / Math.max(1, B);
+  const m: GrpoStepMetrics = {
+    loss: 0, lr, reward: mean((t) => t.reward), accuracy: mean((t) => +t.correct), formatRate: mean((t) => +t.wellFormed),
+    toolCallsPerEpisode: mean((t) => t.toolCalls), noToolShare: mean((t) => +(t.answerStatus !== 'none' && t.toolCalls === 0)),
+    truncatedShare: mean((t) => +t.truncated), entropy: 0, kl: null, approxKl: 0, clipFrac: 0, clipFracLow: 0, clipFracHigh: 0,
+    numGroups: adv.numGroups, equalRewardGroups: adv.equalRewardGroups, trajectoriesUsed: 0, gradNorm: 0, updates: 0, skipped: 0,
+    generatedTokens: trajs.reduce((s, t) => s + t.generated, 0),
+  };
+  // Equal-reward groups have A = 0 exactly; filtering only removes them from the aggregation.
+  let used = [...Array(B).keys()];
+  if (c.filterEqualRewardGroups) {
+    const spread = new Map<number, { lo: number; hi: number }>();
+    for (const t of trajs) {
+      const s = spread.get(t.promptIndex) ?? { lo: Infinity, hi: -Infinity };
+      spread.set(t.promptIndex, { lo: Math.min(s.lo, t.reward), hi: Math.max(s.hi, t.reward) });
+    }
+    used = used.filter((b) => spread.get(trajs[b].promptIndex)!.hi > spread.get(trajs[b].promptIndex)!.lo);
+  }
+  m.trajectoriesUsed = used.length;
+  if (used.length === 0) return m;
+  const tNorm = c.loss.tNorm ?? Math.max(...used.map((b) => trajs[b].tokens.length));
+  let wSum = 0;
+  let lossSum = 0;
+  let gradNormSum = 0;
+  for (let epoch = 0; epoch < c.epochs; epoch++) {
+    for (const mini of chunks(used, c.miniBatches)) {
+      const miniMask = mini.reduce((s, b) => s + trajs[b].generated, 0);
+      let ok = true;
+      for (const micro of bySize(mini, c.microBatchSize)) {
+        const seqs = micro.map((b) => ({ tokens: trajs[b].tokens, images: trajs[b].images, mask: trajs[b].mask }));
+        const cur = await policy.forward(seqs, { temperature: c.temperature, requireGrad: true });
+        const refOut = c.loss.beta > 0 && ref ? await ref.forward(seqs, { temperature: c.temperature, entropy: false }) : null;
+        const T = Math.max(...micro.map((b) => trajs[b].tokens.length));
+        const n = micro.length;
+        const logp = new Float32Array(n * T);
+        const oldLogp = new Float32Array(n * T);
+        const mask = new Float32Array(n * T);
+        const entropy = new Float32Array(n * T);
+        const refLogp = refOut ? new Float32Array(n * T) : undefined;
+        micro.forEach((b, i) => {
+          logp.set(cur.logp[i], i * T);
+          entropy.set(cur.entropy[i], i * T);
+          oldLogp.set(trajs[b].oldLogp, i * T);
+          mask.set(trajs[b].mask, i * T);
+          if (refLogp && refOut) refLogp.set(refOut.logp[i], i * T);
+        });
+        const r = grpoLoss({
+          logp, oldLogp, mask, entropy, refLogp, advantages: Float32Array.from(micro, (b) => adv.advantages[b]), seqLen: T,
+          epsLow: c.loss.epsLow, epsHigh: c.loss.epsHigh, dualClip: c.loss.dualClip, beta: refLogp ? c.loss.beta : 0, kl: c.loss.kl, lossAgg: c.loss.lossAgg, tNorm,
+        });
+        const loss = injectNan ? NaN : r.loss;
+        if (!Number.isFinite(loss)) {
+          ok = false;
+          await policy.backward({ dlogp: micro.map((b) => new Float32Array(trajs[b].tokens.length)) }); // consume the activations
+          break;
+        }
+        // Micro-batch losses are means over their own tokens (or sequences): weight them into the mini-batch's.
+        const w = c.loss.lossAgg === 'token-mean' ? r.metrics.maskSum / Math.max(1, miniMask) : n / mini.length;
+        for (let k = 0; k < r.dlogp.length; k++) r.dlogp[k] *= w;
+        await policy.backward({ dlogp: micro.map((_, i) => r.dlogp.subarray(i * T, i * T + trajs[micro[i]].tokens.length)) });
+        const tw = r.metrics.maskSum;
+        lossSum += loss * w;
+        wSum += tw;
+        m.entropy += (r.metrics.entropy ?? 0) * tw;
+        m.approxKl += r.metrics.approxKl * tw;
+        m.clipFracLow += r.metrics.clipFracLow * tw;
+        m.clipFracHigh += r.metrics.clipFracHigh * tw;
+        if (r.metrics.kl !== null) m.kl = (m.kl ?? 0) + r.metrics.kl * tw;
+      }
+      if (!ok) {
+        await policy.zeroGrad();
+        m.skipped++;
+        continue;
+      }
+      const s = await policy.step({ lr, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm });
+      if (s.finite) {
+        m.updates++;
+        gradNormSum += s.gradNorm;
+      } else m.skipped++;
+    }
+  }
+  const d = Math.max(1e-12, wSum);
+  m.entropy /= d;
+  m.approxKl /= d;
+  m.clipFracLow /= d;
+  m.clipFracHigh /= d;
+  m.clipFrac = m.clipFracLow + m.clipFracHigh;
+  if (m.kl !== null) m.kl /= d;
+  m.loss = m.skipped > 0 && m.updates === 0 ? NaN : lossSum / Math.max(1, c.epochs * Math.min(c.miniBatches, used.length));
+  m.gradNorm = m.updates ? gradNormSum / m.updates : NaN;
+  return m;
+}

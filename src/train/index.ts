@@ -1,0 +1,11 @@
+export { TrainConfigSchema, parseTrainConfig, readConfigFile, mergeConfig, lrAt } from './config';
+export type { TrainConfig, TrainConfigInput } from './config';
+export { runTraining, TrainingDivergedError, RUN_FILES, trajectoryRecord } from './run';
+export type { RunState, RunResult, RunOptions, Phase } from './run';
+export { rollout } from './rollout';
+export type { Trajectory, RolloutOptions } from './rollout';
+export { grpoUpdate } from './grpo';
+export type { GrpoStepMetrics } from './grpo';
+export { makeDemos, sftStep, sftIndices, demoKind } from './sft';
+export type { Demo, DemoKind, SftStepMetrics } from './sft';
+export { INDEX_BASE, envOptions, makeTrainVec } from './envs';

@@ -1,0 +1,160 @@
+// Multi-turn rollouts (SPEC §7): a generation session (KV cache, continuous batching) ↔ the vector
+// env. Token in, token out: a trajectory is the env's prompt ids, the ids the policy sampled (mask 1,
+// with their sampled logp = old_logp), the env's response ids (mask 0), exactly as generated. Each
+// sequence samples from its own stream keyed (seed, step, promptIndex, sampleIndex), so batch size
+// and finishing order change nothing.
+import type { VectorEnv, StepInfo } from '../env';
+import type { NativePolicy } from '../policy';
+import { ANSWER_END_ID, EOS_ID, TOOL_CALL_END_ID, TOOL_CALL_ID, DEFAULT_BANNED } from './tokens';
+import type { ViewImage } from '../tools/image';
+
+export interface Trajectory {
+  /** Prompt index in the batch and sample index in its group (the stream key with seed and step). */
+  promptIndex: number;
+  sampleIndex: number;
+  /** Item index in the task source. */
+  itemIndex: number;
+  tokens: number[];
+  /** 1 on tokens the policy sampled, 0 on prompt and env responses. */
+  mask: Uint8Array;
+  /** Sampled logp on mask-1 tokens (0 elsewhere). */
+  oldLogp: Float32Array;
+  images: ViewImage[];
+  reward: number;
+  components: Record<string, number>;
+  correct: boolean;
+  wellFormed: boolean;
+  answerStatus: string;
+  toolCalls: number;
+  toolErrors: number;
+  turns: number;
+  truncated: boolean;
+  truncationReason?: string;
+  modality: string;
+  questionType: string;
+  /** Tokens the policy generated. */
+  generated: number;
+}
+
+export interface RolloutOptions {
+  /** Sampling seed (SPEC §7 stream key). */
+  seed: number;
+  /** Training step (stream key). */
+  step: number;
+  /** Item index of each prompt. */
+  items: number[];
+  /** Samples per prompt (the vector env must hold items.length × groupSize sub-envs). */
+  groupSize: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP?: number;
+  maxNewTokensPerTurn: number;
+  /** Ban <tool_call> (evaluation without tools). */
+  noTools?: boolean;
+}
+
+/** Runs items.length × groupSize episodes to the end; trajectory b = prompt ⌊b/G⌋, sample b mod G. */
+export async function rollout(policy: NativePolicy, vec: VectorEnv, o: RolloutOptions): Promise<Trajectory[]> {
+  const G = o.groupSize;
+  const B = o.items.length * G;
+  if (B > vec.numEnvs) throw new RangeError(`Expected a vector env of at least ${B} sub-envs but it has ${vec.numEnvs}`);
+  const envs = vec.envs.slice(0, B);
+  const resets = await Promise.all(envs.map((e, b) => e.reset({ options: { index: o.items[Math.floor(b / G)] } })));
+  const trajs: Trajectory[] = resets.map(({ observation, info }, b) => newTrajectory(b, G, o.items[Math.floor(b / G)], observation.tokens, observation.images, info));
+  const mask: number[][] = resets.map((r) => r.observation.tokens.map(() => 0));
+  const logp: number[][] = resets.map((r) => r.observation.tokens.map(() => 0));
+  const session = policy.createSession({ seed: o.seed });
+  try {
+    const ids = await session.add(
+      resets.map((r, b) => ({ tokens: r.observation.tokens, images: r.observation.images, key: { seed: o.seed, step: o.step, promptIndex: Math.floor(b / G), sampleIndex: b % G } })),
+    );
+    const banned = [...DEFAULT_BANNED, ...(o.noTools ? [TOOL_CALL_ID] : [])];
+    let active = [...Array(B).keys()];
+    while (active.length > 0) {
+      const outs = await session.generate(
+        active.map((b) => ids[b]),
+        { maxNewTokens: o.maxNewTokensPerTurn, temperature: o.temperature, topP: o.topP ?? 1, stopTokens: [EOS_ID, TOOL_CALL_END_ID, ANSWER_END_ID], bannedTokens: banned },
+      );
+      const results = await Promise.all(
+        outs.map(async (out, j) => {
+          const b = active[j];
+          const t = trajs[b];
+          for (let k = 0; k < out.tokens.length; k++) {
+            t.tokens.push(out.tokens[k]);
+            mask[b].push(1);
+            logp[b].push(out.logp[k]);
+          }
+          t.generated += out.tokens.length;
+          const r = await envs[b].step(out.tokens);
+          return { b, r, maxSeq: out.finishReason === 'max_seq' };
+        }),
+      );
+      const next: number[] = [];
+      const appends: { id: number; input: { tokens: number[]; images: ViewImage[] } }[] = [];
+      for (const { b, r, maxSeq } of results) {
+        const t = trajs[b];
+        if (r.terminated || r.truncated) {
+          finish(t, r.info, r.reward, r.truncated);
+        } else if (maxSeq) {
+          // The model's context is full but the env would go on: end the episode here, unrewarded.
+          finish(t, r.info, 0, true, 'max_seq');
+        } else {
+          t.tokens.push(...r.observation.tokens);
+          for (let k = 0; k < r.observation.tokens.length; k++) {
+            mask[b].push(0);
+            logp[b].push(0);
+          }
+          t.images.push(...r.observation.images);
+          appends.push({ id: ids[b], input: { tokens: r.observation.tokens, images: r.observation.images } });
+          next.push(b);
+        }
+      }
+      if (appends.length) await session.append(appends);
+      active = next;
+    }
+  } finally {
+    session.dispose();
+  }
+  trajs.forEach((t, b) => {
+    t.mask = Uint8Array.from(mask[b]);
+    t.oldLogp = Float32Array.from(logp[b]);
+  });
+  return trajs;
+}
+
+function newTrajectory(b: number, G: number, itemIndex: number, tokens: number[], images: ViewImage[], info: StepInfo): Trajectory {
+  return {
+    promptIndex: Math.floor(b / G),
+    sampleIndex: b % G,
+    itemIndex,
+    tokens: [...tokens],
+    mask: new Uint8Array(0),
+    oldLogp: new Float32Array(0),
+    images: [...images],
+    reward: 0,
+    components: {},
+    correct: false,
+    wellFormed: false,
+    answerStatus: 'none',
+    toolCalls: 0,
+    toolErrors: 0,
+    turns: 0,
+    truncated: false,
+    modality: info.modality,
+    questionType: info.questionType,
+    generated: 0,
+  };
+}
+
+function finish(t: Trajectory, info: StepInfo, reward: number, truncated: boolean, reason?: string): void {
+  t.reward = reward;
+  t.components = info.reward?.components ?? {};
+  t.correct = reason ? false : (info.answer?.correct ?? false);
+  t.wellFormed = reason ? false : (info.summary?.wellFormed ?? false);
+  t.answerStatus = info.answer?.status ?? 'none';
+  t.toolCalls = info.toolCalls.length;
+  t.toolErrors = info.toolCalls.filter((c) => !c.ok).length;
+  t.turns = info.turn;
+  t.truncated = truncated;
+  t.truncationReason = reason ?? info.truncationReason;
+}

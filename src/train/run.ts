@@ -1,0 +1,322 @@
+// The `medgym train` orchestrator: SFT warm start → eval of the SFT policy → GRPO → final eval →
+// report. Writes metrics.jsonl and trajectories.jsonl, checkpoints atomically (policy, optimizer,
+// phase, step; every random stream is keyed by (seed, step), so the step is the RNG and data
+// position), resumes exactly, skips non-finite steps and stops after repeated ones, and saves on
+// Ctrl-C (or after `stopAfter` steps).
+import * as fs from 'fs';
+import * as path from 'path';
+import { writeFileAtomic } from '../io/atomic';
+import { setNumThreads } from '../native';
+import { NativePolicy } from '../policy';
+import { decode } from '../tokenizer';
+import type { VectorEnv } from '../env';
+import { evaluate, evalEpisodes, type EvalResult } from '../eval';
+import type { TrainConfig } from './config';
+import { INDEX_BASE, makeTrainVec } from './envs';
+import { grpoUpdate } from './grpo';
+import { makeProgress, type Progress } from './progress';
+import { rollout, type Trajectory } from './rollout';
+import { makeDemos, sftIndices, sftStep, type Demo } from './sft';
+
+export type Phase = 'sft' | 'eval_sft' | 'grpo' | 'eval_final' | 'done';
+const PHASES: Phase[] = ['sft', 'eval_sft', 'grpo', 'eval_final', 'done'];
+
+/** What a checkpoint records besides the weights and the optimizer. */
+export interface RunState {
+  phase: Phase;
+  /** Next step of the phase (the data position: SFT batches and GRPO prompts are functions of it). */
+  step: number;
+  /** Bytes of metrics.jsonl / trajectories.jsonl written when the checkpoint was taken (resume truncates to them). */
+  metricsBytes: number;
+  trajectoriesBytes: number;
+  /** Consecutive skipped (non-finite) steps. */
+  badSteps: number;
+  /** Wall-clock seconds spent in earlier invocations. */
+  elapsed: number;
+}
+
+export interface RunResult {
+  dir: string;
+  /** 'done', 'stopped' (Ctrl-C or stopAfter: resume with --resume), or the phase it stopped in. */
+  status: 'done' | 'stopped';
+  state: RunState;
+  checkpoint: string;
+}
+
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+}
+
+export const RUN_FILES = {
+  config: 'config.json',
+  metrics: 'metrics.jsonl',
+  trajectories: 'trajectories.jsonl',
+  evalSft: 'eval_sft.json',
+  evalFinal: 'eval_final.json',
+  sftPolicy: 'sft.safetensors',
+  finalPolicy: 'final.safetensors',
+  checkpoints: 'checkpoints',
+  latest: 'checkpoints/latest.json',
+} as const;
+
+export interface RunOptions {
+  /** Continue from the run directory's latest checkpoint. */
+  resume?: boolean;
+  /** Log lines (default stderr). */
+  log?: (line: string) => void;
+  /** Return true to stop at the next step boundary (checkpoint, status 'stopped'). Ctrl-C sets it too. */
+  shouldStop?: () => boolean;
+  /** Install a SIGINT handler (the CLI does; tests need not). Default true. */
+  handleSigint?: boolean;
+}
+
+const fileSize = (f: string): number => (fs.existsSync(f) ? fs.statSync(f).size : 0);
+
+/** Runs (or resumes) the recipe in `cfg.out`. */
+export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
+  const dir = path.resolve(cfg.out);
+  const P = (f: string): string => path.join(dir, f);
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const progress = makeProgress(cfg.progress, cfg.logEvery, log);
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  fs.mkdirSync(P(RUN_FILES.checkpoints), { recursive: true });
+
+  // ---- state: fresh or from the latest checkpoint
+  let state: RunState = { phase: 'sft', step: 0, metricsBytes: 0, trajectoriesBytes: 0, badSteps: 0, elapsed: 0 };
+  let policy: NativePolicy;
+  let lastCheckpoint = '';
+  if (opts.resume && fs.existsSync(P(RUN_FILES.latest))) {
+    const latest = JSON.parse(fs.readFileSync(P(RUN_FILES.latest), 'utf8')) as { dir: string; state: RunState };
+    state = latest.state;
+    lastCheckpoint = P(latest.dir);
+    policy = await NativePolicy.load(path.join(lastCheckpoint, 'policy.safetensors'));
+    const optim = path.join(lastCheckpoint, 'optimizer.safetensors');
+    if (fs.existsSync(optim)) await policy.loadOptimizer(optim); // absent: a fresh optimizer (phase start)
+    // Drop what was logged after the checkpoint: those steps run again, identically.
+    fs.truncateSync(P(RUN_FILES.metrics), Math.min(state.metricsBytes, fileSize(P(RUN_FILES.metrics))));
+    if (fs.existsSync(P(RUN_FILES.trajectories))) fs.truncateSync(P(RUN_FILES.trajectories), Math.min(state.trajectoriesBytes, fileSize(P(RUN_FILES.trajectories))));
+    log(`resuming ${dir} at ${state.phase} step ${state.step} (checkpoint ${latest.dir})`);
+  } else {
+    if (opts.resume) log(`no checkpoint in ${dir}: starting fresh`);
+    for (const f of [RUN_FILES.metrics, RUN_FILES.trajectories]) fs.writeFileSync(P(f), '');
+    policy = cfg.policy.init ? await NativePolicy.load(cfg.policy.init) : await NativePolicy.createAsync(cfg.policy.preset, { seed: cfg.policy.seed });
+  }
+  await writeFileAtomic(P(RUN_FILES.config), JSON.stringify(cfg, null, 2) + '\n');
+  const t0 = Date.now();
+  const elapsed = (): number => state.elapsed + (Date.now() - t0) / 1000;
+  const dims = { imageTokens: policy.imageTokens, maxSeq: policy.config.maxSeq };
+
+  // ---- stopping: Ctrl-C, stopAfter, caller
+  let sigint = false;
+  const onSigint = (): void => {
+    if (sigint) process.exit(130);
+    sigint = true;
+    log('\nCtrl-C: saving a checkpoint at the end of this step (again to quit now)');
+  };
+  if (opts.handleSigint ?? true) process.on('SIGINT', onSigint);
+  let stepsThisRun = 0;
+  const mustStop = (): boolean => sigint || (cfg.stopAfter > 0 && stepsThisRun >= cfg.stopAfter) || (opts.shouldStop?.() ?? false);
+
+  const appendJsonl = (file: string, rows: unknown[]): void => {
+    if (rows.length) fs.appendFileSync(P(file), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  };
+  const checkpoint = async (): Promise<string> => {
+    const name = `${PHASES.indexOf(state.phase)}-${state.phase}-${String(state.step).padStart(6, '0')}`;
+    const cdir = P(path.join(RUN_FILES.checkpoints, name));
+    fs.mkdirSync(cdir, { recursive: true });
+    state.metricsBytes = fileSize(P(RUN_FILES.metrics));
+    state.trajectoriesBytes = fileSize(P(RUN_FILES.trajectories));
+    state.elapsed = elapsed();
+    await policy.save(path.join(cdir, 'policy.safetensors'));
+    await saveOptimizerIfAny(policy, path.join(cdir, 'optimizer.safetensors'));
+    await writeFileAtomic(path.join(cdir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+    // The pointer moves last: a crash before this line leaves the previous checkpoint in force.
+    await writeFileAtomic(P(RUN_FILES.latest), JSON.stringify({ dir: path.join(RUN_FILES.checkpoints, name), state }, null, 2) + '\n');
+    // Keep the two newest checkpoints.
+    const all = fs.readdirSync(P(RUN_FILES.checkpoints)).filter((d) => /^\d-/.test(d)).sort();
+    for (const old of all.slice(0, -2)) fs.rmSync(P(path.join(RUN_FILES.checkpoints, old)), { recursive: true, force: true });
+    lastCheckpoint = cdir;
+    return cdir;
+  };
+  const badStep = (what: string): void => {
+    state.badSteps++;
+    appendJsonl(RUN_FILES.metrics, [{ phase: state.phase, step: state.step, skipped: true, reason: what, time: elapsed() }]);
+    progress.log(`${state.phase} step ${state.step}: ${what}: step skipped (${state.badSteps} in a row)`);
+    if (state.badSteps >= cfg.maxBadSteps) {
+      throw new TrainingDivergedError(
+        `stopping: ${state.badSteps} consecutive non-finite ${state.phase} steps (last at step ${state.step}). ` +
+          `The last good checkpoint is intact: ${lastCheckpoint || '(none yet)'}. Lower the learning rate or resume from it.`,
+      );
+    }
+  };
+  const nextPhase = async (phase: Phase): Promise<void> => {
+    state.phase = phase;
+    state.step = 0;
+    state.badSteps = 0;
+    await checkpoint();
+  };
+  const stopped = async (): Promise<RunResult> => {
+    progress.stop();
+    const c = await checkpoint();
+    log(`stopped at ${state.phase} step ${state.step}; checkpoint ${c}; continue with --resume`);
+    return { dir, status: 'stopped', state, checkpoint: c };
+  };
+
+  const vecs: VectorEnv[] = [];
+  const vec = (n: number, extra = {}): VectorEnv => {
+    const v = makeTrainVec(cfg.env, n, dims, extra);
+    vecs.push(v);
+    return v;
+  };
+  try {
+    // ---- SFT warm start
+    if (state.phase === 'sft') {
+      if (cfg.sft.steps > 0) {
+        const dv = vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true });
+        let pool: Map<number, Demo> | undefined;
+        if (cfg.sft.demoPool > 0) {
+          pool = new Map();
+          const idx = Array.from({ length: cfg.sft.demoPool }, (_, i) => INDEX_BASE.sft + i);
+          for (let i = 0; i < idx.length; i += dv.numEnvs) for (const d of await makeDemos(dv, idx.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)) pool.set(d.index, d);
+          const kinds = [...pool.values()].reduce<Record<string, number>>((m, d) => ({ ...m, [d.kind]: (m[d.kind] ?? 0) + 1 }), {});
+          log(`SFT demo pool: ${pool.size} demonstrations (${Object.entries(kinds).map(([k, v]) => `${k} ${v}`).join(', ')})`);
+        }
+        progress.start('sft', cfg.sft.steps, state.step);
+        let tokens = 0;
+        const ts = Date.now();
+        while (state.step < cfg.sft.steps) {
+          if (mustStop()) return await stopped();
+          const idx = sftIndices(state.step, cfg.seed, cfg.sft);
+          let demos: Demo[];
+          if (pool) demos = idx.map((i) => pool!.get(i)!);
+          else {
+            demos = [];
+            for (let i = 0; i < idx.length; i += dv.numEnvs) demos.push(...(await makeDemos(dv, idx.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)));
+          }
+          const m = await sftStep(policy, demos, state.step, cfg.sft, cfg.injectNan.includes(`sft:${state.step}`));
+          tokens += m.tokens;
+          if (!m.finite) badStep(`non-finite ${Number.isFinite(m.loss) ? 'gradient' : 'loss'}`);
+          else {
+            state.badSteps = 0;
+            appendJsonl(RUN_FILES.metrics, [{ phase: 'sft', step: state.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens, time: elapsed() }]);
+          }
+          state.step++;
+          stepsThisRun++;
+          progress.update(state.step, { loss: m.loss.toFixed(3), 'tok/s': ((tokens * 1000) / Math.max(1, Date.now() - ts)).toFixed(0) });
+          if (state.step % cfg.checkpointEvery === 0 && state.step < cfg.sft.steps) await checkpoint();
+        }
+        progress.stop();
+      }
+      await policy.save(P(RUN_FILES.sftPolicy));
+      // GRPO starts from the SFT weights with a fresh optimizer (its own warmup, its own lr).
+      policy.dispose();
+      policy = await NativePolicy.load(P(RUN_FILES.sftPolicy));
+      await nextPhase('eval_sft');
+    }
+
+    const evalVec = (): VectorEnv => vec(Math.max(cfg.eval.samples, Math.min(64, cfg.eval.items * cfg.eval.samples)));
+    const runEval = async (label: string, file: string): Promise<EvalResult> => {
+      const o = { label, items: cfg.eval.items, samples: cfg.eval.samples, temperature: cfg.eval.temperature, withoutTools: cfg.eval.withoutTools, seed: cfg.seed + 0x5eed, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn };
+      const total = evalEpisodes(o);
+      let done = 0;
+      progress.start(`eval ${label}`, total, 0);
+      const r = await evaluate(policy, evalVec(), { ...o, onEpisodes: (n) => progress.update((done += n), {}) });
+      progress.stop();
+      await writeFileAtomic(P(file), JSON.stringify(r, null, 2) + '\n');
+      const w = r.withTools;
+      log(`eval ${label}: Acc@1 ${w.acc1.toFixed(3)} Pass@${r.samples} ${w.passAtK[r.samples - 1]?.toFixed(3)} (tools) | ` + (r.withoutTools ? `Acc@1 ${r.withoutTools.acc1.toFixed(3)} (no tools) | ` : '') + `${r.items} items`);
+      return r;
+    };
+
+    // ---- the SFT policy's Acc@1 / Pass@K: does it give RL something to find?
+    if (state.phase === 'eval_sft') {
+      if (cfg.eval.afterSft) await runEval('sft', RUN_FILES.evalSft);
+      await nextPhase('grpo');
+    }
+
+    // ---- GRPO
+    if (state.phase === 'grpo') {
+      if (cfg.grpo.steps > 0) {
+        const g = cfg.grpo;
+        const rv = vec(g.promptsPerStep * g.groupSize);
+        const ref = g.loss.beta > 0 ? await NativePolicy.load(P(RUN_FILES.sftPolicy)) : null;
+        progress.start('grpo', g.steps, state.step);
+        let gen = 0;
+        const ts = Date.now();
+        try {
+          while (state.step < g.steps) {
+            if (mustStop()) return await stopped();
+            const items = Array.from({ length: g.promptsPerStep }, (_, p) => INDEX_BASE.grpo + state.step * g.promptsPerStep + p);
+            const tr0 = Date.now();
+            const trajs = await rollout(policy, rv, { seed: cfg.seed, step: state.step, items, groupSize: g.groupSize, temperature: g.temperature, topP: g.topP, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn });
+            const tr1 = Date.now();
+            const m = await grpoUpdate(policy, ref, trajs, state.step, g, cfg.injectNan.includes(`grpo:${state.step}`));
+            gen += m.generatedTokens;
+            if (m.skipped > 0 && m.updates === 0) badStep(`non-finite ${Number.isFinite(m.loss) ? 'gradient' : 'loss'}`);
+            else {
+              state.badSteps = 0;
+              appendJsonl(RUN_FILES.metrics, [{ phase: 'grpo', step: state.step, ...m, rolloutSeconds: (tr1 - tr0) / 1000, updateSeconds: (Date.now() - tr1) / 1000, time: elapsed() }]);
+            }
+            if (state.step % cfg.trajectoriesEvery === 0) appendJsonl(RUN_FILES.trajectories, trajs.map((t) => trajectoryRecord(state.step, t)));
+            state.step++;
+            stepsThisRun++;
+            progress.update(state.step, { reward: m.reward.toFixed(3), acc: m.accuracy.toFixed(2), tools: m.toolCallsPerEpisode.toFixed(2), 'gen tok/s': ((gen * 1000) / Math.max(1, Date.now() - ts)).toFixed(0) });
+            if (state.step % cfg.checkpointEvery === 0 && state.step < g.steps) await checkpoint();
+          }
+        } finally {
+          ref?.dispose();
+        }
+        progress.stop();
+      }
+      await policy.save(P(RUN_FILES.finalPolicy));
+      await nextPhase('eval_final');
+    }
+
+    if (state.phase === 'eval_final') {
+      await runEval('final', RUN_FILES.evalFinal);
+      await nextPhase('done');
+    }
+    return { dir, status: 'done', state, checkpoint: lastCheckpoint };
+  } finally {
+    progress.stop();
+    for (const v of vecs) v.close();
+    policy.dispose();
+    if (opts.handleSigint ?? true) process.off('SIGINT', onSigint);
+  }
+}
+
+/** The optimizer state, when a step has created one (a phase starts with a fresh optimizer). */
+async function saveOptimizerIfAny(policy: NativePolicy, file: string): Promise<void> {
+  try {
+    await policy.saveOptimizer(file);
+  } catch (err) {
+    if (!/no optimizer state/.test((err as Error).message)) throw err;
+    fs.rmSync(file, { force: true });
+  }
+}
+
+/** One line of trajectories.jsonl: ids kept exactly; text derived from them for reading. */
+export function trajectoryRecord(step: number, t: Trajectory): Record<string, unknown> {
+  let first = t.mask.indexOf(1);
+  if (first < 0) first = t.tokens.length;
+  return {
+    step,
+    prompt: t.promptIndex,
+    sample: t.sampleIndex,
+    item: t.itemIndex,
+    modality: t.modality,
+    questionType: t.questionType,
+    reward: t.reward,
+    correct: t.correct,
+    wellFormed: t.wellFormed,
+    answerStatus: t.answerStatus,
+    toolCalls: t.toolCalls,
+    toolErrors: t.toolErrors,
+    truncated: t.truncated,
+    truncationReason: t.truncationReason,
+    promptTokens: first,
+    text: decode(t.tokens.slice(first)),
+    tokens: t.tokens,
+    mask: Array.from(t.mask),
+  };
+}
