@@ -11,8 +11,10 @@ Module names equal the checkpoint names (`wte.weight`, `h.0.attn.c_attn.weight`,
     tensors, meta = read_safetensors("policy.safetensors")
     model = MedgymVLM(Config.from_json(meta["config"]))
     model.load_state_dict(tensors)
-    tokens, patch_src = expand_ids([ids_of_seq0, ids_of_seq1], model.cfg.n_patches)
-    logp = model.logprobs(tokens, patch_src, images)   # images: uint8 [n_images, S, S, C]
+    logp = token_logprobs(model, [ids_of_seq0, ids_of_seq1], images)  # images: uint8 [n, S, S, C]
+    # or over expanded positions (each <|image|> -> N_p positions), as the model runs:
+    tokens, patch_src, tok_pos = expand_ids([ids_of_seq0, ids_of_seq1], model.cfg.n_patches)
+    logp_positions = model.logprobs(tokens, patch_src, images)
 
 Only torch and numpy are needed (torch >= 1.13; no safetensors package).
 """
@@ -102,7 +104,10 @@ class Config:
     @staticmethod
     def from_json(text):
         d = json.loads(text) if isinstance(text, str) else dict(text)
-        return Config(**{k: int(d[k]) for k in Config.__dataclass_fields__ if k in d})
+        missing = [k for k in Config.__dataclass_fields__ if k not in d]
+        if missing:
+            raise ValueError(f"checkpoint config lacks {missing}")
+        return Config(**{k: int(d[k]) for k in Config.__dataclass_fields__})
 
 
 class CausalSelfAttention(nn.Module):
@@ -205,18 +210,21 @@ class MedgymVLM(nn.Module):
         return F.pad(lp, (1, 0))
 
     # --- generation with a KV cache ------------------------------------------------------------------
-    def new_cache(self, B):
+    def new_cache(self, B, length=None):
         c, hd = self.cfg, self.cfg.d_model // self.cfg.n_head
-        return [(torch.zeros(B, c.n_head, c.max_seq, hd), torch.zeros(B, c.n_head, c.max_seq, hd))
-                for _ in range(c.n_layer)]
+        n = length or c.max_seq
+        return [(torch.zeros(B, c.n_head, n, hd), torch.zeros(B, c.n_head, n, hd)) for _ in range(c.n_layer)]
 
     @torch.no_grad()
-    def generate(self, tokens, patch_src, images, max_new, temperature=0.0, generator=None):
+    def generate(self, tokens, patch_src, images, max_new, temperature=0.0, banned=(), generator=None):
         """Prefill the (equal-length) prompts, then decode max_new tokens one position at a time
-        with the KV cache. temperature 0 = greedy. Returns the new ids [B, max_new]."""
+        with the KV cache. temperature 0 = greedy; `banned` ids are never chosen. Returns the new
+        ids [B, max_new]."""
         B, T0 = tokens.shape
-        caches = self.new_cache(B)
-        logits = self(tokens, patch_src, images, caches, 0)[:, -1]
+        caches = self.new_cache(B, T0 + max_new)
+        ban = torch.zeros(self.cfg.vocab_size)
+        ban[list(banned)] = float("-inf")
+        logits = self(tokens, patch_src, images, caches, 0)[:, -1] + ban
         out = []
         for step in range(max_new):
             if temperature > 0:
@@ -226,23 +234,28 @@ class MedgymVLM(nn.Module):
             out.append(nxt)
             if step + 1 == max_new:
                 break
-            logits = self(nxt, torch.full_like(nxt, -1), None, caches, T0 + step)[:, -1]
+            logits = self(nxt, torch.full_like(nxt, -1), None, caches, T0 + step)[:, -1] + ban
         return torch.cat(out, dim=1)
 
 
 def expand_ids(rows, n_patches, pad_to=None):
     """Ragged lists of token ids (each <|image|> = one image, in order across the batch) ->
-    (tokens [B,T], patch_src [B,T]) int64 over expanded positions, right-padded with <|pad|>/-1."""
+    (tokens [B,T], patch_src [B,T], tok_pos [B,L]) int64: the expanded positions right-padded with
+    <|pad|> / -1, and the expanded position of each token (an image token: its first patch; padding
+    tokens past a row's end: 0)."""
     exp_tok, exp_src, img = [], [], 0
-    for ids in rows:
+    L = max(len(ids) for ids in rows)
+    tok_pos = torch.zeros((len(rows), L), dtype=torch.int64)
+    for b, ids in enumerate(rows):
         tok, src = [], []
-        for k in ids:
+        for i, k in enumerate(ids):
+            tok_pos[b, i] = len(tok)
             if k == IMAGE_ID:
                 tok += [IMAGE_ID] * n_patches
                 src += list(range(img * n_patches, (img + 1) * n_patches))
                 img += 1
             else:
-                tok.append(k)
+                tok.append(int(k))
                 src.append(-1)
         exp_tok.append(tok)
         exp_src.append(src)
@@ -252,7 +265,18 @@ def expand_ids(rows, n_patches, pad_to=None):
     for b, (t, s) in enumerate(zip(exp_tok, exp_src)):
         tokens[b, :len(t)] = torch.tensor(t, dtype=torch.int64)
         patch_src[b, :len(s)] = torch.tensor(s, dtype=torch.int64)
-    return tokens, patch_src
+    return tokens, patch_src, tok_pos
+
+
+def token_logprobs(model, rows, images, temperature=1.0):
+    """medgym's forward() in token space: per sequence, per token, logp of ids[t] given ids[<t]
+    (0 at t = 0 and at image tokens). rows: lists of ids; images: uint8 [n, S, S, C] in order."""
+    tokens, patch_src, tok_pos = expand_ids(rows, model.cfg.n_patches)
+    lp = model.logprobs(tokens, patch_src, images, temperature).gather(1, tok_pos)
+    is_img = torch.tensor([[k == IMAGE_ID for k in r] + [True] * (tok_pos.shape[1] - len(r)) for r in rows])
+    lp = lp.masked_fill(is_img, 0.0)
+    lp[:, 0] = 0.0
+    return [lp[b, :len(r)] for b, r in enumerate(rows)]
 
 
 def load(path):

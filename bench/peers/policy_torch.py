@@ -2,15 +2,18 @@
 from medgym's own checkpoint.
 
 The JSON argument (see bench/policy.bench.ts) may ask for, in this order:
-- "batch": a safetensors file written by the TS side with `ids` I32 [B, L] (<|image|> ids unexpanded,
-  right-padded), `lengths` I32 [B], `images` U8 [n, S, S, C] (the views, in order of their
-  <|image|> tokens), `mask` F32 [B, T] (trained positions, expanded) and `logp` F32 [B, T] (medgym's
-  log-probs). The peer recomputes the log-probs and reports max |Δ| over the mask (`agree`); it
-  refuses to time anything when they disagree by more than `tol`.
-- "onnx": a path: exports the log-prob graph (tokens, patch_src, images -> logp) there.
-- "forward": time log-probs of the batch (no grad).
-- "train": time one training step: forward + backward of -mean(logp over mask) + AdamW.
-- "generate": [{checkpoint, B, promptIds, newTokens}]: time greedy decoding with a KV cache.
+- "batch": a safetensors file written by the TS side, in token space (as NativePolicy.forward):
+  `ids` I32 [B, L] (one <|image|> id per image, right-padded), `lengths` I32 [B], `images` U8
+  [n, S, S, C] (the views, in order of their <|image|> tokens), `mask` F32 [B, L] (scored tokens),
+  `logp` and `entropy` F32 [B, L] (medgym's). The peer recomputes both and reports max |Δ| over
+  the mask (`agree`); it refuses to time anything when logp disagrees by more than `tol`.
+- "onnx": a path: exports the log-prob graph (tokens, patch_src, images -> logp over expanded
+  positions) there, for onnxruntime-node.
+- "forward": time the log-probs of the batch (no grad).
+- "train": time one training step as medgym's (crossEntropyBackward + step): forward, backward of
+  -mean(logp over mask), clip the global grad norm to 1, AdamW (decay on 2-D tensors only).
+- "generate": [{B, promptIds, newTokens, banned}]: time greedy decoding with a KV cache (prefill
+  included); the views are gen_image(); returns the first sequence's ids for comparison.
 Prints one JSON line with everything it measured.
 """
 import json
@@ -27,11 +30,15 @@ from medgym_vlm import IMAGE_ID, expand_ids, load, read_safetensors  # noqa: E40
 def read_batch(path, n_patches):
     t, _ = read_safetensors(path)
     rows = [t["ids"][b, :int(t["lengths"][b])].tolist() for b in range(t["ids"].shape[0])]
-    T = t["mask"].shape[1]
-    tokens, patch_src = expand_ids(rows, n_patches, pad_to=T)
-    if tokens.shape[1] != T:
-        raise SystemExit(f"batch: ids expand to {tokens.shape[1]} positions but mask has {T}")
-    return tokens, patch_src, t["images"], t["mask"], t["logp"]
+    tokens, patch_src, tok_pos = expand_ids(rows, n_patches)
+    return tokens, patch_src, tok_pos, t
+
+
+def gen_image(n, cfg):
+    """The deterministic test view the TS side uses too: pixel i (HWC order) = (37 i + 11) mod 256."""
+    i = torch.arange(cfg.image_size * cfg.image_size * cfg.channels, dtype=torch.int64)
+    one = ((37 * i + 11) % 256).to(torch.uint8).reshape(cfg.image_size, cfg.image_size, cfg.channels)
+    return one.unsqueeze(0).repeat(n, 1, 1, 1)
 
 
 class LogprobGraph(torch.nn.Module):
@@ -58,19 +65,24 @@ def main():
     a = setup()
     out = {"threads": torch.get_num_threads()}
     model, _ = load(a["checkpoint"])
-    timing = dict(warmup=1, min_runs=a.get("minRuns", 3), min_time_ms=a.get("minTimeMs", 1500))
+    timing = dict(warmup=a.get("warmup", 1), min_runs=a.get("minRuns", 2), min_time_ms=a.get("minTimeMs", 0))
 
     if "batch" in a:
-        tokens, patch_src, images, mask, theirs = read_batch(a["batch"], model.cfg.n_patches)
-        with torch.no_grad():
-            ours = model.logprobs(tokens, patch_src, images)
+        tokens, patch_src, tok_pos, b = read_batch(a["batch"], model.cfg.n_patches)
+        images, mask = b["images"], b["mask"]
         on = mask > 0
-        diff = (ours - theirs).abs()[on]
-        out["agree"] = {"maxAbsDiff": diff.max().item(), "meanAbsDiff": diff.mean().item(), "n": int(on.sum()),
-                        "meanLogp": ours[on].mean().item()}
-        if not diff.max().item() < a.get("tol", 1e-3):
+        with torch.no_grad():
+            logits = model(tokens, patch_src, images)[:, :-1]
+            lsm = torch.log_softmax(logits, -1)
+            ent = torch.nn.functional.pad(-(lsm.exp() * lsm).sum(-1), (1, 0)).gather(1, tok_pos)
+            lp = torch.nn.functional.pad(lsm.gather(-1, tokens[:, 1:, None])[..., 0], (1, 0)).gather(1, tok_pos)
+        d_lp = (lp - b["logp"]).abs()[on]
+        d_ent = (ent - b["entropy"]).abs()[on]
+        out["agree"] = {"maxAbsDiff": d_lp.max().item(), "meanAbsDiff": d_lp.mean().item(),
+                        "entropyMaxAbsDiff": d_ent.max().item(), "n": int(on.sum()), "meanLogp": lp[on].mean().item()}
+        if not d_lp.max().item() < a.get("tol", 1e-3):
             emit(out)
-            raise SystemExit(f"log-probs disagree with medgym: max |dlogp| = {diff.max().item():.3g}")
+            raise SystemExit(f"log-probs disagree with medgym: max |dlogp| = {d_lp.max().item():.3g}")
 
         if a.get("onnx"):
             export_onnx(model, tokens, patch_src, images, a["onnx"])
@@ -84,29 +96,35 @@ def main():
 
         if a.get("train"):
             model.train()
-            opt = torch.optim.AdamW(model.parameters(), lr=a.get("lr", 1e-4), weight_decay=a.get("weightDecay", 0.01))
+            params = list(model.parameters())
+            groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": a.get("weightDecay", 0.01)},
+                      {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+            opt = torch.optim.AdamW(groups, lr=a.get("lr", 1e-4))
             n = mask.sum()
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                loss = -(model.logprobs(tokens, patch_src, images) * mask).sum() / n
+                lp = model.logprobs(tokens, patch_src, images).gather(1, tok_pos)
+                loss = -(lp * mask).sum() / n
                 loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
             out["train"] = time_ms(step, **timing)
             model.eval()
 
     gens = []
     for g in a.get("generate", []):
-        m = model if g.get("checkpoint", a["checkpoint"]) == a["checkpoint"] else load(g["checkpoint"])[0]
-        cfg = m.cfg
+        cfg = model.cfg
         rows = [list(g["promptIds"])] * g["B"]
         n_img = sum(1 for k in g["promptIds"] if k == IMAGE_ID) * g["B"]
-        tokens, patch_src = expand_ids(rows, cfg.n_patches)
-        gen = torch.Generator().manual_seed(0)
-        images = torch.randint(0, 256, (n_img, cfg.image_size, cfg.image_size, cfg.channels), dtype=torch.uint8, generator=gen)
-        t = time_ms(lambda: m.generate(tokens, patch_src, images, g["newTokens"]), warmup=1,
-                    min_runs=g.get("minRuns", 2), min_time_ms=g.get("minTimeMs", 500))
-        gens.append({"B": g["B"], "promptPositions": tokens.shape[1], "newTokens": g["newTokens"], **t})
+        tokens, patch_src, _ = expand_ids(rows, cfg.n_patches)
+        images = gen_image(n_img, cfg)
+        banned = g.get("banned", [])
+        new = model.generate(tokens, patch_src, images, g["newTokens"], banned=banned)  # also the warmup
+        t = time_ms(lambda: model.generate(tokens, patch_src, images, g["newTokens"], banned=banned), warmup=0,
+                    min_runs=g.get("minRuns", 2), min_time_ms=g.get("minTimeMs", 0))
+        gens.append({"B": g["B"], "promptPositions": tokens.shape[1], "newTokens": g["newTokens"],
+                     "greedy": new[0].tolist(), **t})
     if gens:
         out["generate"] = gens
     emit(out)
