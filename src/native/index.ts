@@ -12,3 +12,4 @@ export * from './attention';
 export * from './adamw';
 export * from './grad_clip';
 export * from './fused_linear_logprob';
+export * from './gemm';

@@ -1,0 +1,155 @@
+#include "model/generate.h"
+
+#include <stdexcept>
+
+#include "model/rng.h"
+
+namespace medgym::model {
+
+Session::Session(std::shared_ptr<Model> model, bool kv_cache, uint64_t seed, std::vector<std::string> specials)
+    : model_(std::move(model)), kv_(kv_cache), seed_(seed), specials_(std::move(specials)) {}
+
+void Session::check_add(const int32_t* tokens, int64_t n, int64_t n_images) const {
+  SeqInput q;
+  q.tokens = tokens, q.n_tokens = n;
+  if (n < 1) throw std::out_of_range("Expected at least one token for `tokens` of a new sequence");
+  model_->validate({q}, n_images);
+}
+
+void Session::check_append(int64_t id, const int32_t* tokens, int64_t n, int64_t n_images) const {
+  auto it = seqs_.find(id);
+  if (it == seqs_.end()) throw std::out_of_range("unknown or released sequence id " + std::to_string(id) + " (`ids`)");
+  SeqInput q;
+  q.tokens = tokens, q.n_tokens = n, q.past = it->second.length;
+  model_->validate({q}, n_images);
+}
+
+void Session::check_ids(const std::vector<int64_t>& ids, bool distinct) const {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!seqs_.count(ids[i])) throw std::out_of_range("unknown or released sequence id " + std::to_string(ids[i]) + " (`ids`)");
+    if (distinct)
+      for (size_t j = 0; j < i; ++j)
+        if (ids[j] == ids[i]) throw std::out_of_range("sequence id " + std::to_string(ids[i]) + " appears twice in `ids`");
+  }
+}
+
+std::vector<int64_t> Session::add(const std::vector<std::vector<int32_t>>& tokens,
+                                  const std::vector<std::vector<uint8_t>>& pixels,
+                                  const std::vector<std::array<uint64_t, 4>>& keys) {
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    Seq s;
+    s.tokens = tokens[i];
+    s.pixels = pixels[i];
+    s.length = model_->expanded_length(s.tokens.data(), static_cast<int64_t>(s.tokens.size()));
+    s.key = stream_key(keys[i][0], keys[i][1], keys[i][2], keys[i][3]);
+    int64_t id = next_id_++;
+    seqs_.emplace(id, std::move(s));
+    ids.push_back(id);
+  }
+  prefill(ids);
+  return ids;
+}
+
+void Session::append(const std::vector<int64_t>& ids, const std::vector<std::vector<int32_t>>& tokens,
+                     const std::vector<std::vector<uint8_t>>& pixels) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Seq& s = seqs_.at(ids[i]);
+    s.tokens.insert(s.tokens.end(), tokens[i].begin(), tokens[i].end());
+    s.pixels.insert(s.pixels.end(), pixels[i].begin(), pixels[i].end());
+    s.length += model_->expanded_length(tokens[i].data(), static_cast<int64_t>(tokens[i].size()));
+  }
+  prefill(ids);
+}
+
+void Session::prefill(const std::vector<int64_t>& ids) {
+  const Config& c = model_->cfg;
+  std::vector<SeqInput> in;
+  std::vector<Seq*> which;
+  for (int64_t id : ids) {
+    Seq& s = seqs_.at(id);
+    if (!kv_) s.committed = 0, s.committed_images = 0, s.cache_len = 0;  // reference mode: recompute all
+    if (s.committed == static_cast<int64_t>(s.tokens.size())) continue;
+    SeqInput q;
+    q.tokens = s.tokens.data() + s.committed;
+    q.n_tokens = static_cast<int64_t>(s.tokens.size()) - s.committed;
+    q.pixels = s.pixels.data() + s.committed_images * c.image_bytes();
+    q.past = s.cache_len;
+    q.cache = &s.cache;
+    in.push_back(q);
+    which.push_back(&s);
+  }
+  if (in.empty()) return;
+  std::vector<float> logits(in.size() * c.V);
+  model_->extend(in, logits.data());
+  for (size_t i = 0; i < in.size(); ++i) {
+    Seq& s = *which[i];
+    int64_t imgs = 0;
+    for (int64_t k = 0; k < in[i].n_tokens; ++k) imgs += in[i].tokens[k] == c.image_id;
+    s.cache_len += model_->expanded_length(in[i].tokens, in[i].n_tokens);
+    s.committed = static_cast<int64_t>(s.tokens.size());
+    s.committed_images += imgs;
+    s.logits.assign(logits.begin() + i * c.V, logits.begin() + (i + 1) * c.V);
+  }
+}
+
+static bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+std::vector<GenerateOut> Session::generate(const std::vector<int64_t>& ids, const GenerateParams& gp) {
+  const Config& c = model_->cfg;
+  prefill(ids);
+  std::vector<GenerateOut> out(ids.size());
+  std::vector<std::string> text(ids.size());
+  std::vector<size_t> active;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    out[i].id = ids[i];
+    if (gp.max_new_tokens <= 0) out[i].finish = Finish::MaxNewTokens;
+    else active.push_back(i);
+  }
+  // <|image|> is never sampled, whatever the ban list: it has no pixels to expand to.
+  std::vector<uint8_t> banned = gp.banned;
+  banned.resize(c.V, 0);
+  banned[c.image_id] = 1;
+  SampleParams sp;
+  sp.temperature = gp.temperature, sp.top_p = gp.top_p, sp.banned = &banned;
+  std::vector<double> scratch;
+  std::vector<int32_t> order;
+  while (!active.empty()) {
+    std::vector<size_t> next;
+    for (size_t i : active) {
+      Seq& s = seqs_.at(ids[i]);
+      if (s.cache_len >= c.T) {
+        out[i].finish = Finish::MaxSeq;
+        continue;
+      }
+      float lp = 0;
+      const double u = uniform01(s.key, s.counter++);
+      const int32_t tok = sample_token(s.logits.data(), c.V, sp, u, &lp, scratch, order);
+      s.tokens.push_back(tok);
+      s.length += tok == c.image_id ? c.Np() : 1;
+      out[i].tokens.push_back(tok);
+      out[i].logp.push_back(lp);
+      if (tok >= 256 && tok - 256 < static_cast<int32_t>(specials_.size())) text[i] += specials_[tok - 256];
+      else text[i].push_back(static_cast<char>(tok & 0xff));
+      bool stop_string = false;
+      for (const std::string& ss : gp.stop_strings) stop_string = stop_string || (!ss.empty() && ends_with(text[i], ss));
+      if (!gp.stop.empty() && gp.stop[tok]) out[i].finish = Finish::StopToken;
+      else if (stop_string) out[i].finish = Finish::StopString;
+      else if (static_cast<int64_t>(out[i].tokens.size()) >= gp.max_new_tokens) out[i].finish = Finish::MaxNewTokens;
+      else next.push_back(i);
+    }
+    std::vector<int64_t> ext;
+    for (size_t i : next) ext.push_back(ids[i]);
+    prefill(ext);
+    active.swap(next);
+  }
+  return out;
+}
+
+const std::vector<int32_t>& Session::tokens(int64_t id) const { return seqs_.at(id).tokens; }
+
+void Session::release(int64_t id) { seqs_.erase(id); }
+
+}  // namespace medgym::model

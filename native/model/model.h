@@ -1,0 +1,119 @@
+// medgym-vlm (SPEC §1) on the CPU kernels: packed ragged batches, per-token log-probs through the
+// fused head, full backward, AdamW. No N-API here (native/addon/policy_binding.cc wraps it).
+//
+// Rows. A batch's sequences are packed along one row axis: every expanded position (a text token,
+// or one of the N_p patches an <|image|> expands to) is a row of [N, d] activations, so GEMM,
+// LayerNorm and GELU run over all rows at once; attention runs per sequence on strided views.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+#include "model/params.h"
+
+namespace medgym::model {
+
+// Per-sequence KV cache: per layer K and V, [capacity, d] row-major (head h = columns h*hd..).
+struct KVCache {
+  std::vector<std::vector<float>> k, v;
+  int64_t capacity = 0;
+  void reserve(const Config& c, int64_t n);  // grows (doubling) to hold n positions
+};
+
+// One sequence's new rows in a packed forward: `n_tokens` ids (IMAGE_ID expands to N_p rows, taking
+// the next image of `pixels`, HWC uint8 views of S*S*C bytes) at absolute positions past, past+1, ...
+struct SeqInput {
+  const int32_t* tokens = nullptr;
+  int64_t n_tokens = 0;
+  const uint8_t* pixels = nullptr;
+  int64_t past = 0;           // positions already in `cache` (0 without a cache)
+  KVCache* cache = nullptr;   // null: attention over these rows only (training / scoring)
+  const int32_t* mask = nullptr;  // scoring only: tokens to score (null: all)
+};
+
+// Row bookkeeping of one packed forward.
+struct Packed {
+  int64_t N = 0;                     // rows
+  std::vector<int64_t> row0, nrows;  // per sequence
+  std::vector<int32_t> row_token;    // text id, or -1 for a patch row
+  std::vector<int32_t> row_pos;      // absolute position (wpe row)
+  std::vector<int32_t> row_patch;    // patch index j for patch rows, -1 otherwise
+  std::vector<int64_t> patch_rows;   // rows of all patches, in image order (n_patches)
+  std::vector<float> patches;        // [n_patches, C*P*P] flattened, x/255*2-1
+  // Scoring: per row, the target id it predicts (-1: none) and the global token index it scores.
+  std::vector<int32_t> targets;
+  std::vector<int64_t> target_token;
+  int64_t scored = 0;
+};
+
+// Activations of one forward. Kept (one set per layer) only for a backward; otherwise one set is
+// reused by every layer and the residual stream is updated in place.
+struct Acts {
+  bool keep = false;
+  int64_t N = 0;
+  std::vector<float> buf;
+  struct Layer {
+    float *x_in, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *lse, *x_mid, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu,
+        *x_out;
+  };
+  std::vector<Layer> layers;
+  float *x0, *lnf, *lnf_mean, *lnf_rstd;  // embedding output, final LayerNorm
+  float *head_lse, *head_entropy;          // per row
+  void allocate(const Config& c, int64_t N, bool keep);
+  static int64_t floats_per_row(const Config& c, bool keep);
+};
+
+struct AdamHyper {
+  double lr = 3e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01, max_grad_norm = 1.0;
+  bool zero_grad = true;
+};
+struct StepInfo {
+  int64_t step;
+  double grad_norm;
+  bool clipped, finite;
+};
+
+class Model {
+ public:
+  Model(const Config& c, uint64_t seed);
+  ~Model();
+  const Config cfg;
+  const Layout layout;
+  std::vector<float> params, grads, m, v;
+  int64_t step_count = 0;
+
+  // Checks ids, image counts and lengths of a batch; throws std::out_of_range / invalid_argument.
+  void validate(const std::vector<SeqInput>& seqs, int64_t n_images_given) const;
+  int64_t expanded_length(const int32_t* tokens, int64_t n) const;
+
+  // Scoring forward: logp/entropy per token (flat over the sequences' tokens, 0 where unscored).
+  // keep: save the activations for backward(). Returns the number of scored tokens.
+  int64_t forward(const std::vector<SeqInput>& seqs, float temperature, bool want_entropy, bool keep, float* logp,
+                  float* entropy);
+  // Backward of Σ dlogp·logp + dentropy·entropy (per token, flat as forward's outputs) through the
+  // saved activations; gradients accumulate. Frees the activations.
+  void backward(const float* dlogp, const float* dentropy);
+  bool has_saved() const { return saved_ != nullptr; }
+  void drop_saved();
+  // SFT: forward + backward of the mean (or sum) cross-entropy of the scored tokens, times scale.
+  double cross_entropy(const std::vector<SeqInput>& seqs, bool mean, double scale, int64_t* count);
+
+  StepInfo step(const AdamHyper& hp);
+  void zero_grad();
+
+  // Generation: runs the new rows of each sequence through the model, appending K/V to the caches,
+  // and writes the logits [n_seq, V] of each sequence's last row.
+  void extend(const std::vector<SeqInput>& seqs, float* logits);
+
+  std::atomic<bool> busy{false};
+
+ private:
+  void pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) const;
+  void trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a);
+  struct Saved;
+  std::unique_ptr<Saved> saved_;
+};
+
+}  // namespace medgym::model
