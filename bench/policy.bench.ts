@@ -8,17 +8,16 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { nativeInfo } from '../src/native';
-import { NativePolicy } from '../src/policy/native_policy';
-import type { PolicySequence, TrainablePolicy } from '../src/policy/types';
+import { DEFAULT_BANNED_TOKENS, NativePolicy, type PolicySequence, type TrainablePolicy } from '../src/policy';
 import type { ViewImage } from '../src/tools/image';
-import { BOS_ID, IMAGE_ID, PAD_ID, TOOL_RESPONSE_ID } from '../src/tokenizer';
+import { BOS_ID, IMAGE_ID, PAD_ID } from '../src/tokenizer';
 import { printTable, runPeer, timeAsync, type Timing } from './harness';
 
 const TRAIN = { preset: 'small' as const, B: 16, T: 512 };
 const GEN = { presets: ['tiny', 'small'] as const, batches: [1, 16, 64], newTokens: 32 };
 const TOL = 1e-3;
 // The native generate() default; the peer bans the same ids so greedy decoding can agree.
-const BANNED = [BOS_ID, PAD_ID, IMAGE_ID, TOOL_RESPONSE_ID];
+const BANNED = [...DEFAULT_BANNED_TOKENS];
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
