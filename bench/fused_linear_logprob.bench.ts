@@ -1,5 +1,6 @@
 // Fused linear log-prob (SPEC §1 head: logits = h @ W^T, log_softmax / tau, gather, entropy) against
-// the unfused PyTorch eager path at the same thread count, for N = 2048 tokens, d = 384.
+// medgym's own unfused path (GEMM to N x V logits + log-prob kernels) and the unfused PyTorch eager path
+// at the same thread count, for N = 2048 tokens, d = 384.
 // Prints time of forward and forward+backward and the peak extra memory: fused workspace (formula) and
 // measured peak RSS increase of a first call in a fresh process, against the N x V logits + N x V dlogits floats an unfused backward holds
 // (and torch's own measured peak RSS increase). Targets: memory <= 1/8 of unfused at V >= 8192, no slower.
@@ -7,6 +8,9 @@
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import {
+  gemm,
+  logprob,
+  logprobBackward,
   fusedLinearLogprob,
   fusedLinearLogprobBackward,
   fusedLinearLogprobWorkspaceBytes,
@@ -58,8 +62,22 @@ export async function run(): Promise<void> {
       fwd();
       fusedLinearLogprobBackward({ h, W, targets, lse, entropy, dlogp, dentropy, N, d, V, temperature: tau, dh, dW });
     };
+    // medgym's own unfused path: materialize logits [N,V] with the GEMM, then the log-prob kernels.
+    const logits = new Float32Array(N * V), dlogits = new Float32Array(N * V);
+    const unfusedFwd = () => {
+      gemm({ A: h, B: W, C: logits, M: N, N: V, K: d, transB: true });
+      logprob({ logits, targets, vocab: V, temperature: tau, logp, entropy, lse });
+    };
+    const unfusedFwdBwd = () => {
+      unfusedFwd();
+      logprobBackward({ logits, targets, vocab: V, temperature: tau, lse, dlogp, dentropy, dlogits });
+      gemm({ A: dlogits, B: W, C: dh, M: N, N: d, K: V });
+      gemm({ A: dlogits, B: h, C: dW, M: V, N: d, K: N, transA: true, beta: 1 });
+    };
     const tf = timeSync(fwd, runs);
     const tfb = timeSync(fwdBwd, runs);
+    const uf = timeSync(unfusedFwd, runs);
+    const ufb = timeSync(unfusedFwdBwd, runs);
     const rss = peakRssDelta(N, d, V, tau);
     const ws = Math.max(
       fusedLinearLogprobWorkspaceBytes({ N, d, V, pass: 'forward' }),
@@ -70,9 +88,13 @@ export async function run(): Promise<void> {
     rows.push([
       V,
       tf.medianMs,
+      uf.medianMs,
+      ratio(tf.medianMs, uf.medianMs),
       peer ? peer.fwd.medianMs : 'n/a',
       ratio(tf.medianMs, peer?.fwd.medianMs),
       tfb.medianMs,
+      ufb.medianMs,
+      ratio(tfb.medianMs, ufb.medianMs),
       peer ? peer.fwdBwd.medianMs : 'n/a',
       ratio(tfb.medianMs, peer?.fwdBwd.medianMs),
     ]);
@@ -89,8 +111,8 @@ export async function run(): Promise<void> {
   }
   const threads = nativeInfo().threads;
   printTable(
-    `fused linear log-prob: time (median ms), N=${N} d=${d}, ${threads} threads; ratio = medgym / torch (< 1 is faster)`,
-    ['V', 'fwd medgym', 'fwd torch', 'ratio', 'fwd+bwd medgym', 'fwd+bwd torch', 'ratio'],
+    `fused linear log-prob: time (median ms), N=${N} d=${d}, ${threads} threads; ratios = fused / other (< 1 is faster)`,
+    ['V', 'fwd fused', 'fwd unfused', 'ratio', 'fwd torch', 'ratio', 'fwd+bwd fused', 'fwd+bwd unfused', 'ratio', 'fwd+bwd torch', 'ratio'],
     rows,
   );
   printTable(

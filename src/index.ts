@@ -15,3 +15,7 @@ export * as data from './data';
 export { SynthDataset, generateItem } from './data/synth';
 export type { SynthOptions } from './data/synth';
 export type { Dataset, VqaItem, Split, StreamOptions } from './data/types';
+// The native policy (SPEC §1): NativePolicy, presets, types.
+export * as policy from './policy';
+export { NativePolicy, POLICY_PRESETS } from './policy';
+export type { PolicyConfig, PolicyPreset, PolicySequence, GenerationSession, GenerateOptions, GenerateResult, TrainablePolicy } from './policy';

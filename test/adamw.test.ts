@@ -2,6 +2,7 @@ import { adamw, adamwAsync, setSimdLevel } from '../src/native';
 import { Rng } from './helpers/random';
 import { expectClose } from './helpers/compare';
 import { adamwRef, fastData, type AdamWHp } from './helpers/ref_layers';
+import { impls } from './helpers/impls';
 
 const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
 const f = Math.fround;
@@ -35,11 +36,12 @@ const hps: AdamWHp[] = [
   { lr: 1e-2, beta1: 0, beta2: 0.5, eps: 1e-10, weightDecay: 0 },
 ];
 
-describe.each(['portable', 'avx2', 'avx512'] as const)('adamw (%s path)', (level) => {
+describe.each(impls)('adamw ($name)', ({ level, reference }) => {
   beforeAll(() => setSimdLevel(level));
   afterAll(() => setSimdLevel('avx512'));
 
-  it.each([1, 7, 8, 9, 100, 40_003])('matches the float64 reference over 6 steps at n=%i', (n) => {
+  // The large size exercises the SIMD tails and the thread split; the scalar reference needs no more than 1037.
+  it.each(reference ? [1, 7, 8, 9, 100, 1037] : [1, 7, 8, 9, 100, 40_003])('matches the float64 reference over 6 steps at n=%i', (n) => {
     for (const [k, hp] of hps.entries()) {
       const p = fastData(n, n + k);
       const base = fastData(n, n + k + 100); // gradients of each step: a shuffled, rescaled copy
@@ -52,7 +54,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('adamw (%s path)', (level
         const g = new Float32Array(n);
         for (let i = 0; i < n; i++) g[i] = base[(i * 7 + step * 13) % n] * 0.1 * step;
         if (n > 3) g[3] = 0; // zero gradient: only decay and momentum move it
-        adamw({ param: p, grad: g, m, v, step, ...hp });
+        adamw({ param: p, grad: g, m, v, step, ...hp, reference });
         adamwRef(p64, g, m64, v64, step, hp);
       }
       expectClose(p, p64, 2e-5, 1e-1);
@@ -61,7 +63,12 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('adamw (%s path)', (level
     }
   });
 
-  it('follows torch.optim.AdamW float32 operation order bit for bit', () => {
+  // The optimized kernel reproduces torch's float32 rounding exactly; the reference computes in double
+  // (rounded once when stored), so it is only close to torch, and not bit-identical.
+  const torchTitle = reference
+    ? 'stays close to torch.optim.AdamW in float32 (double arithmetic, not bit-identical)'
+    : 'follows torch.optim.AdamW float32 operation order bit for bit';
+  it(torchTitle, () => {
     const n = 1037;
     for (const hp of hps) {
       const rng = new Rng(99);
@@ -71,10 +78,16 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('adamw (%s path)', (level
       const [pt, mt, vt] = [Float32Array.from(p), new Float32Array(n), new Float32Array(n)];
       for (let step = 1; step <= 4; step++) {
         const g = rng.f32(n, 0.5);
-        adamw({ param: p, grad: g, m, v, step, ...hp });
+        adamw({ param: p, grad: g, m, v, step, ...hp, reference });
         torchAdamwF32(pt, g, mt, vt, step, hp);
       }
-      expect(same(p, pt) && same(m, mt) && same(v, vt)).toBe(true);
+      if (!reference) expect(same(p, pt) && same(m, mt) && same(v, vt)).toBe(true);
+      else {
+        expect(same(p, pt)).toBe(false); // the option really selects the double-precision kernel
+        expectClose(p, pt, 1e-5, 1e-2);
+        expectClose(m, mt, 1e-5, 1e-3);
+        expectClose(v, vt, 1e-5, 1e-5);
+      }
     }
   });
 
@@ -84,7 +97,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('adamw (%s path)', (level
     const p = rng.f32(n);
     const p0 = Float32Array.from(p);
     const g = rng.f32(n);
-    adamw({ param: p, grad: g, m: new Float32Array(n), v: new Float32Array(n), lr: 0.01, step: 1, weightDecay: 0 });
+    adamw({ param: p, grad: g, m: new Float32Array(n), v: new Float32Array(n), lr: 0.01, step: 1, weightDecay: 0, reference });
     // m_hat = g, v_hat = g², so the update is lr * sign(g) (up to eps)
     expectClose(Array.from(p, (x, i) => p0[i] - x), Array.from(g, (x) => 0.01 * Math.sign(x)), 1e-5);
   });
@@ -97,6 +110,18 @@ describe('adamw async', () => {
     const g = fastData(n, 2);
     const a = { param: Float32Array.from(p), grad: g, m: new Float32Array(n), v: new Float32Array(n), lr: 1e-3, step: 3 };
     const b = { param: Float32Array.from(p), grad: g, m: new Float32Array(n), v: new Float32Array(n), lr: 1e-3, step: 3 };
+    adamw(a);
+    await adamwAsync(b);
+    expect(same(a.param, b.param) && same(a.m, b.m) && same(a.v, b.v)).toBe(true);
+  });
+
+  it('reference kernel: async gives the same bits as sync', async () => {
+    const n = 5000;
+    const p = fastData(n, 3);
+    const g = fastData(n, 4);
+    const mk = () => ({ param: Float32Array.from(p), grad: g, m: new Float32Array(n), v: new Float32Array(n), lr: 1e-3, step: 2, reference: true });
+    const a = mk();
+    const b = mk();
     adamw(a);
     await adamwAsync(b);
     expect(same(a.param, b.param) && same(a.m, b.m) && same(a.v, b.v)).toBe(true);

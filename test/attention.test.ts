@@ -11,6 +11,7 @@ import { digestWithThreads } from './helpers/threads';
 import { Rng } from './helpers/random';
 import { expectClose, finiteDiff, toF64 } from './helpers/compare';
 import { attentionRef, attentionSplitRef, splitQkv } from './helpers/ref_layers';
+import { impls } from './helpers/impls';
 
 const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
 
@@ -45,7 +46,7 @@ const shapes: [number, number, number, number, boolean][] = [
   [2, 65, 128, 2, true],
 ];
 
-describe.each(['portable', 'avx2', 'avx512'] as const)('attention (%s path)', (level) => {
+describe.each(impls)('attention ($name)', ({ level, reference }) => {
   beforeAll(() => setSimdLevel(level));
   afterAll(() => setSimdLevel('avx512'));
 
@@ -53,7 +54,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('attention (%s path)', (l
     const rng = new Rng(B * 1000 + T * 10 + C);
     const qkv = rng.f32(B * T * 3 * C, 1);
     const mask = masked ? makeMask(B, T, rng) : undefined;
-    const r = attention({ qkv, B, T, C, H, mask });
+    const r = attention({ qkv, B, T, C, H, mask, reference });
     const ref = attentionRef(qkv, B, T, C, H, mask);
     expectClose(r.out, ref.out, 1e-4, 1e-2);
     expectLse(r.lse, ref.lse);
@@ -81,18 +82,18 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('attention (%s path)', (l
       const dout = rng.f32(B * T * C);
       const mask = masked ? makeMask(B, T, rng) : undefined;
       if (mask && B >= 3) mask.fill(0, 2 * T, 2 * T + 2); // b=2: the first queries see no key at all
-      const f = attention({ qkv, B, T, C, H, mask });
-      const g = attentionBackward({ dout, qkv, out: f.out, lse: f.lse, B, T, C, H, mask });
+      const f = attention({ qkv, B, T, C, H, mask, reference });
+      const g = attentionBackward({ dout, qkv, out: f.out, lse: f.lse, B, T, C, H, mask, reference });
       const loss = (x: Float64Array) => attentionRef(x, B, T, C, H, mask).out.reduce((s, o, i) => s + o * dout[i], 0);
       const fd = Array.from({ length: qkv.length }, (_, i) => finiteDiff(loss, toF64(qkv), i));
       expectClose(g, fd, 2e-3, 1e-2);
       // accumulate adds onto what is there
       const acc = new Float32Array(qkv.length).fill(1);
-      attentionBackward({ dout, qkv, out: f.out, lse: f.lse, B, T, C, H, mask, dqkv: acc, accumulate: true });
+      attentionBackward({ dout, qkv, out: f.out, lse: f.lse, B, T, C, H, mask, dqkv: acc, accumulate: true, reference });
       expectClose(acc, Array.from(g, (v) => v + 1), 1e-6, 1);
       // overwrite ignores what is there
       const ow = new Float32Array(qkv.length).fill(7);
-      attentionBackward({ dout, qkv, out: f.out, lse: f.lse, B, T, C, H, mask, dqkv: ow });
+      attentionBackward({ dout, qkv, out: f.out, lse: f.lse, B, T, C, H, mask, dqkv: ow, reference });
       expect(same(ow, g)).toBe(true);
     },
   );
@@ -106,8 +107,8 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('attention (%s path)', (l
     const qkv = rng.f32(B * T * 3 * C, 1);
     const dout = rng.f32(B * T * C);
     const mask = makeMask(B, T, rng);
-    const f = attention({ qkv, B, T, C, H, mask });
-    const g = attentionBackward({ dout, qkv, out: f.out, lse: f.lse, B, T, C, H, mask });
+    const f = attention({ qkv, B, T, C, H, mask, reference });
+    const g = attentionBackward({ dout, qkv, out: f.out, lse: f.lse, B, T, C, H, mask, reference });
     const loss = (x: Float64Array) => attentionRef(x, B, T, C, H, mask).out.reduce((s, o, i) => s + o * dout[i], 0);
     const idx = Array.from({ length: 40 }, () => rng.int(0, qkv.length));
     expectClose(
@@ -139,8 +140,8 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('attention (%s path)', (l
       qn.set(q.subarray((b * Tk + Tk - Tq) * C, (b + 1) * Tk * C), b * Tq * C);
     }
     const lse = new Float32Array(B * H * Tq);
-    const out = attentionCached({ B, Tq, Tk, capacity, C, H, q: qn, k: kc, v: vc, mask, lse });
-    const full = attention({ qkv, B, T: Tk, C, H, mask });
+    const out = attentionCached({ B, Tq, Tk, capacity, C, H, q: qn, k: kc, v: vc, mask, lse, reference });
+    const full = attention({ qkv, B, T: Tk, C, H, mask, reference });
     const ref = attentionSplitRef(qn, k, v, B, Tq, Tk, C, H, mask);
     expectClose(out, ref.out, 1e-4, 1e-2);
     expectLse(lse, ref.lse);
@@ -167,6 +168,29 @@ describe('attention determinism and async', () => {
     const { q, k, v } = splitQkv(qkv, B, T, C);
     const args = { B, Tq: 3, Tk: T, C, H, q: Float32Array.from(q.subarray(0, B * 3 * C)), k: Float32Array.from(k), v: Float32Array.from(v) };
     expect(same(attentionCached(args), await attentionCachedAsync(args))).toBe(true);
+  });
+
+  it('reference kernel: async gives the same bits as sync, and it is not the optimized kernel', async () => {
+    const [B, T, C, H] = [2, 20, 16, 2];
+    const rng = new Rng(4);
+    const qkv = rng.f32(B * T * 3 * C);
+    const dout = rng.f32(B * T * C);
+    const mask = makeMask(B, T, rng);
+    const reference = true;
+    const s = attention({ qkv, B, T, C, H, mask, reference });
+    const a = await attentionAsync({ qkv, B, T, C, H, mask, reference });
+    expect(same(s.out, a.out) && same(s.lse, a.lse)).toBe(true);
+    const g1 = attentionBackward({ dout, qkv, out: s.out, lse: s.lse, B, T, C, H, mask, reference });
+    const g2 = await attentionBackwardAsync({ dout, qkv, out: s.out, lse: s.lse, B, T, C, H, mask, reference });
+    expect(same(g1, g2)).toBe(true);
+    const { q, k, v } = splitQkv(qkv, B, T, C);
+    const args = { B, Tq: 3, Tk: T, C, H, q: Float32Array.from(q.subarray(0, B * 3 * C)), k: Float32Array.from(k), v: Float32Array.from(v) };
+    const c = attentionCached({ ...args, reference });
+    expect(same(c, await attentionCachedAsync({ ...args, reference }))).toBe(true);
+    // the option really selects another kernel: float32 SIMD vs double scalar differ in some bits
+    expect(same(s.out, attention({ qkv, B, T, C, H, mask }).out)).toBe(false);
+    expect(same(g1, attentionBackward({ dout, qkv, out: s.out, lse: s.lse, B, T, C, H, mask }))).toBe(false);
+    expect(same(c, attentionCached(args))).toBe(false);
   });
 
   it('every (b, h, query block) is computed by one thread alone: the thread count changes no bit', () => {

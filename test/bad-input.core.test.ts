@@ -1,5 +1,5 @@
 // Every core entry point and the GELU kernels reject bad arguments with a typed error naming them.
-import { gelu, geluAsync, geluBackward, loadNative } from '../src/native';
+import { gelu, geluAsync, geluBackward, geluBackwardAsync, loadNative } from '../src/native';
 import { expectRejects, expectThrows } from './helpers/errors';
 
 const native = loadNative() as unknown as Record<string, (a: unknown) => unknown>;
@@ -26,5 +26,10 @@ describe('bad input: core', () => {
     structuredClone(buf.buffer, { transfer: [buf.buffer] });
     expectThrows(() => gelu({ input: x, out: buf }), 'RangeError', /detached/);
     await expectRejects(geluAsync({ input: x, out: new Float32Array(1) }), 'RangeError', /`out`/);
+    const yes = 'yes' as unknown as boolean;
+    expectThrows(() => gelu({ input: x, reference: yes }), 'TypeError', /boolean for `reference`/);
+    expectThrows(() => geluBackward({ input: x, dout: x, reference: yes }), 'TypeError', /boolean for `reference`/);
+    await expectRejects(geluAsync({ input: x, reference: yes }), 'TypeError', /boolean for `reference`/);
+    await expectRejects(geluBackwardAsync({ input: x, dout: x, reference: yes }), 'TypeError', /boolean for `reference`/);
   });
 });

@@ -23,6 +23,7 @@ import {
   softmaxBackwardAsync,
 } from '../src/native';
 import { nativeFunctions } from '../src/native/runtime';
+import { expectRejects, expectThrows } from './helpers/errors';
 
 type AnyFn = (a: any) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
 const f = (n: number) => new Float32Array(n);
@@ -131,7 +132,28 @@ const cases: Case[] = [
   ['gradNorm element null', gradNorm, gradNormAsync, { grads: [null] }, /`grads\[0\]`/],
 ];
 
+// `reference` (run the *_ref kernel) must be a boolean: a TypeError naming it, for every entry point.
+const referenceCases: [string, AnyFn, AnyFn, Record<string, unknown>][] = [
+  ['layerNorm', layerNorm, layerNormAsync, ln()],
+  ['layerNormBackward', layerNormBackward, layerNormBackwardAsync, lnb()],
+  ['softmax', softmax, softmaxAsync, sm()],
+  ['softmaxBackward', softmaxBackward, softmaxBackwardAsync, smb()],
+  ['attention', attention, attentionAsync, at()],
+  ['attentionBackward', attentionBackward, attentionBackwardAsync, atb()],
+  ['attentionCached', attentionCached, attentionCachedAsync, atc()],
+  ['adamw', adamw, adamwAsync, aw()],
+  ['gradNorm', gradNorm, gradNormAsync, { grads: gc().grads }],
+  ['gradClip', gradClip, gradClipAsync, gc()],
+];
+
 describe('layer kernels reject bad input', () => {
+  it.each(referenceCases)("%s rejects reference: 'yes' with a TypeError naming `reference`", async (_name, sync, async, args) => {
+    expectThrows(() => sync({ ...args, reference: 'yes' }), 'TypeError', /boolean for `reference`/);
+    await expectRejects(async({ ...args, reference: 'yes' }) as Promise<unknown>, 'TypeError', /boolean for `reference`/);
+    // the same arguments are accepted with a boolean (the error above is about `reference` alone)
+    expect(() => sync({ ...args, reference: true })).not.toThrow();
+  });
+
   it.each(cases)('%s (sync throws)', (_name, sync, _async, args, re) => {
     let err: unknown;
     try {

@@ -2,19 +2,20 @@ import { gradClip, gradClipAsync, gradNorm, gradNormAsync, setSimdLevel } from '
 import { digestWithThreads } from './helpers/threads';
 import { expectClose } from './helpers/compare';
 import { fastData, globalNormRef } from './helpers/ref_layers';
+import { impls } from './helpers/impls';
 
 const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
 const makeGrads = (seed: number, sizes: number[], scale = 1) => sizes.map((n, k) => fastData(n, seed * 100 + k, scale));
 const sizes = [1, 7, 4096, 4097, 100_003, 33];
 
-describe.each(['portable', 'avx2', 'avx512'] as const)('grad clip (%s path)', (level) => {
+describe.each(impls)('grad clip ($name)', ({ level, reference }) => {
   beforeAll(() => setSimdLevel(level));
   afterAll(() => setSimdLevel('avx512'));
 
   it('global norm matches the float64 reference', () => {
     const grads = makeGrads(1, sizes);
-    expectClose([gradNorm({ grads })], [globalNormRef(grads)], 1e-12);
-    expect(gradNorm({ grads: [] })).toBe(0);
+    expectClose([gradNorm({ grads, reference })], [globalNormRef(grads)], 1e-12);
+    expect(gradNorm({ grads: [], reference })).toBe(0);
   });
 
   it('clips: scales by maxNorm / (norm + 1e-6) when the norm exceeds maxNorm', () => {
@@ -22,7 +23,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('grad clip (%s path)', (l
     const before = grads.map((g) => Float32Array.from(g));
     const norm = globalNormRef(grads);
     const maxNorm = norm / 3;
-    const r = gradClip({ grads, maxNorm });
+    const r = gradClip({ grads, maxNorm, reference });
     expectClose([r.norm], [norm], 1e-12);
     expect(r.clipped).toBe(true);
     expect(r.finite).toBe(true);
@@ -35,7 +36,7 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('grad clip (%s path)', (l
   it('leaves the gradients alone when the norm is below maxNorm', () => {
     const grads = makeGrads(3, sizes, 0.01);
     const before = grads.map((g) => Float32Array.from(g));
-    const r = gradClip({ grads, maxNorm: 1e6 });
+    const r = gradClip({ grads, maxNorm: 1e6, reference });
     expect(r.clipped).toBe(false);
     expect(r.scale).toBe(1);
     grads.forEach((g, k) => expect(same(g, before[k])).toBe(true));
@@ -45,11 +46,13 @@ describe.each(['portable', 'avx2', 'avx512'] as const)('grad clip (%s path)', (l
     const grads = makeGrads(4, sizes);
     grads[4][777] = bad;
     const before = grads.map((g) => Float32Array.from(g));
-    const r = gradClip({ grads, maxNorm: 1e-3 });
+    const r = gradClip({ grads, maxNorm: 1e-3, reference });
     expect(r.finite).toBe(false);
     expect(r.clipped).toBe(false);
     expect(Number.isFinite(r.norm)).toBe(false);
     grads.forEach((g, k) => expect(same(g, before[k])).toBe(true));
+    expect(Number.isNaN(gradNorm({ grads, reference }))).toBe(Number.isNaN(bad));
+    expect(Number.isFinite(gradNorm({ grads, reference }))).toBe(false);
   });
 });
 
@@ -78,6 +81,20 @@ describe('grad clip determinism and async', () => {
     const ra = gradClip({ grads: a, maxNorm: 1 });
     const rb = await gradClipAsync({ grads: b, maxNorm: 1 });
     expect(rb).toEqual(ra);
+    a.forEach((g, k) => expect(same(g, b[k])).toBe(true));
+  });
+
+  it('reference kernel: async equals sync, and it is not the optimized kernel', async () => {
+    const grads = makeGrads(7, [300_001, 5, 70_000]);
+    const norm = gradNorm({ grads, reference: true });
+    expect(await gradNormAsync({ grads, reference: true })).toBe(norm);
+    // one sequential double sum vs fixed blocks of 4 lanes: the last bits differ
+    expect(gradNorm({ grads })).not.toBe(norm);
+    const a = grads.map((g) => Float32Array.from(g));
+    const b = grads.map((g) => Float32Array.from(g));
+    const ra = gradClip({ grads: a, maxNorm: 1, reference: true });
+    expect(ra.norm).toBe(norm);
+    expect(await gradClipAsync({ grads: b, maxNorm: 1, reference: true })).toEqual(ra);
     a.forEach((g, k) => expect(same(g, b[k])).toBe(true));
   });
 });

@@ -20,7 +20,8 @@ Napi::Value AdamW(const Napi::CallbackInfo& info, bool async) {
   hp.eps = a.number("eps", 0.0, 1e6, 1e-8);
   hp.weight_decay = a.number("weightDecay", 0.0, 1e6, 1e-2);
   hp.step = a.integer("step", 1, int64_t(1) << 53);
-  return a.run(async, [=] { adamw_step(param.data, grad.data, m.data, v.data, n, hp); });
+  const bool ref = a.boolean("reference", false);
+  return a.run(async, [=] { (ref ? adamw_step_ref : adamw_step)(param.data, grad.data, m.data, v.data, n, hp); });
 }
 
 void Init(Napi::Env env, Napi::Object exports) { export_sync_async(env, exports, "adamw", AdamW); }

@@ -32,7 +32,11 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info, bool async) {
   auto mask = a.i32_optional("mask", checked_mul(a, {d.B, d.T}));
   auto out = a.f32("out", checked_mul(a, {d.B, d.T, d.C}));
   auto lse = a.f32("lse", checked_mul(a, {d.B, d.H, d.T}));
-  return a.run(async, [=] { attention_forward_qkv(out.data, lse.data, qkv.data, mask.data, d.B, d.T, d.C, d.H); });
+  const bool ref = a.boolean("reference", false);
+  return a.run(async, [=] {
+    (ref ? attention_forward_qkv_ref : attention_forward_qkv)(out.data, lse.data, qkv.data, mask.data, d.B, d.T, d.C,
+                                                              d.H);
+  });
 }
 
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info, bool async) {
@@ -46,8 +50,10 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info, bool async) {
   auto mask = a.i32_optional("mask", checked_mul(a, {d.B, d.T}));
   auto dqkv = a.f32("dqkv", n3);
   const bool acc = a.boolean("accumulate", false);
+  const bool ref = a.boolean("reference", false);
   return a.run(async, [=] {
-    attention_backward_qkv(dqkv.data, dout.data, qkv.data, out.data, lse.data, mask.data, d.B, d.T, d.C, d.H, acc);
+    (ref ? attention_backward_qkv_ref : attention_backward_qkv)(dqkv.data, dout.data, qkv.data, out.data, lse.data,
+                                                                mask.data, d.B, d.T, d.C, d.H, acc);
   });
 }
 
@@ -66,11 +72,13 @@ Napi::Value AttentionCached(const Napi::CallbackInfo& info, bool async) {
   auto mask = a.i32_optional("mask", checked_mul(a, {B, Tk}));
   auto out = a.f32("out", checked_mul(a, {B, Tq, C}));
   auto lse = a.f32_optional("lse", checked_mul(a, {B, H, Tq}));
+  const bool ref = a.boolean("reference", false);
   return a.run(async, [=] {
     const int64_t hd = C / H;
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-    attention_forward({B, H, Tq, Tk, hd}, {out.data, Tq * C, C, hd}, lse.data, {q.data, Tq * C, C, hd},
-                      {k.data, S * C, C, hd}, {v.data, S * C, C, hd}, mask.data, scale);
+    (ref ? attention_forward_ref : attention_forward)({B, H, Tq, Tk, hd}, {out.data, Tq * C, C, hd}, lse.data,
+                                                      {q.data, Tq * C, C, hd}, {k.data, S * C, C, hd},
+                                                      {v.data, S * C, C, hd}, mask.data, scale);
   });
 }
 

@@ -13,7 +13,8 @@ Napi::Value GeluForward(const Napi::CallbackInfo& info, bool async) {
   auto out = a.f32("out", static_cast<int64_t>(inp.length));
   int64_t n = static_cast<int64_t>(inp.length);
   if (n > kMaxElems) a.range_error("`input` is too large");
-  return a.run(async, [=] { gelu_forward(out.data, inp.data, n); });
+  const bool ref = a.boolean("reference", false);
+  return a.run(async, [=] { (ref ? gelu_forward_ref : gelu_forward)(out.data, inp.data, n); });
 }
 
 Napi::Value GeluBackward(const Napi::CallbackInfo& info, bool async) {
@@ -23,7 +24,8 @@ Napi::Value GeluBackward(const Napi::CallbackInfo& info, bool async) {
   auto dout = a.f32("dout", n);
   auto dinp = a.f32("dinput", n);
   bool acc = a.boolean("accumulate", false);
-  return a.run(async, [=] { gelu_backward(dinp.data, inp.data, dout.data, n, acc); });
+  const bool ref = a.boolean("reference", false);
+  return a.run(async, [=] { (ref ? gelu_backward_ref : gelu_backward)(dinp.data, inp.data, dout.data, n, acc); });
 }
 
 void Init(Napi::Env env, Napi::Object exports) {

@@ -1,5 +1,6 @@
 // gradNorm / gradClip (+ Async): thin wrappers over native/cpu/grad_clip.h.
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,10 +33,16 @@ std::shared_ptr<Arrays> read_grads(Args& a) {
 Napi::Value GradNorm(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "gradNorm");
   auto g = read_grads(a);
+  const bool ref = a.boolean("reference", false);
   auto norm = std::make_shared<double>(0.0);
   return a.run(
       async,
-      [=] { *norm = std::sqrt(grad_sum_squares(g->ptr.data(), g->len.data(), static_cast<int64_t>(g->ptr.size()))); },
+      [=] {
+        const int64_t count = static_cast<int64_t>(g->ptr.size());
+        // The reference has no norm-only form: grad_clip_ref with an infinite max_norm never scales.
+        *norm = ref ? grad_clip_ref(g->ptr.data(), g->len.data(), count, std::numeric_limits<double>::infinity()).norm
+                    : std::sqrt(grad_sum_squares(g->ptr.data(), g->len.data(), count));
+      },
       [=](Napi::Env env) { return Napi::Number::New(env, *norm); });
 }
 
@@ -43,10 +50,14 @@ Napi::Value GradClip(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "gradClip");
   auto g = read_grads(a);
   const double max_norm = a.number("maxNorm", 1e-30, 1e30);
+  const bool ref = a.boolean("reference", false);
   auto res = std::make_shared<GradClipResult>();
   return a.run(
       async,
-      [=] { *res = grad_clip(g->ptr.data(), g->len.data(), static_cast<int64_t>(g->ptr.size()), max_norm); },
+      [=] {
+        *res = (ref ? grad_clip_ref : grad_clip)(g->ptr.data(), g->len.data(), static_cast<int64_t>(g->ptr.size()),
+                                                 max_norm);
+      },
       [=](Napi::Env env) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("norm", Napi::Number::New(env, res->norm));

@@ -18,7 +18,11 @@ Napi::Value LayerNormForward(const Napi::CallbackInfo& info, bool async) {
   auto out = a.f32("out", NC);
   auto mean = a.f32("mean", N);
   auto rstd = a.f32("rstd", N);
-  return a.run(async, [=] { layernorm_forward(out.data, mean.data, rstd.data, inp.data, w.data, b.data, N, C, eps); });
+  const bool ref = a.boolean("reference", false);
+  return a.run(async, [=] {
+    (ref ? layernorm_forward_ref : layernorm_forward)(out.data, mean.data, rstd.data, inp.data, w.data, b.data, N, C,
+                                                      eps);
+  });
 }
 
 Napi::Value LayerNormBackward(const Napi::CallbackInfo& info, bool async) {
@@ -34,8 +38,10 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info, bool async) {
   auto dw = a.f32("dweight", C);
   auto db = a.f32("dbias", C);
   const bool acc = a.boolean("accumulate", false);
+  const bool ref = a.boolean("reference", false);
   return a.run(async, [=] {
-    layernorm_backward(dinp.data, dw.data, db.data, dout.data, inp.data, w.data, mean.data, rstd.data, N, C, acc);
+    (ref ? layernorm_backward_ref : layernorm_backward)(dinp.data, dw.data, db.data, dout.data, inp.data, w.data,
+                                                        mean.data, rstd.data, N, C, acc);
   });
 }
 

@@ -14,7 +14,8 @@ Napi::Value SoftmaxForward(const Napi::CallbackInfo& info, bool async) {
   auto inp = a.f32("input", NC);
   const float scale = static_cast<float>(a.number("scale", 1e-30, 1e30, 1.0));
   auto out = a.f32("out", NC);
-  return a.run(async, [=] { softmax_forward(out.data, inp.data, N, C, scale); });
+  const bool ref = a.boolean("reference", false);
+  return a.run(async, [=] { (ref ? softmax_forward_ref : softmax_forward)(out.data, inp.data, N, C, scale); });
 }
 
 Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info, bool async) {
@@ -26,7 +27,10 @@ Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info, bool async) {
   const float scale = static_cast<float>(a.number("scale", 1e-30, 1e30, 1.0));
   auto dinp = a.f32("dinput", NC);
   const bool acc = a.boolean("accumulate", false);
-  return a.run(async, [=] { softmax_backward(dinp.data, probs.data, dout.data, N, C, scale, acc); });
+  const bool ref = a.boolean("reference", false);
+  return a.run(async, [=] {
+    (ref ? softmax_backward_ref : softmax_backward)(dinp.data, probs.data, dout.data, N, C, scale, acc);
+  });
 }
 
 void Init(Napi::Env env, Napi::Object exports) {

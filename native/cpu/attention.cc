@@ -376,24 +376,50 @@ void attention_backward(const AttnDims& dm, AttnViewOut dq, AttnViewOut dk, Attn
 
 namespace {
 AttnDims qkv_dims(int64_t B, int64_t T, int64_t C, int64_t H) { return {B, H, T, T, C / H}; }
+
+using ForwardFn = decltype(&attention_forward);
+using BackwardFn = decltype(&attention_backward);
+
+// The qkv views of the GPT-2 layout, shared by the optimized and the reference entry points.
+void forward_qkv(ForwardFn fwd, float* out, float* lse, const float* qkv, const int32_t* key_mask, int64_t B,
+                 int64_t T, int64_t C, int64_t H) {
+  const int64_t hd = C / H;
+  AttnView q{qkv, T * 3 * C, 3 * C, hd}, k{qkv + C, T * 3 * C, 3 * C, hd}, v{qkv + 2 * C, T * 3 * C, 3 * C, hd};
+  fwd(qkv_dims(B, T, C, H), {out, T * C, C, hd}, lse, q, k, v, key_mask,
+      static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd))));
+}
+
+void backward_qkv(BackwardFn bwd, float* dqkv, const float* dout, const float* qkv, const float* out,
+                  const float* lse, const int32_t* key_mask, int64_t B, int64_t T, int64_t C, int64_t H,
+                  bool accumulate) {
+  const int64_t hd = C / H, s3 = 3 * C;
+  AttnView q{qkv, T * s3, s3, hd}, k{qkv + C, T * s3, s3, hd}, v{qkv + 2 * C, T * s3, s3, hd};
+  AttnViewOut dq{dqkv, T * s3, s3, hd}, dk{dqkv + C, T * s3, s3, hd}, dv{dqkv + 2 * C, T * s3, s3, hd};
+  bwd(qkv_dims(B, T, C, H), dq, dk, dv, {dout, T * C, C, hd}, {out, T * C, C, hd}, lse, q, k, v, key_mask,
+      static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd))), accumulate);
+}
 }  // namespace
 
 void attention_forward_qkv(float* out, float* lse, const float* qkv, const int32_t* key_mask, int64_t B,
                            int64_t T, int64_t C, int64_t H) {
-  const int64_t hd = C / H;
-  AttnView q{qkv, T * 3 * C, 3 * C, hd}, k{qkv + C, T * 3 * C, 3 * C, hd}, v{qkv + 2 * C, T * 3 * C, 3 * C, hd};
-  attention_forward(qkv_dims(B, T, C, H), {out, T * C, C, hd}, lse, q, k, v, key_mask,
-                    static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd))));
+  forward_qkv(attention_forward, out, lse, qkv, key_mask, B, T, C, H);
 }
 
 void attention_backward_qkv(float* dqkv, const float* dout, const float* qkv, const float* out,
                             const float* lse, const int32_t* key_mask, int64_t B, int64_t T, int64_t C,
                             int64_t H, bool accumulate) {
-  const int64_t hd = C / H, s3 = 3 * C;
-  AttnView q{qkv, T * s3, s3, hd}, k{qkv + C, T * s3, s3, hd}, v{qkv + 2 * C, T * s3, s3, hd};
-  AttnViewOut dq{dqkv, T * s3, s3, hd}, dk{dqkv + C, T * s3, s3, hd}, dv{dqkv + 2 * C, T * s3, s3, hd};
-  attention_backward(qkv_dims(B, T, C, H), dq, dk, dv, {dout, T * C, C, hd}, {out, T * C, C, hd}, lse, q, k, v,
-                     key_mask, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd))), accumulate);
+  backward_qkv(attention_backward, dqkv, dout, qkv, out, lse, key_mask, B, T, C, H, accumulate);
+}
+
+void attention_forward_qkv_ref(float* out, float* lse, const float* qkv, const int32_t* key_mask, int64_t B,
+                               int64_t T, int64_t C, int64_t H) {
+  forward_qkv(attention_forward_ref, out, lse, qkv, key_mask, B, T, C, H);
+}
+
+void attention_backward_qkv_ref(float* dqkv, const float* dout, const float* qkv, const float* out,
+                                const float* lse, const int32_t* key_mask, int64_t B, int64_t T, int64_t C,
+                                int64_t H, bool accumulate) {
+  backward_qkv(attention_backward_ref, dqkv, dout, qkv, out, lse, key_mask, B, T, C, H, accumulate);
 }
 
 // ---- references ----

@@ -55,5 +55,11 @@ void attention_forward_ref(const AttnDims& dims, AttnViewOut out, float* lse, At
 void attention_backward_ref(const AttnDims& dims, AttnViewOut dq, AttnViewOut dk, AttnViewOut dv, AttnView dout,
                             AttnView out, const float* lse, AttnView q, AttnView k, AttnView v,
                             const int32_t* key_mask, float scale, bool accumulate);
+// The references in the GPT-2 qkv layout (the same views as attention_*_qkv above).
+void attention_forward_qkv_ref(float* out, float* lse, const float* qkv, const int32_t* key_mask, int64_t B,
+                               int64_t T, int64_t C, int64_t H);
+void attention_backward_qkv_ref(float* dqkv, const float* dout, const float* qkv, const float* out,
+                                const float* lse, const int32_t* key_mask, int64_t B, int64_t T, int64_t C,
+                                int64_t H, bool accumulate);
 
 }  // namespace medgym

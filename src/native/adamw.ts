@@ -24,6 +24,8 @@ export interface AdamWArgs {
   eps?: number;
   /** Decoupled weight decay; default 0.01 (torch's default). Pass 0 for biases/norms if desired. */
   weightDecay?: number;
+  /** Run the plain scalar reference adamw_step_ref (double arithmetic, not torch's float32 order); default false. */
+  reference?: boolean;
 }
 
 interface AdamWNative {

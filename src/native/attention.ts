@@ -24,6 +24,8 @@ export interface AttentionArgs extends AttentionDims {
   out?: Float32Array;
   /** Receives log Σ_j exp(q·k_j / sqrt(C/H)) per row [B, H, T] (-Infinity: no valid key); allocated when omitted. */
   lse?: Float32Array;
+  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  reference?: boolean;
 }
 export interface AttentionResult {
   out: Float32Array;
@@ -40,6 +42,11 @@ export interface AttentionBackwardArgs extends AttentionDims {
   dqkv?: Float32Array;
   /** Add into dqkv instead of overwriting it (default false). */
   accumulate?: boolean;
+  /**
+   * Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel;
+   * default false. The reference recomputes the probabilities from qkv alone: it does not read `out` or `lse`.
+   */
+  reference?: boolean;
 }
 export interface AttentionCachedArgs {
   B: number;
@@ -62,6 +69,8 @@ export interface AttentionCachedArgs {
   out?: Float32Array;
   /** Receives the per-row log-sum-exp [B, H, Tq] when given. */
   lse?: Float32Array;
+  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  reference?: boolean;
 }
 
 interface AttentionNative {

@@ -5,6 +5,8 @@ export interface GeluArgs {
   input: Float32Array;
   /** Written with gelu(input); allocated when omitted. */
   out?: Float32Array;
+  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  reference?: boolean;
 }
 export interface GeluBackwardArgs {
   input: Float32Array;
@@ -12,11 +14,13 @@ export interface GeluBackwardArgs {
   /** Receives (or, with accumulate, is incremented by) gelu'(input) * dout; allocated when omitted. */
   dinput?: Float32Array;
   accumulate?: boolean;
+  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  reference?: boolean;
 }
 
 interface GeluNative {
-  gelu(a: Required<GeluArgs>): void;
-  geluAsync(a: Required<GeluArgs>): Promise<void>;
+  gelu(a: GeluArgs & { out: Float32Array }): void;
+  geluAsync(a: GeluArgs & { out: Float32Array }): Promise<void>;
   geluBackward(a: GeluBackwardArgs & { dinput: Float32Array }): void;
   geluBackwardAsync(a: GeluBackwardArgs & { dinput: Float32Array }): Promise<void>;
 }

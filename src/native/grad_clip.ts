@@ -4,6 +4,8 @@ import { nativeFunctions } from './runtime';
 export interface GradNormArgs {
   /** Gradient arrays (each non-empty); the norm runs over all of them, accumulated in double. */
   grads: Float32Array[];
+  /** Run the plain scalar reference grad_clip_ref (one sequential double sum); default false. */
+  reference?: boolean;
 }
 export interface GradClipArgs extends GradNormArgs {
   /** Scale the gradients by maxNorm / (norm + 1e-6) when that is < 1 (> 0). */

@@ -13,3 +13,4 @@ export * from './adamw';
 export * from './grad_clip';
 export * from './fused_linear_logprob';
 export * from './gemm';
+export * from './policy';

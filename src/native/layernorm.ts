@@ -20,6 +20,8 @@ export interface LayerNormArgs {
   mean?: Float32Array;
   /** Receives the row reciprocal standard deviations 1/sqrt(var+eps) [N]; allocated when omitted. */
   rstd?: Float32Array;
+  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  reference?: boolean;
 }
 export interface LayerNormResult {
   out: Float32Array;
@@ -46,6 +48,8 @@ export interface LayerNormBackwardArgs {
   dbias?: Float32Array;
   /** Add into dinput instead of overwriting it (default false). */
   accumulate?: boolean;
+  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  reference?: boolean;
 }
 export interface LayerNormBackwardResult {
   dinput: Float32Array;
@@ -55,10 +59,12 @@ export interface LayerNormBackwardResult {
 
 type Full<T> = { [K in keyof T]-?: Exclude<T[K], undefined> };
 interface LayerNormNative {
-  layerNorm(a: Full<Omit<LayerNormArgs, 'eps'>> & { eps?: number }): void;
-  layerNormAsync(a: Full<Omit<LayerNormArgs, 'eps'>> & { eps?: number }): Promise<void>;
-  layerNormBackward(a: Full<Omit<LayerNormBackwardArgs, 'accumulate'>> & { accumulate?: boolean }): void;
-  layerNormBackwardAsync(a: Full<Omit<LayerNormBackwardArgs, 'accumulate'>> & { accumulate?: boolean }): Promise<void>;
+  layerNorm(a: Full<Omit<LayerNormArgs, 'eps' | 'reference'>> & { eps?: number; reference?: boolean }): void;
+  layerNormAsync(a: Full<Omit<LayerNormArgs, 'eps' | 'reference'>> & { eps?: number; reference?: boolean }): Promise<void>;
+  layerNormBackward(a: Full<Omit<LayerNormBackwardArgs, 'accumulate' | 'reference'>> & { accumulate?: boolean; reference?: boolean }): void;
+  layerNormBackwardAsync(
+    a: Full<Omit<LayerNormBackwardArgs, 'accumulate' | 'reference'>> & { accumulate?: boolean; reference?: boolean },
+  ): Promise<void>;
 }
 const native = () => nativeFunctions<LayerNormNative>();
 const f32 = (n: unknown) => new Float32Array(Number.isSafeInteger(n) && (n as number) > 0 ? (n as number) : 0);

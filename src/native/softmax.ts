@@ -12,6 +12,8 @@ export interface SoftmaxArgs {
   scale?: number;
   /** Receives the probabilities [N, C]; allocated when omitted. */
   out?: Float32Array;
+  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  reference?: boolean;
 }
 export interface SoftmaxBackwardArgs {
   /** The forward's output probabilities [N, C]. */
@@ -26,6 +28,8 @@ export interface SoftmaxBackwardArgs {
   dinput?: Float32Array;
   /** Add into dinput instead of overwriting it (default false). */
   accumulate?: boolean;
+  /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
+  reference?: boolean;
 }
 
 interface SoftmaxNative {

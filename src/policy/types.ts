@@ -133,7 +133,7 @@ export interface SampleKey {
   seed?: number;
   /** Training step (default 0). */
   step?: number;
-  /** Prompt index in the batch (default 0). */
+  /** Prompt index in the batch (default: the sequence's handle id, so that default streams differ). */
   promptIndex?: number;
   /** Sample index within the prompt's group (default 0). */
   sampleIndex?: number;

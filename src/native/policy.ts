@@ -1,0 +1,99 @@
+// Raw typed face of the native policy entry points (native/addon/policy_binding.cc). Users go
+// through src/policy (NativePolicy), which validates at the boundary and queues calls per model.
+import { nativeFunctions } from './runtime';
+
+/** Opaque native handles (type-tagged externals). */
+export type PolicyHandle = { readonly __policyHandle: unique symbol };
+export type SessionHandle = { readonly __sessionHandle: unique symbol };
+
+export interface RawPolicyConfig {
+  vocabSize: number;
+  dModel: number;
+  nLayer: number;
+  nHead: number;
+  maxSeq: number;
+  patch: number;
+  imageSize: number;
+  channels: number;
+  /** Id of <|image|>. */
+  imageId: number;
+  seed?: number;
+}
+
+/** A packed ragged batch: concatenated tokens, per-sequence lengths, nImages views concatenated (HWC uint8). */
+export interface RawBatch {
+  tokens: Int32Array;
+  lengths: Int32Array;
+  images: Uint8Array;
+  nImages: number;
+  /** Per token: score (non-zero) or not. */
+  mask?: Int32Array;
+}
+
+export interface RawParamInfo {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+  decay: boolean;
+}
+
+export type RawBufferName = 'params' | 'grads' | 'm' | 'v';
+
+export interface RawGenerateOut {
+  id: number;
+  tokens: Int32Array;
+  logp: Float32Array;
+  finishReason: 'stop_token' | 'stop_string' | 'max_new_tokens' | 'max_seq';
+}
+
+export interface NativePolicyFunctions {
+  policyCreate(o: RawPolicyConfig): PolicyHandle;
+  policyLayout(o: { model: PolicyHandle }): RawParamInfo[];
+  policyRead(o: { model: PolicyHandle; which: RawBufferName; offset?: number; size?: number }): Float32Array;
+  policyWrite(o: { model: PolicyHandle; which: RawBufferName; offset?: number; data: Float32Array }): void;
+  policyGetStep(o: { model: PolicyHandle }): number;
+  policySetStep(o: { model: PolicyHandle; step: number }): void;
+  policyDispose(o: { model: PolicyHandle }): void;
+  policyForwardAsync(
+    o: RawBatch & { model: PolicyHandle; temperature?: number; entropy?: boolean; requireGrad?: boolean },
+  ): Promise<{ logp: Float32Array; entropy: Float32Array; scored: number }>;
+  policyBackwardAsync(o: { model: PolicyHandle; total: number; dlogp: Float32Array; dentropy?: Float32Array }): Promise<void>;
+  policyCrossEntropyAsync(
+    o: RawBatch & { model: PolicyHandle; reduction?: 'mean' | 'sum'; scale?: number },
+  ): Promise<{ loss: number; count: number }>;
+  policyStepAsync(o: {
+    model: PolicyHandle;
+    lr?: number;
+    beta1?: number;
+    beta2?: number;
+    eps?: number;
+    weightDecay?: number;
+    maxGradNorm?: number;
+    zeroGrad?: boolean;
+  }): Promise<{ step: number; gradNorm: number; clipped: boolean; finite: boolean }>;
+  policyZeroGradAsync(o: { model: PolicyHandle }): Promise<void>;
+  sessionCreate(o: { model: PolicyHandle; kvCache?: boolean; seed?: number; specials?: string[] }): SessionHandle;
+  sessionAddAsync(
+    o: RawBatch & { session: SessionHandle; seeds: number[]; steps: number[]; promptIndices: number[]; sampleIndices: number[] },
+  ): Promise<number[]>;
+  sessionAppendAsync(o: RawBatch & { session: SessionHandle; ids: Int32Array }): Promise<void>;
+  sessionGenerateAsync(o: {
+    session: SessionHandle;
+    ids: Int32Array;
+    maxNewTokens?: number;
+    temperature?: number;
+    topP?: number;
+    stopTokens?: Int32Array;
+    stopStrings?: string[];
+    bannedTokens?: Int32Array;
+  }): Promise<RawGenerateOut[]>;
+  sessionTokens(o: { session: SessionHandle; ids: Int32Array }): Int32Array;
+  sessionRelease(o: { session: SessionHandle; ids: Int32Array }): void;
+  sessionDispose(o: { session: SessionHandle }): void;
+}
+
+/** The addon's policy functions (loads the addon on first use). */
+export function nativePolicyFunctions(): NativePolicyFunctions {
+  return nativeFunctions<NativePolicyFunctions>();
+}
