@@ -13,8 +13,10 @@ import type { ViewImage } from '../src/tools/image';
 import { BOS_ID, IMAGE_ID, PAD_ID } from '../src/tokenizer';
 import { printTable, runPeer, timeAsync, type Timing } from './harness';
 
-const TRAIN = { preset: 'small' as const, B: 16, T: 512 };
-const GEN = { presets: ['tiny', 'small'] as const, batches: [1, 16, 64], newTokens: 32 };
+// MEDGYM_POLICY_BENCH_QUICK=1: a seconds-long smoke run of the same code (tiny model, small batches).
+const QUICK = process.env.MEDGYM_POLICY_BENCH_QUICK === '1';
+const TRAIN = QUICK ? { preset: 'tiny' as const, B: 2, T: 256 } : { preset: 'small' as const, B: 16, T: 512 };
+const GEN = { presets: QUICK ? (['tiny'] as const) : (['tiny', 'small'] as const), batches: QUICK ? [1, 4] : [1, 16, 64], newTokens: 32 };
 const TOL = 1e-3;
 // The native generate() default; the peer bans the same ids so greedy decoding can agree.
 const BANNED = [...DEFAULT_BANNED_TOKENS];
@@ -277,7 +279,7 @@ async function generation(dir: string): Promise<void> {
       const image = genImage(c.imageSize, c.channels);
       const results: { B: number; t: Timing; greedy: Int32Array }[] = [];
       for (const B of GEN.batches) {
-        let greedy = new Int32Array(0);
+        let greedy: Int32Array = new Int32Array(0);
         const t = await timeAsync(
           async () => {
             const s = policy.createSession({ seed: 0 });
@@ -306,7 +308,7 @@ async function generation(dir: string): Promise<void> {
         const theirs = p ? ((B * GEN.newTokens) / p.medianMs) * 1e3 : NaN;
         let same = 0;
         while (p && same < greedy.length && greedy[same] === p.greedy[same]) same++;
-        rows.push([`${preset} d${c.dModel} L${c.nLayer}`, B, ours, theirs, ours / theirs, p ? `${same}/${GEN.newTokens}` : '']);
+        rows.push([`${preset} d${c.dModel} L${c.nLayer}`, String(B), ours, theirs, ours / theirs, p ? `${same}/${GEN.newTokens}` : '']);
       }
     } finally {
       policy.dispose();
