@@ -285,3 +285,16 @@ def load(path):
     model = MedgymVLM(Config.from_json(meta["config"]))
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return model.eval(), meta
+
+
+if __name__ == "__main__":  # python3 medgym_vlm.py policy.safetensors: a greedy continuation of a prompt
+    import sys
+
+    model, meta = load(sys.argv[1])
+    cfg = model.cfg
+    prompt = [BOS_ID] + list(b"user: ") + [IMAGE_ID] + list(b"\nWhat do you see?\nassistant: ")
+    tokens, patch_src, _ = expand_ids([prompt], cfg.n_patches)
+    view = torch.full((1, cfg.image_size, cfg.image_size, cfg.channels), 128, dtype=torch.uint8)
+    new = model.generate(tokens, patch_src, view, 16, banned=[BOS_ID, PAD_ID, IMAGE_ID])
+    print(json.dumps({"config": cfg.__dict__, "params": sum(p.numel() for p in model.parameters()),
+                      "greedy": new[0].tolist()}))
