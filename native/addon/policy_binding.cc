@@ -54,13 +54,16 @@ std::shared_ptr<Session> get_session(Args& a, const Napi::CallbackInfo& info) {
 
 // Marks the model busy for one heavy op; the returned guard (captured by the work) frees it.
 struct Busy {
-  std::shared_ptr<Model> m;
+  explicit Busy(std::shared_ptr<Model> model) : m(std::move(model)) {}
+  Busy(const Busy&) = delete;
+  Busy& operator=(const Busy&) = delete;
   ~Busy() { m->busy = false; }
+  std::shared_ptr<Model> m;
 };
 std::shared_ptr<Busy> acquire(Args& a, const std::shared_ptr<Model>& m) {
   if (m->busy.exchange(true))
     throw Napi::Error::New(a.env(), std::string(a.fn()) + ": the model is busy with another operation (await it first)");
-  return std::make_shared<Busy>(Busy{m});
+  return std::make_shared<Busy>(m);
 }
 
 // Runs a model-level check that throws std::out_of_range / invalid_argument, as a JS error naming `fn`.
@@ -280,10 +283,7 @@ Napi::Value SetStep(const Napi::CallbackInfo& info) {
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   Args a(info, "policyDispose");
   auto* h = unwrap<ModelHandle>(a, info, "model", kModelTag, "policy model");
-  if (h->m) {
-    if (h->m->busy) throw Napi::Error::New(info.Env(), "policyDispose: the model is busy (await its operation first)");
-    h->m.reset();
-  }
+  h->m.reset();  // an op in flight holds its own reference: the memory goes when it finishes
   return info.Env().Undefined();
 }
 
@@ -576,10 +576,7 @@ Napi::Value SessionRelease(const Napi::CallbackInfo& info) {
 Napi::Value SessionDispose(const Napi::CallbackInfo& info) {
   Args a(info, "sessionDispose");
   auto* h = unwrap<SessionHandle>(a, info, "session", kSessionTag, "generation session");
-  if (h->s) {
-    if (h->s->model()->busy) throw Napi::Error::New(info.Env(), "sessionDispose: the model is busy (await its operation first)");
-    h->s.reset();
-  }
+  h->s.reset();  // an op in flight holds its own reference
   return info.Env().Undefined();
 }
 

@@ -24,7 +24,12 @@ Model::Model(const Config& c, uint64_t seed) : cfg(c), layout(build_layout(c)) {
 }
 
 Model::~Model() = default;
-void Model::drop_saved() { saved_.reset(); }
+void Model::drop_saved() {
+  saved_.reset();
+  spare_.reset();
+  bw_scratch_.clear();
+  bw_scratch_.shrink_to_fit();
+}
 
 // db[j] += Σ_r x[r, j]: each thread owns a range of columns and adds rows in order (deterministic).
 static void colsum_add(float* db, const float* x, int64_t N, int64_t n) {
@@ -54,7 +59,14 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
     dlogp[r] = dlogp_tok[t];
     if (dentropy_tok) dent[r] = dentropy_tok[t];
   }
-  std::vector<float> dres(N * d), dtmp(N * d), datty(N * d), dqkv(N * 3 * d), dfc(N * 4 * d), dgelu(N * 4 * d);
+  if (bw_scratch_.size() < static_cast<size_t>(14 * N * d)) bw_scratch_.resize(14 * N * d);
+  struct Span {
+    float* p;
+    float* data() const { return p; }
+  };
+  float* base = bw_scratch_.data();
+  Span dres{base}, dtmp{base + N * d}, datty{base + 2 * N * d}, dqkv{base + 3 * N * d}, dfc{base + 6 * N * d},
+      dgelu{base + 10 * N * d};
   fused_linear_logprob_backward(a.lnf, P + layout.wte, pk.targets.data(), a.head_lse, a.head_entropy, dlogp.data(),
                                 dentropy_tok ? dent.data() : nullptr, N, d, cfg.V, sv->temperature, dtmp.data(),
                                 G + layout.wte, false);
@@ -123,6 +135,7 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
     sgemm(true, false, d, cfg.cpp(), n_patch, 1.0f, dimg.data(), d, pk.patches.data(), cfg.cpp(), 1.0f,
           G + layout.patch_w, cfg.cpp());
   }
+  spare_ = std::move(sv);  // keep the buffers for the next forward
 }
 
 double Model::cross_entropy(const std::vector<SeqInput>& seqs, bool mean, double scale, int64_t* count) {

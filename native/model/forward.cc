@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cpu/attention.h"
+#include "cpu/attention_decode.h"
 #include "cpu/fused_linear_logprob.h"
 #include "cpu/gelu.h"
 #include "cpu/gemm.h"
@@ -17,6 +18,8 @@
 namespace medgym::model {
 
 constexpr float kLnEps = 1e-5f;
+// New rows per sequence up to which the cached attention uses attention_decode.
+constexpr int64_t kDecodeMaxQueries = 4;
 
 void KVCache::reserve(const Config& c, int64_t n) {
   if (n <= capacity) return;
@@ -46,7 +49,9 @@ void Acts::allocate(const Config& c, int64_t n, bool keep_) {
   keep = keep_;
   N = n;
   const int64_t d = c.d;
-  buf.assign(static_cast<size_t>(floats_per_row(c, keep) * n), 0.0f);
+  // Every element is written before it is read, so a reused buffer is only grown, never cleared.
+  const size_t need = static_cast<size_t>(floats_per_row(c, keep) * n);
+  if (buf.size() < need) buf.resize(need);
   float* p = buf.data();
   auto take = [&](int64_t per_row) {
     float* r = p;
@@ -192,7 +197,13 @@ void run_attention(const Config& c, const std::vector<SeqInput>& seqs, const Pac
         std::memcpy(K + (q.past + i) * d, qkv + (r0 + i) * 3 * d + d, d * sizeof(float));
         std::memcpy(Vv + (q.past + i) * d, qkv + (r0 + i) * 3 * d + 2 * d, d * sizeof(float));
       }
-      attention_forward(dims, ov, l, qv, AttnView{K, 0, d, hd}, AttnView{Vv, 0, d, hd}, nullptr, scale);
+      if (n <= kDecodeMaxQueries) {  // decode step: walk the cache row by row (no padded query tile)
+        std::vector<float> scores(H * (q.past + n));
+        attention_decode(H, n, q.past + n, hd, ov, l, qv, AttnView{K, 0, d, hd}, AttnView{Vv, 0, d, hd}, scale,
+                         scores.data());
+      } else {
+        attention_forward(dims, ov, l, qv, AttnView{K, 0, d, hd}, AttnView{Vv, 0, d, hd}, nullptr, scale);
+      }
     } else {
       attention_forward(dims, ov, l, qv, AttnView{qkv + r0 * 3 * d + d, 0, 3 * d, hd},
                         AttnView{qkv + r0 * 3 * d + 2 * d, 0, 3 * d, hd}, nullptr, scale);
@@ -250,8 +261,8 @@ void Model::trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a) 
 
 int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, bool want_entropy, bool keep, float* logp,
                        float* entropy) {
-  saved_.reset();
-  auto sv = std::make_unique<Saved>();
+  if (saved_) spare_ = std::move(saved_);  // an unconsumed forward: its buffers are reused
+  std::unique_ptr<Saved> sv = spare_ ? std::move(spare_) : std::make_unique<Saved>();
   pack(seqs, sv->pk, true);
   const Packed& pk = sv->pk;
   Acts& a = sv->acts;
@@ -276,14 +287,16 @@ int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, boo
     sv->tokens_total = 0;
     for (const SeqInput& q : seqs) sv->tokens_total += q.n_tokens;
     saved_ = std::move(sv);
+  } else {
+    spare_ = std::move(sv);
   }
   return scored;
 }
 
 void Model::extend(const std::vector<SeqInput>& seqs, float* logits) {
-  Packed pk;
+  Packed& pk = gen_pk_;
   pack(seqs, pk, false);
-  Acts a;
+  Acts& a = gen_acts_;  // reused across decode steps (no allocation, no page faults per token)
   a.allocate(cfg, pk.N, false);
   for (const SeqInput& q : seqs) q.cache->reserve(cfg, q.past + expanded_length(q.tokens, q.n_tokens));
   trunk(seqs, pk, a);

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "cpu/threadpool.h"
 #include "model/rng.h"
 
 namespace medgym::model {
@@ -114,9 +115,20 @@ std::vector<GenerateOut> Session::generate(const std::vector<int64_t>& ids, cons
   banned[c.image_id] = 1;
   SampleParams sp;
   sp.temperature = gp.temperature, sp.top_p = gp.top_p, sp.banned = &banned;
-  std::vector<double> scratch;
-  std::vector<int32_t> order;
+  std::vector<int32_t> toks(ids.size());
+  std::vector<float> lps(ids.size());
   while (!active.empty()) {
+    // Sample every active sequence (independent streams: parallel over sequences, deterministic).
+    parallel_for(static_cast<int64_t>(active.size()), [&](int64_t b, int64_t e) {
+      std::vector<double> scratch;
+      std::vector<int32_t> order;
+      for (int64_t a = b; a < e; ++a) {
+        const size_t i = active[a];
+        Seq& s = seqs_.at(ids[i]);
+        if (s.cache_len >= c.T) continue;
+        toks[i] = sample_token(s.logits.data(), c.V, sp, uniform01(s.key, s.counter), &lps[i], scratch, order);
+      }
+    }, 8);
     std::vector<size_t> next;
     for (size_t i : active) {
       Seq& s = seqs_.at(ids[i]);
@@ -124,9 +136,9 @@ std::vector<GenerateOut> Session::generate(const std::vector<int64_t>& ids, cons
         out[i].finish = Finish::MaxSeq;
         continue;
       }
-      float lp = 0;
-      const double u = uniform01(s.key, s.counter++);
-      const int32_t tok = sample_token(s.logits.data(), c.V, sp, u, &lp, scratch, order);
+      ++s.counter;
+      const int32_t tok = toks[i];
+      const float lp = lps[i];
       s.tokens.push_back(tok);
       s.length += tok == c.image_id ? c.Np() : 1;
       out[i].tokens.push_back(tok);

@@ -114,6 +114,10 @@ class Model {
   void trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a);
   struct Saved;
   std::unique_ptr<Saved> saved_;
+  std::unique_ptr<Saved> spare_;  // buffers of a consumed forward, reused by the next one
+  std::vector<float> bw_scratch_;  // backward's per-layer gradient buffers, reused
+  Packed gen_pk_;   // generation scratch, reused by extend()
+  Acts gen_acts_;
 };
 
 }  // namespace medgym::model

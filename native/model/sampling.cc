@@ -27,13 +27,27 @@ int32_t sample_token(const float* logits, int64_t V, const SampleParams& sp, dou
   }
   const float tau = static_cast<float>(sp.temperature);
   p.resize(V);
-  double mx = -std::numeric_limits<double>::infinity();
-  for (int64_t k = 0; k < V; ++k)
-    if (!banned(k)) mx = std::max(mx, static_cast<double>(logits[k] / tau));
-  double total = 0;
+  // One pass of exps relative to the max over ALL ids gives both the sampling weights (allowed ids)
+  // and the full-vocabulary normalizer of the reported logp.
+  double mx = -std::numeric_limits<double>::infinity(), mx_allowed = mx;
   for (int64_t k = 0; k < V; ++k) {
-    p[k] = banned(k) || !std::isfinite(mx) ? 0.0 : std::exp(static_cast<double>(logits[k] / tau) - mx);
+    const double z = static_cast<double>(logits[k] / tau);
+    mx = std::max(mx, z);
+    if (!banned(k)) mx_allowed = std::max(mx_allowed, z);
+  }
+  double total = 0, total_all = 0;
+  for (int64_t k = 0; k < V; ++k) {
+    const double e = std::isfinite(mx) ? std::exp(static_cast<double>(logits[k] / tau) - mx) : 0.0;
+    total_all += e;
+    p[k] = banned(k) ? 0.0 : e;
     total += p[k];
+  }
+  if (!(total > 0) && std::isfinite(mx_allowed)) {  // the allowed ids underflowed against the global max
+    total = 0;
+    for (int64_t k = 0; k < V; ++k) {
+      p[k] = banned(k) ? 0.0 : std::exp(static_cast<double>(logits[k] / tau) - mx_allowed);
+      total += p[k];
+    }
   }
   int32_t tok = -1;
   if (!(total > 0) || !std::isfinite(total)) {
@@ -72,7 +86,9 @@ int32_t sample_token(const float* logits, int64_t V, const SampleParams& sp, dou
     }
     if (tok < 0) tok = last;
   }
-  *logp = full_logp(logits, V, sp.temperature, tok);
+  const double zt = static_cast<double>(logits[tok] / tau);
+  *logp = std::isfinite(mx) && total_all > 0 ? static_cast<float>(zt - mx - std::log(total_all))
+                                             : full_logp(logits, V, sp.temperature, tok);
   return tok;
 }
 

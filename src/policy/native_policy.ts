@@ -61,7 +61,8 @@ async function readChecked(path: string): Promise<{ metadata: Record<string, str
   const tensors = new Map<string, LoadedTensor>();
   for (const [name, t] of header.tensors) {
     const begin = header.dataStart + t.dataOffsets[0];
-    tensors.set(name, { dtype: t.dtype, shape: t.shape, bytes: buf.subarray(begin, header.dataStart + t.dataOffsets[1]) });
+    // a copy: its own ArrayBuffer, so typed views are aligned whatever the header length was
+    tensors.set(name, { dtype: t.dtype, shape: t.shape, bytes: new Uint8Array(buf.subarray(begin, header.dataStart + t.dataOffsets[1])) });
   }
   return { metadata: header.metadata, tensors };
 }
@@ -172,8 +173,11 @@ export class NativePolicy implements TrainablePolicy {
     this.imageTokens = (config.imageSize / config.patch) ** 2;
   }
 
-  /** A new model with GPT-2 initialization. `config`: a preset name, or a config (fields default to `preset` or tiny). */
-  static create(config: PolicyPreset | (Partial<PolicyConfig> & { preset?: PolicyPreset }), options: CreateOptions = {}): NativePolicy {
+  /**
+   * A new model with GPT-2 initialization. `config`: a preset name (default 'small', the CPU default),
+   * or a config whose missing fields come from `preset` (default 'small').
+   */
+  static create(config: PolicyPreset | (Partial<PolicyConfig> & { preset?: PolicyPreset }) = 'small', options: CreateOptions = {}): NativePolicy {
     const seed = options.seed ?? 0;
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`Expected a non-negative integer for \`seed\` but received ${seed}`);
     return new NativePolicy(resolveConfig(config), seed);

@@ -67,5 +67,5 @@ export function resolveConfig(config: PolicyPreset | (Partial<PolicyConfig> & { 
   if (!config || typeof config !== 'object') throw new TypeError('Expected a preset name or a config object for `config`');
   const { preset, ...rest } = config;
   if (preset !== undefined && !(preset in POLICY_PRESETS)) throw new RangeError(`Expected \`config.preset\` 'tiny' | 'small' | 'base' but received '${preset}'`);
-  return validateConfig({ ...POLICY_PRESETS[preset ?? 'tiny'], ...rest } as PolicyConfig);
+  return validateConfig({ ...POLICY_PRESETS[preset ?? 'small'], ...rest } as PolicyConfig);
 }

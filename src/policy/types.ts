@@ -22,7 +22,7 @@ export interface PolicyConfig {
   channels: 1 | 3;
 }
 
-/** tiny ≈ 1M params (tests, d128 L4), small ≈ 11M (CPU default, d384 L6), base ≈ 100M (GPU, d768 L12). */
+/** tiny ≈ 1M params (tests, d128 L4), small ≈ 11M (CPU default, d384 L6), base ≈ 87M (GPU, d768 L12). */
 export type PolicyPreset = 'tiny' | 'small' | 'base';
 
 export interface CreateOptions {

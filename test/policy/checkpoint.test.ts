@@ -47,6 +47,21 @@ describe('NativePolicy checkpoints', () => {
     expect(fs.readdirSync(dir).filter((f) => f !== 'model.safetensors')).toEqual([]); // no temp file left
   });
 
+  test('a file whose data section is not 4-byte aligned (a header of odd length) loads', async () => {
+    await policy.save(file);
+    const bytes = fs.readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = Buffer.concat([bytes.subarray(8, 8 + n), Buffer.from(' ')]); // JSON allows trailing spaces
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    const f = path.join(dir, 'odd.safetensors');
+    fs.writeFileSync(f, Buffer.concat([len, header, bytes.subarray(8 + n)]));
+    const loaded = await NativePolicy.load(f);
+    expect(Array.from(loaded.getParameter('ln_f.weight'))).toEqual(Array.from(policy.getParameter('ln_f.weight')));
+    loaded.dispose();
+    fs.rmSync(f);
+  });
+
   test('bf16 checkpoints load (weights rounded to bf16)', async () => {
     const f = path.join(dir, 'bf16.safetensors');
     await policy.save(f, { dtype: 'BF16' });

@@ -1,6 +1,7 @@
 // Generation: KV cache vs recomputation, sampled logp vs a forward, reproducible per-sequence streams,
 // continuous batching (append after a stop), stops and bans.
 import { NativePolicy, DEFAULT_BANNED_TOKENS } from '../../src/policy';
+import { setSimdLevel } from '../../src/native';
 import { decode, encode, EOS_ID, IMAGE_ID, TOOL_CALL_END_ID } from '../../src/tokenizer';
 import { expectClose } from '../helpers/compare';
 import { Rng } from '../helpers/random';
@@ -18,7 +19,8 @@ describe('GenerationSession', () => {
   ];
   afterAll(() => policy.dispose());
 
-  test('greedy: KV-cache generation equals no-cache generation token for token', async () => {
+  test.each(['portable', 'avx2', 'avx512'] as const)('greedy: KV-cache generation equals no-cache generation token for token (%s kernels)', async (level) => {
+    setSimdLevel(level);
     const opts = { maxNewTokens: 40, temperature: 0, stopTokens: [] as number[] };
     const a = policy.createSession();
     const b = policy.createSession({ kvCache: false });
@@ -31,6 +33,7 @@ describe('GenerationSession', () => {
     });
     a.dispose();
     b.dispose();
+    setSimdLevel('avx512');
   });
 
   test('sampled log-probs equal the log-probs a forward recomputes on the same sequence (τ, top-p)', async () => {

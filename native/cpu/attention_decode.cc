@@ -1,0 +1,186 @@
+#include "cpu/attention_decode.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "cpu/simd.h"
+
+namespace medgym {
+
+void attention_decode_ref(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnViewOut out, float* lse, AttnView q,
+                          AttnView k, AttnView v, float scale) {
+  const int64_t past = Tk - Tq;
+  std::vector<double> s(Tk);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < Tq; ++i) {
+      const float* qi = q.data + i * q.st + h * q.sh;
+      const int64_t n = past + i + 1;
+      double m = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < n; ++j) {
+        const float* kj = k.data + j * k.st + h * k.sh;
+        double dot = 0;
+        for (int64_t c = 0; c < hd; ++c) dot += static_cast<double>(qi[c]) * kj[c];
+        s[j] = scale * dot;
+        m = std::max(m, s[j]);
+      }
+      double z = 0;
+      for (int64_t j = 0; j < n; ++j) z += (s[j] = std::exp(s[j] - m));
+      float* o = out.data + i * out.st + h * out.sh;
+      for (int64_t c = 0; c < hd; ++c) {
+        double acc = 0;
+        for (int64_t j = 0; j < n; ++j) acc += s[j] * v.data[j * v.st + h * v.sh + c];
+        o[c] = static_cast<float>(acc / z);
+      }
+      if (lse) lse[h * Tq + i] = static_cast<float>(m + std::log(z));
+    }
+}
+
+namespace {
+
+// Scores of every head for query i against keys 0..n-1, then softmax and the weighted sum of values,
+// key row by key row (all heads of a cached row are contiguous). Dot/Axpy are inlined per path.
+#define MEDGYM_DECODE_BODY(DOT, AXPY)                                                                   \
+  const int64_t past = Tk - Tq;                                                                        \
+  for (int64_t i = 0; i < Tq; ++i) {                                                                   \
+    const int64_t n = past + i + 1;                                                                    \
+    const float* qi = q.data + i * q.st;                                                               \
+    for (int64_t j = 0; j < n; ++j) {                                                                  \
+      const float* kj = k.data + j * k.st;                                                             \
+      for (int64_t h = 0; h < H; ++h) scores[h * n + j] = scale * DOT(qi + h * q.sh, kj + h * k.sh, hd); \
+    }                                                                                                  \
+    float* oi = out.data + i * out.st;                                                                 \
+    for (int64_t h = 0; h < H; ++h) {                                                                  \
+      float* s = scores + h * n;                                                                       \
+      float m = -std::numeric_limits<float>::infinity();                                               \
+      for (int64_t j = 0; j < n; ++j) m = std::max(m, s[j]);                                           \
+      float z = 0;                                                                                     \
+      for (int64_t j = 0; j < n; ++j) z += (s[j] = std::exp(s[j] - m));                                \
+      const float inv = 1.0f / z;                                                                      \
+      for (int64_t j = 0; j < n; ++j) s[j] *= inv;                                                     \
+      if (lse) lse[h * Tq + i] = m + std::log(z);                                                      \
+      for (int64_t c = 0; c < hd; ++c) oi[h * out.sh + c] = 0;                                         \
+    }                                                                                                  \
+    for (int64_t j = 0; j < n; ++j) {                                                                  \
+      const float* vj = v.data + j * v.st;                                                             \
+      for (int64_t h = 0; h < H; ++h) AXPY(oi + h * out.sh, vj + h * v.sh, scores[h * n + j], hd);     \
+    }                                                                                                  \
+  }
+
+inline float dot_portable(const float* a, const float* b, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+inline void axpy_portable(float* y, const float* x, float a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void decode_portable(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnViewOut out, float* lse, AttnView q,
+                     AttnView k, AttnView v, float scale, float* scores) {
+  MEDGYM_DECODE_BODY(dot_portable, axpy_portable)
+}
+
+#if MEDGYM_X86
+MEDGYM_AVX2 inline float dot_avx2(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  float s = simd::hsum256(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+MEDGYM_AVX2 inline void axpy_avx2(float* y, const float* x, float a, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+// [sum(a0), ..., sum(a7)]: eight horizontal sums at once.
+MEDGYM_AVX2 inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
+                                  __m256 a7) {
+  __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// hd a multiple of 8, at most 64: per head, q and the output accumulators stay in registers; scores
+// of 8 keys are computed together and reduced with one transpose-add.
+template <int NC>
+MEDGYM_AVX2 void decode_avx2_regs(int64_t H, int64_t Tq, int64_t Tk, AttnViewOut out, float* lse, AttnView q, AttnView k,
+                                  AttnView v, float scale, float* s) {
+  const int64_t past = Tk - Tq;
+  for (int64_t i = 0; i < Tq; ++i) {
+    const int64_t n = past + i + 1;
+    for (int64_t h = 0; h < H; ++h) {
+      __m256 qv[NC];
+      const float* qh = q.data + i * q.st + h * q.sh;
+      for (int c = 0; c < NC; ++c) qv[c] = _mm256_loadu_ps(qh + 8 * c);
+      const float* kh = k.data + h * k.sh;
+      int64_t j = 0;
+      __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+      const __m256 vscale = _mm256_set1_ps(scale);
+      for (; j + 8 <= n; j += 8) {
+        __m256 acc[8];
+        for (int r = 0; r < 8; ++r) {
+          const float* kr = kh + (j + r) * k.st;
+          __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
+          for (int c = 1; c < NC; ++c) a = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(kr + 8 * c), a);
+          acc[r] = a;
+        }
+        __m256 sc = _mm256_mul_ps(vscale, hsum8x8(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]));
+        _mm256_storeu_ps(s + j, sc);
+        vmax = _mm256_max_ps(vmax, sc);
+      }
+      float m = simd::hmax256(vmax);
+      for (; j < n; ++j) {
+        const float* kr = kh + j * k.st;
+        __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
+        for (int c = 1; c < NC; ++c) a = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(kr + 8 * c), a);
+        s[j] = scale * simd::hsum256(a);
+        m = std::max(m, s[j]);
+      }
+      float z = 0;
+      for (int64_t t = 0; t < n; ++t) z += (s[t] = std::exp(s[t] - m));
+      const float inv = 1.0f / z;
+      if (lse) lse[h * Tq + i] = m + std::log(z);
+      __m256 o[NC];
+      for (int c = 0; c < NC; ++c) o[c] = _mm256_setzero_ps();
+      const float* vh = v.data + h * v.sh;
+      for (int64_t t = 0; t < n; ++t) {
+        const __m256 p = _mm256_set1_ps(s[t]);
+        const float* vr = vh + t * v.st;
+        for (int c = 0; c < NC; ++c) o[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * c), o[c]);
+      }
+      float* oh = out.data + i * out.st + h * out.sh;
+      const __m256 vinv = _mm256_set1_ps(inv);
+      for (int c = 0; c < NC; ++c) _mm256_storeu_ps(oh + 8 * c, _mm256_mul_ps(o[c], vinv));
+    }
+  }
+}
+
+MEDGYM_AVX2 void decode_avx2(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnViewOut out, float* lse, AttnView q,
+                             AttnView k, AttnView v, float scale, float* scores) {
+  switch (hd) {
+    case 8: return decode_avx2_regs<1>(H, Tq, Tk, out, lse, q, k, v, scale, scores);
+    case 16: return decode_avx2_regs<2>(H, Tq, Tk, out, lse, q, k, v, scale, scores);
+    case 32: return decode_avx2_regs<4>(H, Tq, Tk, out, lse, q, k, v, scale, scores);
+    case 64: return decode_avx2_regs<8>(H, Tq, Tk, out, lse, q, k, v, scale, scores);
+    default: break;
+  }
+  MEDGYM_DECODE_BODY(dot_avx2, axpy_avx2)
+}
+#endif
+
+}  // namespace
+
+void attention_decode(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnViewOut out, float* lse, AttnView q,
+                      AttnView k, AttnView v, float scale, float* scores) {
+#if MEDGYM_X86
+  if (simd_level() >= SimdLevel::Avx2Fma) return decode_avx2(H, Tq, Tk, hd, out, lse, q, k, v, scale, scores);
+#endif
+  decode_portable(H, Tq, Tk, hd, out, lse, q, k, v, scale, scores);
+}
+
+}  // namespace medgym
