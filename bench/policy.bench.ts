@@ -4,6 +4,8 @@
 // - onnxruntime-node (CPU EP) running the same PyTorch model exported with torch.onnx.export: forward.
 // Before timing anything it asserts that both peers reproduce medgym's log-probs (max |Δlogp| < 1e-3).
 // Targets: training ≥ 2× PyTorch eager, forward ≥ 1× onnxruntime-node. Ratios > 1: medgym is faster.
+// Run: `npx tsx bench/run.ts policy` (about 5 minutes on 2 busy cores; MEDGYM_POLICY_BENCH_QUICK=1 for a
+// smoke run of the same code on the tiny model in ~30 s). Needs /usr/bin/python3 with torch 1.13+.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -227,7 +229,10 @@ async function trainAndForward(dir: string, threads: number): Promise<void> {
 
     // PyTorch eager: checks agreement (exits non-zero otherwise), exports the ONNX graph, times.
     const torch = runPeer<TrainPeer>('policy_torch.py', { checkpoint: ckpt, batch: batchFile, tol: TOL, onnx: onnxFile, forward: true, train: true, lr: 1e-4, weightDecay: 0.01, ...opts });
-    if (torch) assertAgree('PyTorch eager', torch.agree.maxAbsDiff);
+    if (torch) {
+      assertAgree('PyTorch eager', torch.agree.maxAbsDiff);
+      if (!(torch.agree.entropyMaxAbsDiff < TOL)) throw new Error(`policy bench: PyTorch entropy disagrees with medgym: max |Δ| = ${torch.agree.entropyMaxAbsDiff}`);
+    }
 
     let ortFwd: Timing | undefined;
     let ortDiff = NaN;
