@@ -1,4 +1,5 @@
-// The native policy (SPEC §1 `medgym-vlm`) vs its peers, on the same weights and thread count:
+// The native policy (SPEC §1 `medgym-vlm`) vs its peers, on the same weights and thread count
+// (except PyTorch decoding, which gets the faster of N threads and 1: see policy_torch.py):
 // - PyTorch eager CPU (bench/peers/policy_torch.py on bench/peers/medgym_vlm.py, loading our checkpoint):
 //   forward log-probs, training step (forward + backward + clip + AdamW), greedy KV-cache generation;
 // - onnxruntime-node (CPU EP) running the same PyTorch model exported with torch.onnx.export: forward.

@@ -174,9 +174,11 @@ class MedgymVLM(nn.Module):
 
     # --- input -----------------------------------------------------------------------------------
     def patchify(self, images):
-        """uint8 [n, S, S, C] (HWC views) -> float [n*N_p, C*P*P]: row-major patches, each flattened
+        """uint8 [n, S, S, C or 1] (HWC views) -> float [n*N_p, C*P*P]: row-major patches, each flattened
         channel-major (C, P, P), pixels scaled x/255*2-1."""
         n, S, P, C = images.shape[0], self.cfg.image_size, self.cfg.patch, self.cfg.channels
+        if images.shape[-1] == 1 and C == 3:  # a grey view given to an RGB model: replicate (as medgym)
+            images = images.expand(-1, -1, -1, 3)
         g = S // P
         x = images.to(torch.float32) * (2.0 / 255.0) - 1.0
         x = x.reshape(n, g, P, g, P, C).permute(0, 1, 3, 5, 2, 4)  # n, gy, gx, C, py, px
