@@ -21,6 +21,9 @@ const QUICK = process.env.MEDGYM_POLICY_BENCH_QUICK === '1';
 const TRAIN = QUICK ? { preset: 'tiny' as const, B: 2, T: 256 } : { preset: 'small' as const, B: 16, T: 512 };
 const GEN = { presets: QUICK ? (['tiny'] as const) : (['tiny', 'small'] as const), batches: QUICK ? [1, 4] : [1, 16, 64], newTokens: 32 };
 const TOL = 1e-3;
+/** Tensors whose SFT-loss gradient the peer compares with medgym's (max |Δ| / max |g|). */
+const GRAD_CHECK = ['wte.weight', 'wpe.weight', 'patch_embed.weight', 'patch_pos.weight', 'h.0.attn.c_attn.weight', 'h.0.mlp.c_proj.weight', 'ln_f.weight'];
+const GRAD_TOL = 1e-3;
 // The native generate() default; the peer bans the same ids so greedy decoding can agree.
 const BANNED = [...DEFAULT_BANNED_TOKENS];
 
@@ -79,7 +82,7 @@ function writeTensors(file: string, tensors: Record<string, { shape: number[]; d
 }
 
 /** Token space (as NativePolicy.forward) -> the batch file the peer reads. */
-function writeBatch(file: string, seqs: PolicySequence[], logp: Float32Array[], entropy: Float32Array[], mask: Float32Array[]): void {
+function writeBatch(file: string, seqs: PolicySequence[], logp: Float32Array[], entropy: Float32Array[], mask: Float32Array[], grads: Record<string, Float32Array>): void {
   const B = seqs.length;
   const L = Math.max(...seqs.map((s) => s.tokens.length));
   const ids = new Int32Array(B * L).fill(PAD_ID);
@@ -104,6 +107,7 @@ function writeBatch(file: string, seqs: PolicySequence[], logp: Float32Array[], 
     mask: { shape: [B, L], data: flat(mask) },
     logp: { shape: [B, L], data: flat(logp) },
     entropy: { shape: [B, L], data: flat(entropy) },
+    ...Object.fromEntries(Object.entries(grads).map(([name, g]) => [`grad.${name}`, { shape: [g.length], data: g }])),
   });
 }
 
@@ -113,7 +117,9 @@ function defaultMask(seqs: PolicySequence[]): Float32Array[] {
 }
 
 interface TrainPeer {
-  agree: { maxAbsDiff: number; meanAbsDiff: number; entropyMaxAbsDiff: number; n: number; meanLogp: number };
+  agree: { maxAbsDiff: number; meanAbsDiff: number; entropyMaxAbsDiff: number; n: number; meanLogp: number; loss: number };
+  /** Per checked tensor: max |g_medgym - g_torch| / max |g_torch|. */
+  gradRelDiff: Record<string, number>;
   onnx: string;
   forward: Timing;
   train: Timing;
@@ -222,7 +228,11 @@ async function trainAndForward(dir: string, threads: number): Promise<void> {
     await policy.save(ckpt);
     const ours = await policy.forward(seqs, { entropy: true });
     if (ours.positions !== positions) throw new Error(`policy bench: forward ran ${ours.positions} positions, expected ${positions}`);
-    writeBatch(batchFile, seqs, ours.logp, ours.entropy, mask);
+    // The gradient of the SFT loss on this batch, for the peer to check medgym's backward too.
+    const ce = await policy.crossEntropyBackward(seqs, { reduction: 'mean' });
+    const grads = Object.fromEntries(GRAD_CHECK.map((name) => [name, policy.getGradient(name)]));
+    await policy.zeroGrad();
+    writeBatch(batchFile, seqs, ours.logp, ours.entropy, mask, grads);
 
     // medgym timings first: the training step changes the weights, so it goes last of all.
     const opts = { warmup: 1, minRuns: 2, minTimeMs: 0 };
@@ -233,6 +243,10 @@ async function trainAndForward(dir: string, threads: number): Promise<void> {
     if (torch) {
       assertAgree('PyTorch eager', torch.agree.maxAbsDiff);
       if (!(torch.agree.entropyMaxAbsDiff < TOL)) throw new Error(`policy bench: PyTorch entropy disagrees with medgym: max |Δ| = ${torch.agree.entropyMaxAbsDiff}`);
+      for (const [name, d] of Object.entries(torch.gradRelDiff)) {
+        if (!(d < GRAD_TOL)) throw new Error(`policy bench: gradient of ${name} disagrees with PyTorch: max |Δ| / max |g| = ${d}`);
+      }
+      if (!(Math.abs(torch.agree.loss - ce.loss) < TOL)) throw new Error(`policy bench: SFT loss ${ce.loss} vs PyTorch ${torch.agree.loss}`);
     }
 
     let ortFwd: Timing | undefined;
@@ -271,6 +285,8 @@ async function trainAndForward(dir: string, threads: number): Promise<void> {
           `(mean ${torch.agree.meanAbsDiff.toExponential(2)}), max |Δentropy| ${torch.agree.entropyMaxAbsDiff.toExponential(2)}; ` +
           `onnxruntime-node max |Δlogp| ${ortDiff.toExponential(2)}; mean logp ${torch.agree.meanLogp.toFixed(3)}`,
       );
+      const worst = Object.entries(torch.gradRelDiff).sort((a, b) => b[1] - a[1])[0];
+      console.log(`SFT loss ${ce.loss.toFixed(5)} (PyTorch ${torch.agree.loss.toFixed(5)}); gradients of ${GRAD_CHECK.length} tensors agree, worst ${worst[0]}: max |Δ| / max |g| = ${worst[1].toExponential(2)}`);
     }
   } finally {
     policy.dispose();

@@ -6,7 +6,8 @@ The JSON argument (see bench/policy.bench.ts) may ask for, in this order:
   `ids` I32 [B, L] (one <|image|> id per image, right-padded), `lengths` I32 [B], `images` U8
   [n, S, S, C] (the views, in order of their <|image|> tokens), `mask` F32 [B, L] (scored tokens),
   `logp` and `entropy` F32 [B, L] (medgym's). The peer recomputes both and reports max |Δ| over
-  the mask (`agree`); it refuses to time anything when logp disagrees by more than `tol`.
+  the mask (`agree`); it refuses to time anything when logp disagrees by more than `tol`. Tensors
+  `grad.<name>` (medgym's gradient of the SFT loss, flat) are compared with PyTorch's (`gradRelDiff`).
 - "onnx": a path: exports the log-prob graph (tokens, patch_src, images -> logp over expanded
   positions) there, for onnxruntime-node.
 - "forward": time the log-probs of the batch (no grad).
@@ -62,6 +63,12 @@ def export_onnx(model, tokens, patch_src, images, path):
                           "logp": {0: "B", 1: "T"}})
 
 
+def sft_loss(model, tokens, patch_src, images, tok_pos, mask):
+    """medgym's crossEntropyBackward loss: -mean of the token log-probs over the mask."""
+    lp = model.logprobs(tokens, patch_src, images).gather(1, tok_pos)
+    return -(lp * mask).sum() / mask.sum()
+
+
 def time_generate(model, g):
     cfg = model.cfg
     rows = [list(g["promptIds"])] * g["B"]
@@ -105,6 +112,18 @@ def main():
             emit(out)
             raise SystemExit(f"log-probs disagree with medgym: max |dlogp| = {d_lp.max().item():.3g}")
 
+        # medgym's gradient of the SFT loss (-mean logp over the mask) for a few tensors
+        loss = sft_loss(model, tokens, patch_src, images, tok_pos, mask)
+        loss.backward()
+        out["agree"]["loss"] = loss.item()
+        params = dict(model.named_parameters())
+        out["gradRelDiff"] = {}
+        for key, g in b.items():
+            if key.startswith("grad."):
+                ref = params[key[5:]].grad.reshape(-1)
+                out["gradRelDiff"][key[5:]] = ((g - ref).abs().max() / ref.abs().max()).item()
+        model.zero_grad(set_to_none=True)
+
         if a.get("onnx"):
             export_onnx(model, tokens, patch_src, images, a["onnx"])
             out["onnx"] = a["onnx"]
@@ -121,13 +140,10 @@ def main():
             groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": a.get("weightDecay", 0.01)},
                       {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
             opt = torch.optim.AdamW(groups, lr=a.get("lr", 1e-4))
-            n = mask.sum()
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                lp = model.logprobs(tokens, patch_src, images).gather(1, tok_pos)
-                loss = -(lp * mask).sum() / n
-                loss.backward()
+                sft_loss(model, tokens, patch_src, images, tok_pos, mask).backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
             out["train"] = time_ms(step, **timing)
