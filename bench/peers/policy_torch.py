@@ -18,7 +18,6 @@ The JSON argument (see bench/policy.bench.ts) may ask for, in this order:
   its thread count); the views are gen_image(); returns the first sequence's ids for comparison.
 Prints one JSON line with everything it measured.
 """
-import json
 import os
 import sys
 
