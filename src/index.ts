@@ -10,11 +10,12 @@ export { ToolSession, executeToolCall, toolJsonSchemas } from './tools';
 export type { RawImage, ViewImage, Box, IntensityWindow } from './tools';
 export * as rewards from './rewards';
 export { composeRewards, batchStats, gradeAnswer } from './rewards';
-export type { RewardConfig, RewardFn, EpisodeSummary, BatchStats as RewardBatchStats } from './rewards';
+export type { RewardConfig, RewardFn, EpisodeSummary, BatchEntry, BatchStats as RewardBatchStats } from './rewards';
 export * as data from './data';
 export { SynthDataset, generateItem } from './data/synth';
 export type { SynthOptions } from './data/synth';
 export type { Dataset, VqaItem, Split, StreamOptions } from './data/types';
+export { openJsonl, openMedMnist, openVqaRad, openSlake, openPmcVqa, openOmniMedVqa, readNiftiSlice, readDicom, readImageFile, LoaderError } from './data/loaders';
 // The native policy (SPEC §1): NativePolicy, presets, types.
 export * as policy from './policy';
 export { NativePolicy, POLICY_PRESETS } from './policy';

@@ -2,7 +2,10 @@
 // generation sessions, and thin entry points that unwrap + validate their options, copy the inputs
 // into native memory and schedule the work (sync or Promise). One heavy op per model at a time: a
 // second one while the first runs throws (src/policy queues calls so that this never happens).
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -50,6 +53,14 @@ std::shared_ptr<Session> get_session(Args& a, const Napi::CallbackInfo& info) {
   auto* h = unwrap<SessionHandle>(a, info, "session", kSessionTag, "generation session");
   if (!h->s) a.type_error("the generation session was disposed (`session`)");
   return h->s;
+}
+
+// A session's KV caches hold keys/values of the weights it was created with.
+void require_fresh(Args& a, const Session& s) {
+  if (s.weights_version() != s.model()->weights_version)
+    throw Napi::Error::New(a.env(), std::string(a.fn()) +
+                                        ": the model's weights changed since this session was created (its KV caches "
+                                        "are stale): create a new session (`session`)");
 }
 
 // Marks the model busy for one heavy op; the returned guard (captured by the work) frees it.
@@ -164,6 +175,26 @@ BatchIn read_batch(Args& a, const Napi::CallbackInfo& info, const Config& c, boo
   return b;
 }
 
+// Refuses a batch whose activations would not fit in memory (rather than being OOM-killed later).
+void require_memory(Args& a, const Model& m, const BatchIn& b, bool keep) {
+  int64_t rows = 0;
+  for (size_t s = 0; s + 1 < b.offsets.size(); ++s)
+    rows += m.expanded_length(b.tokens.data() + b.offsets[s], b.offsets[s + 1] - b.offsets[s]);
+  const double need = 4.0 * static_cast<double>(rows) *
+                      static_cast<double>(model::Acts::floats_per_row(m.cfg, keep) + (keep ? 14 * m.cfg.d : 0));
+  const double phys = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  double limit = phys > 0 ? 0.75 * phys : 1e300;
+  if (const char* env = std::getenv("MEDGYM_MAX_ACTIVATION_BYTES")) {  // a lower cap, e.g. on shared machines
+    const double cap = std::atof(env);
+    if (cap > 0 && cap < limit) limit = cap;
+  }
+  if (need > limit)
+    a.range_error("the batch (`tokens`) expands to " + std::to_string(rows) + " positions whose activations need " +
+                  std::to_string(static_cast<int64_t>(need / (1 << 20))) + " MiB, more than the limit of " +
+                  std::to_string(static_cast<int64_t>(limit / (1 << 20))) +
+                  " MiB (3/4 of RAM, or MEDGYM_MAX_ACTIVATION_BYTES): split it into micro-batches");
+}
+
 std::vector<SeqInput> seq_inputs(const BatchIn& b, const Config& c) {
   std::vector<SeqInput> v(b.offsets.size() - 1);
   for (size_t s = 0; s < v.size(); ++s) {
@@ -183,7 +214,7 @@ Napi::Float32Array to_js(Napi::Env env, const std::vector<float>& v) {
 
 // ---- model ----------------------------------------------------------------------------------------
 
-Napi::Value Create(const Napi::CallbackInfo& info) {
+Napi::Value Create(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "policyCreate");
   Config c;
   c.V = a.integer("vocabSize", 1, 1 << 20);
@@ -196,11 +227,17 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   c.C = a.integer("channels", 1, 3);
   c.image_id = a.integer("imageId", 0, (1 << 20) - 1);
   const double seed = a.number("seed", 0, 9007199254740991.0, 0);
+  const bool init = a.boolean("init", true);
   checked(a, [&] { c.validate(); });
-  auto* h = new ModelHandle{std::make_shared<Model>(c, static_cast<uint64_t>(seed))};
-  auto ext = Napi::External<ModelHandle>::New(info.Env(), h, [](Napi::Env, ModelHandle* p) { delete p; });
-  napi_type_tag_object(info.Env(), ext, &kModelTag);
-  return ext;
+  auto holder = std::make_shared<std::shared_ptr<Model>>();
+  return a.run(
+      async, [=] { *holder = std::make_shared<Model>(c, static_cast<uint64_t>(seed), init); },
+      [=](Napi::Env env) -> Napi::Value {
+        auto* h = new ModelHandle{*holder};
+        auto ext = Napi::External<ModelHandle>::New(env, h, [](Napi::Env, ModelHandle* p) { delete p; });
+        napi_type_tag_object(env, ext, &kModelTag);
+        return ext;
+      });
 }
 
 Napi::Value Layout(const Napi::CallbackInfo& info) {
@@ -225,6 +262,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
 
 std::vector<float>* buffer(Args& a, Model& m, bool for_write) {
   int which = a.choice("which", {"params", "grads", "m", "v"});
+  if (for_write && which == 0) ++m.weights_version;
   if (which >= 2 && m.m.empty()) {
     if (!for_write) a.range_error("no optimizer state yet (`which`)");
     m.m.assign(m.layout.total, 0.0f), m.v.assign(m.layout.total, 0.0f);
@@ -296,6 +334,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
   const bool keep = a.boolean("requireGrad", false);
   auto seqs = std::make_shared<std::vector<SeqInput>>(seq_inputs(*b, m->cfg));
   checked(a, [&] { m->validate(*seqs, b->n_images); });
+  require_memory(a, *m, *b, keep);
   auto busy = acquire(a, m);
   const size_t total = b->tokens.size();
   auto logp = std::make_shared<std::vector<float>>(total, 0.0f);
@@ -344,6 +383,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info, bool async) {
   const double scale = a.number("scale", -1e30, 1e30, 1.0);
   auto seqs = std::make_shared<std::vector<SeqInput>>(seq_inputs(*b, m->cfg));
   checked(a, [&] { m->validate(*seqs, b->n_images); });
+  require_memory(a, *m, *b, true);
   auto busy = acquire(a, m);
   auto res = std::make_shared<std::pair<double, int64_t>>(0.0, 0);
   return a.run(
@@ -436,6 +476,7 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "sessionAdd");
   auto s = get_session(a, info);
   auto m = s->model();
+  require_fresh(a, *s);
   const Config& c = m->cfg;
   BatchIn b = read_batch(a, info, c, false);
   const size_t n = b.offsets.size() - 1;
@@ -478,6 +519,7 @@ Napi::Value SessionAppend(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "sessionAppend");
   auto s = get_session(a, info);
   auto m = s->model();
+  require_fresh(a, *s);
   const Config& c = m->cfg;
   BatchIn b = read_batch(a, info, c, false);
   const size_t n = b.offsets.size() - 1;
@@ -503,6 +545,7 @@ Napi::Value SessionGenerate(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "sessionGenerate");
   auto s = get_session(a, info);
   auto m = s->model();
+  require_fresh(a, *s);
   const Config& c = m->cfg;
   auto ids = std::make_shared<std::vector<int64_t>>(read_ids(a, 0));
   checked(a, [&] { s->check_ids(*ids, true); });
@@ -581,7 +624,7 @@ Napi::Value SessionDispose(const Napi::CallbackInfo& info) {
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("policyCreate", Napi::Function::New(env, Create, "policyCreate"));
+  export_sync_async(env, exports, "policyCreate", Create);
   exports.Set("policyLayout", Napi::Function::New(env, Layout, "policyLayout"));
   exports.Set("policyRead", Napi::Function::New(env, Read, "policyRead"));
   exports.Set("policyWrite", Napi::Function::New(env, Write, "policyWrite"));

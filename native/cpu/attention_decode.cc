@@ -123,6 +123,9 @@ MEDGYM_AVX2 void decode_avx2_regs(int64_t H, int64_t Tq, int64_t Tk, AttnViewOut
       const __m256 vscale = _mm256_set1_ps(scale);
       for (; j + 8 <= n; j += 8) {
         __m256 acc[8];
+        if (j + 16 + 8 <= n)
+          for (int r = 0; r < 8; ++r)
+            for (int c = 0; c < NC; c += 2) _mm_prefetch(reinterpret_cast<const char*>(kh + (j + 16 + r) * k.st + 8 * c), _MM_HINT_T0);
         for (int r = 0; r < 8; ++r) {
           const float* kr = kh + (j + r) * k.st;
           __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
@@ -141,14 +144,24 @@ MEDGYM_AVX2 void decode_avx2_regs(int64_t H, int64_t Tq, int64_t Tk, AttnViewOut
         s[j] = scale * simd::hsum256(a);
         m = std::max(m, s[j]);
       }
-      float z = 0;
-      for (int64_t t = 0; t < n; ++t) z += (s[t] = std::exp(s[t] - m));
+      __m256 vz = _mm256_setzero_ps();
+      const __m256 vm = _mm256_set1_ps(m);
+      int64_t t0 = 0;
+      for (; t0 + 8 <= n; t0 += 8) {
+        const __m256 e = simd::exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t0), vm));
+        _mm256_storeu_ps(s + t0, e);
+        vz = _mm256_add_ps(vz, e);
+      }
+      float z = simd::hsum256(vz);
+      for (; t0 < n; ++t0) z += (s[t0] = std::exp(s[t0] - m));
       const float inv = 1.0f / z;
       if (lse) lse[h * Tq + i] = m + std::log(z);
       __m256 o[NC];
       for (int c = 0; c < NC; ++c) o[c] = _mm256_setzero_ps();
       const float* vh = v.data + h * v.sh;
       for (int64_t t = 0; t < n; ++t) {
+        if (t + 16 < n)
+          for (int c = 0; c < NC; c += 2) _mm_prefetch(reinterpret_cast<const char*>(vh + (t + 16) * v.st + 8 * c), _MM_HINT_T0);
         const __m256 p = _mm256_set1_ps(s[t]);
         const float* vr = vh + t * v.st;
         for (int c = 0; c < NC; ++c) o[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * c), o[c]);
@@ -156,6 +169,83 @@ MEDGYM_AVX2 void decode_avx2_regs(int64_t H, int64_t Tq, int64_t Tk, AttnViewOut
       float* oh = out.data + i * out.st + h * out.sh;
       const __m256 vinv = _mm256_set1_ps(inv);
       for (int c = 0; c < NC; ++c) _mm256_storeu_ps(oh + 8 * c, _mm256_mul_ps(o[c], vinv));
+    }
+  }
+}
+
+// AVX-512: hd a multiple of 16 (at most 128); q and the output in zmm registers (32 of them, no
+// spills at hd 64/128), the 8-key score tile reduced zmm -> ymm -> one transpose-add.
+// (GCC 12 warns about an internal undefined value in the 512 -> 256 extract, as in gemm.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+MEDGYM_AVX512 inline __m256 fold512(__m512 a) {
+  return _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+}
+#pragma GCC diagnostic pop
+
+template <int NC>
+MEDGYM_AVX512 void decode_avx512_regs(int64_t H, int64_t Tq, int64_t Tk, AttnViewOut out, float* lse, AttnView q,
+                                      AttnView k, AttnView v, float scale, float* s) {
+  const int64_t past = Tk - Tq;
+  for (int64_t i = 0; i < Tq; ++i) {
+    const int64_t n = past + i + 1;
+    for (int64_t h = 0; h < H; ++h) {
+      __m512 qv[NC];
+      const float* qh = q.data + i * q.st + h * q.sh;
+      for (int c = 0; c < NC; ++c) qv[c] = _mm512_loadu_ps(qh + 16 * c);
+      const float* kh = k.data + h * k.sh;
+      int64_t j = 0;
+      __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+      const __m256 vscale = _mm256_set1_ps(scale);
+      for (; j + 8 <= n; j += 8) {
+        if (j + 24 <= n)
+          for (int r = 0; r < 8; ++r)
+            for (int c = 0; c < NC; ++c) _mm_prefetch(reinterpret_cast<const char*>(kh + (j + 16 + r) * k.st + 16 * c), _MM_HINT_T0);
+        __m256 acc[8];
+        for (int r = 0; r < 8; ++r) {
+          const float* kr = kh + (j + r) * k.st;
+          __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+          for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+          acc[r] = fold512(a);
+        }
+        __m256 sc = _mm256_mul_ps(vscale, hsum8x8(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]));
+        _mm256_storeu_ps(s + j, sc);
+        vmax = _mm256_max_ps(vmax, sc);
+      }
+      float m = simd::hmax256(vmax);
+      for (; j < n; ++j) {
+        const float* kr = kh + j * k.st;
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+        for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+        s[j] = scale * simd::hsum256(fold512(a));
+        m = std::max(m, s[j]);
+      }
+      __m256 vz = _mm256_setzero_ps();
+      const __m256 vm = _mm256_set1_ps(m);
+      int64_t t0 = 0;
+      for (; t0 + 8 <= n; t0 += 8) {
+        const __m256 e = simd::exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t0), vm));
+        _mm256_storeu_ps(s + t0, e);
+        vz = _mm256_add_ps(vz, e);
+      }
+      float z = simd::hsum256(vz);
+      for (; t0 < n; ++t0) z += (s[t0] = std::exp(s[t0] - m));
+      const float inv = 1.0f / z;
+      if (lse) lse[h * Tq + i] = m + std::log(z);
+      __m512 o[NC];
+      for (int c = 0; c < NC; ++c) o[c] = _mm512_setzero_ps();
+      const float* vh = v.data + h * v.sh;
+      for (int64_t t = 0; t < n; ++t) {
+        if (t + 16 < n)
+          for (int c = 0; c < NC; ++c) _mm_prefetch(reinterpret_cast<const char*>(vh + (t + 16) * v.st + 16 * c), _MM_HINT_T0);
+        const __m512 p = _mm512_set1_ps(s[t]);
+        const float* vr = vh + t * v.st;
+        for (int c = 0; c < NC; ++c) o[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + 16 * c), o[c]);
+      }
+      float* oh = out.data + i * out.st + h * out.sh;
+      const __m512 vinv = _mm512_set1_ps(inv);
+      for (int c = 0; c < NC; ++c) _mm512_storeu_ps(oh + 16 * c, _mm512_mul_ps(o[c], vinv));
     }
   }
 }
@@ -178,6 +268,15 @@ MEDGYM_AVX2 void decode_avx2(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, Attn
 void attention_decode(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnViewOut out, float* lse, AttnView q,
                       AttnView k, AttnView v, float scale, float* scores) {
 #if MEDGYM_X86
+  if (simd_level() >= SimdLevel::Avx512) {
+    switch (hd) {
+      case 16: return decode_avx512_regs<1>(H, Tq, Tk, out, lse, q, k, v, scale, scores);
+      case 32: return decode_avx512_regs<2>(H, Tq, Tk, out, lse, q, k, v, scale, scores);
+      case 64: return decode_avx512_regs<4>(H, Tq, Tk, out, lse, q, k, v, scale, scores);
+      case 128: return decode_avx512_regs<8>(H, Tq, Tk, out, lse, q, k, v, scale, scores);
+      default: break;
+    }
+  }
   if (simd_level() >= SimdLevel::Avx2Fma) return decode_avx2(H, Tq, Tk, hd, out, lse, q, k, v, scale, scores);
 #endif
   decode_portable(H, Tq, Tk, hd, out, lse, q, k, v, scale, scores);

@@ -17,10 +17,10 @@
 
 namespace medgym::model {
 
-Model::Model(const Config& c, uint64_t seed) : cfg(c), layout(build_layout(c)) {
-  params.resize(layout.total);
+Model::Model(const Config& c, uint64_t seed, bool init) : cfg(c), layout(build_layout(c)) {
+  params.assign(layout.total, 0.0f);
   grads.assign(layout.total, 0.0f);
-  init_params(cfg, layout, seed, params.data());
+  if (init) init_params(cfg, layout, seed, params.data());
 }
 
 Model::~Model() = default;
@@ -73,7 +73,6 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
   layernorm_backward(dres.data(), G + layout.lnf_w, G + layout.lnf_b, dtmp.data(), a.layers[cfg.L - 1].x_out,
                      P + layout.lnf_w, a.lnf_mean, a.lnf_rstd, N, d, false);
 
-  std::vector<SeqInput> seqs(pk.row0.size());  // attention needs only past = 0, no cache
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t l = cfg.L - 1; l >= 0; --l) {
     const LayerOffsets& o = layout.layers[l];
@@ -112,7 +111,6 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
     layernorm_backward(dres.data(), G + o.ln1_w, G + o.ln1_b, dtmp.data(), A.x_in, P + o.ln1_w, A.ln1_mean,
                        A.ln1_rstd, N, d, true);
   }
-  (void)seqs;
 
   // Embeddings: text rows -> wte[id], every row -> wpe[pos], patch rows -> patch_pos[j], bias, weight.
   float* dwte = G + layout.wte;
@@ -176,6 +174,7 @@ StepInfo Model::step(const AdamHyper& hp) {
   }
   if (info.finite) {
     ++step_count;
+    ++weights_version;
     AdamWParams p;
     p.lr = hp.lr, p.beta1 = hp.beta1, p.beta2 = hp.beta2, p.eps = hp.eps, p.step = step_count;
     for (const TensorInfo& t : layout.tensors) {

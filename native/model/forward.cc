@@ -20,6 +20,9 @@ namespace medgym::model {
 constexpr float kLnEps = 1e-5f;
 // New rows per sequence up to which the cached attention uses attention_decode.
 constexpr int64_t kDecodeMaxQueries = 4;
+// Rows per thread at least, for the cheap row loops (bias, embeddings): a decode step's few rows
+// then run without a thread-pool round trip.
+constexpr int64_t kElementwiseRowChunk = 128;
 
 void KVCache::reserve(const Config& c, int64_t n) {
   if (n <= capacity) return;
@@ -27,11 +30,16 @@ void KVCache::reserve(const Config& c, int64_t n) {
   while (cap < n) cap *= 2;
   if (cap > c.T) cap = c.T;
   if (cap < n) cap = n;
+  const int64_t H = c.H, hd = c.hd();
   k.resize(c.L);
   v.resize(c.L);
   for (int64_t l = 0; l < c.L; ++l) {
-    k[l].resize(cap * c.d);
-    v[l].resize(cap * c.d);
+    for (auto* buf : {&k[l], &v[l]}) {  // head-major [H, cap, hd]: re-lay the rows out at the new stride
+      std::vector<float> grown(H * cap * hd);
+      for (int64_t h = 0; h < H && capacity > 0; ++h)
+        std::memcpy(grown.data() + h * cap * hd, buf->data() + h * capacity * hd, capacity * hd * sizeof(float));
+      buf->swap(grown);
+    }
   }
   capacity = cap;
 }
@@ -168,14 +176,14 @@ void Model::pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) co
 static void fill_bias(float* out, const float* b, int64_t N, int64_t n) {
   parallel_for(N, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) std::memcpy(out + r * n, b, n * sizeof(float));
-  }, 16);
+  }, kElementwiseRowChunk);
 }
 // out[r, :] = x[r, :] + b (out may alias x).
 static void add_bias(float* out, const float* x, const float* b, int64_t N, int64_t n) {
   parallel_for(N, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t i = 0; i < n; ++i) out[r * n + i] = x[r * n + i] + b[i];
-  }, 16);
+  }, kElementwiseRowChunk);
 }
 
 void run_attention(const Config& c, const std::vector<SeqInput>& seqs, const Packed& pk, int64_t layer,
@@ -193,16 +201,18 @@ void run_attention(const Config& c, const std::vector<SeqInput>& seqs, const Pac
     if (q.cache) {
       float* K = q.cache->k[layer].data();
       float* Vv = q.cache->v[layer].data();
-      for (int64_t i = 0; i < n; ++i) {
-        std::memcpy(K + (q.past + i) * d, qkv + (r0 + i) * 3 * d + d, d * sizeof(float));
-        std::memcpy(Vv + (q.past + i) * d, qkv + (r0 + i) * 3 * d + 2 * d, d * sizeof(float));
-      }
+      const int64_t hs = q.cache->capacity * hd;  // head stride of the head-major cache
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t h = 0; h < H; ++h) {
+          std::memcpy(K + h * hs + (q.past + i) * hd, qkv + (r0 + i) * 3 * d + d + h * hd, hd * sizeof(float));
+          std::memcpy(Vv + h * hs + (q.past + i) * hd, qkv + (r0 + i) * 3 * d + 2 * d + h * hd, hd * sizeof(float));
+        }
+      const AttnView kv{K, 0, hd, hs}, vv{Vv, 0, hd, hs};
       if (n <= kDecodeMaxQueries) {  // decode step: walk the cache row by row (no padded query tile)
         std::vector<float> scores(H * (q.past + n));
-        attention_decode(H, n, q.past + n, hd, ov, l, qv, AttnView{K, 0, d, hd}, AttnView{Vv, 0, d, hd}, scale,
-                         scores.data());
+        attention_decode(H, n, q.past + n, hd, ov, l, qv, kv, vv, scale, scores.data());
       } else {
-        attention_forward(dims, ov, l, qv, AttnView{K, 0, d, hd}, AttnView{Vv, 0, d, hd}, nullptr, scale);
+        attention_forward(dims, ov, l, qv, kv, vv, nullptr, scale);
       }
     } else {
       attention_forward(dims, ov, l, qv, AttnView{qkv + r0 * 3 * d + d, 0, 3 * d, hd},
@@ -231,7 +241,7 @@ void Model::trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a) 
       const float* pb = pk.row_token[r] >= 0 ? nullptr : P + layout.patch_b;
       for (int64_t i = 0; i < d; ++i) x[r * d + i] = te[i] + pe[i] + (pb ? pb[i] : 0.0f);
     }
-  }, 16);
+  }, kElementwiseRowChunk);
   const int64_t n_patch = static_cast<int64_t>(pk.patch_rows.size());
   if (n_patch > 0) {
     std::vector<float> tmp(n_patch * d);

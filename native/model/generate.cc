@@ -8,7 +8,7 @@
 namespace medgym::model {
 
 Session::Session(std::shared_ptr<Model> model, bool kv_cache, uint64_t seed, std::vector<std::string> specials)
-    : model_(std::move(model)), kv_(kv_cache), seed_(seed), specials_(std::move(specials)) {}
+    : model_(std::move(model)), kv_(kv_cache), seed_(seed), version_(model_->weights_version), specials_(std::move(specials)) {}
 
 void Session::check_add(const int32_t* tokens, int64_t n, int64_t n_images) const {
   SeqInput q;

@@ -57,6 +57,8 @@ class Session {
   void release(int64_t id);
   bool has(int64_t id) const { return seqs_.count(id) != 0; }
   uint64_t seed() const { return seed_; }
+  // Weights version the caches were built with (Model::weights_version at creation).
+  uint64_t weights_version() const { return version_; }
 
  private:
   struct Seq {
@@ -72,6 +74,7 @@ class Session {
   std::shared_ptr<Model> model_;
   bool kv_;
   uint64_t seed_;
+  uint64_t version_;
   std::vector<std::string> specials_;
   std::map<int64_t, Seq> seqs_;
   int64_t next_id_ = 0;

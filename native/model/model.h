@@ -15,7 +15,7 @@
 
 namespace medgym::model {
 
-// Per-sequence KV cache: per layer K and V, [capacity, d] row-major (head h = columns h*hd..).
+// Per-sequence KV cache: per layer K and V, head-major [H, capacity, hd] (each head's rows contiguous).
 struct KVCache {
   std::vector<std::vector<float>> k, v;
   int64_t capacity = 0;
@@ -77,7 +77,8 @@ struct StepInfo {
 
 class Model {
  public:
-  Model(const Config& c, uint64_t seed);
+  // init: GPT-2 initialization from `seed`; otherwise zeros (the caller loads weights).
+  Model(const Config& c, uint64_t seed, bool init = true);
   ~Model();
   const Config cfg;
   const Layout layout;
@@ -108,6 +109,9 @@ class Model {
   void extend(const std::vector<SeqInput>& seqs, float* logits);
 
   std::atomic<bool> busy{false};
+  // Bumped whenever the weights change (optimizer step, a write): sessions built on older weights
+  // refuse to continue (their KV caches would be stale).
+  std::atomic<uint64_t> weights_version{0};
 
  private:
   void pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) const;

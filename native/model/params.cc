@@ -66,9 +66,15 @@ void init_params(const Config& c, const Layout& layout, uint64_t seed, float* pa
     }
     const double std = (ends_with("c_proj.weight")) ? resid_std : 0.02;
     const uint64_t key = stream_key(seed, 0x1417ull, ti, 0);
-    parallel_for(t.size, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = static_cast<float>(std * normal01(key, static_cast<uint64_t>(i)));
-    }, 4096);
+    // Box-Muller pairs: elements 2k and 2k+1 take the cosine and sine branches of draw pair k.
+    parallel_for((t.size + 1) / 2, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        double z0, z1;
+        normal_pair(key, static_cast<uint64_t>(k), &z0, &z1);
+        p[2 * k] = static_cast<float>(std * z0);
+        if (2 * k + 1 < t.size) p[2 * k + 1] = static_cast<float>(std * z1);
+      }
+    }, 2048);
   }
 }
 

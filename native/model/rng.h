@@ -31,4 +31,13 @@ inline double normal01(uint64_t key, uint64_t counter) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
+// Two independent standard normals from draws 2n and 2n+1 (both Box-Muller branches).
+inline void normal_pair(uint64_t key, uint64_t n, double* z0, double* z1) {
+  double u1 = uniform01(key, 2 * n), u2 = uniform01(key, 2 * n + 1);
+  if (u1 < 1e-300) u1 = 1e-300;
+  const double r = std::sqrt(-2.0 * std::log(u1)), a = 6.283185307179586 * u2;
+  *z0 = r * std::cos(a);
+  *z1 = r * std::sin(a);
+}
+
 }  // namespace medgym::model

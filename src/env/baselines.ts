@@ -23,19 +23,24 @@ function requireTruth(info: StepInfo): NonNullable<StepInfo['groundTruth']> {
   return info.groundTruth;
 }
 
-/** Window (when the item needs one) → zoom_in on the ground-truth cell (or bbox) → the answer. */
-export function expertPolicy(opts: { useBbox?: boolean } = {}): ScriptedPolicy {
+/**
+ * Window (when the item needs one) → zoom_in on the ground-truth cell (or bbox) → the answer; the
+ * SFT demonstration writer. `think` adds a short <think> before each action.
+ */
+export function expertPolicy(opts: { useBbox?: boolean; think?: boolean } = {}): ScriptedPolicy {
+  const th = (t: string): string => (opts.think ? `<think>${t}</think>` : '');
   return {
     name: 'expert',
     act(obs, info) {
       const gt = requireTruth(info);
       const plan: string[] = [];
-      if (gt.window) plan.push(toolCall('window', gt.window));
+      if (gt.window) plan.push(th(`Detail needs window ${gt.window.center}/${gt.window.width}.`) + toolCall('window', gt.window));
       if (gt.box && info.questionType !== 'modality') {
         const { width, height } = obs.originalSize;
-        plan.push(toolCall('zoom_in', opts.useBbox ? { bbox: gt.box } : { cell: cellOf(gt.box, width, height) }));
+        const cell = cellOf(gt.box, width, height);
+        plan.push(th(`The finding is in ${cell}.`) + toolCall('zoom_in', opts.useBbox ? { bbox: gt.box } : { cell }));
       }
-      plan.push(answer(gt.letter ?? gt.answerText));
+      plan.push(th('Read the detail.') + answer(gt.letter ?? gt.answerText));
       return plan[Math.min(info.turn, plan.length - 1)];
     },
   };

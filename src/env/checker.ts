@@ -1,6 +1,7 @@
 // checkEnv: Gymnasium's check_env for MedGym envs. Runs a fixed script of good and bad actions
 // and returns every problem found (an empty list means the env passed).
 import { decode, encode, IMAGE_ID } from '../tokenizer';
+import { isU8 } from '../tools/image';
 import type { MedGymEnv } from './env';
 import type { Observation, StepInfo, StepResult } from './types';
 
@@ -20,7 +21,7 @@ function checkObs(where: string, o: Observation, env: MedGymEnv, p: string[]): v
   if (nImg !== o.images.length) p.push(`${where}: ${nImg} <|image|> tokens but ${o.images.length} images`);
   const { viewSize: S, viewChannels: C } = env.options;
   for (const [k, im] of o.images.entries()) {
-    if (im.width !== S || im.height !== S || im.channels !== C || !(im.data instanceof Uint8Array) || im.data.length !== S * S * C) {
+    if (im.width !== S || im.height !== S || im.channels !== C || !isU8(im.data) || im.data.length !== S * S * C) {
       p.push(`${where}: image ${k} is ${im.width}x${im.height}x${im.channels} (${im.data?.length} bytes), expected ${S}x${S}x${C}`);
     }
   }

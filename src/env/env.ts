@@ -22,7 +22,7 @@ const posInt = (name: string, v: number): number => {
 export class MedGymEnv {
   readonly id: string;
   readonly dataset: Dataset;
-  readonly options: Readonly<Required<Omit<MedGymOptions, 'dataset' | 'synth' | 'rewards'>>>;
+  readonly options: Readonly<Required<Omit<MedGymOptions, 'dataset' | 'synth' | 'rewards' | 'generatorWorkers'>>>;
   /** JSON Schema of the tools, for external policies' function-calling prompts. */
   readonly toolSchemas = toolJsonSchemas();
   private readonly reward: ReturnType<typeof composeRewards>;
@@ -34,11 +34,13 @@ export class MedGymEnv {
   private zoomBoxes: Box[] = [];
   private done = true;
   private readonly caches: EnvCaches;
+  // One call at a time: a step awaiting a tool must not interleave with another step or a reset.
+  private busy = false;
 
   /** `caches` lets several envs (a VectorEnv's) share items and views; by default each env has its own. */
   constructor(options: MedGymOptions = {}, id = 'MedGym-custom', caches?: EnvCaches) {
     this.id = id;
-    this.dataset = options.dataset ?? new SynthDataset(options.synth);
+    this.dataset = options.dataset ?? new SynthDataset(options.synth, { workers: options.generatorWorkers ?? 0 });
     this.options = {
       viewSize: posInt('viewSize', options.viewSize ?? 64),
       viewChannels: options.viewChannels ?? 3,
@@ -62,6 +64,25 @@ export class MedGymEnv {
 
   /** Starts an episode. With a seed the env's episode stream restarts; without, it continues. */
   async reset(args: { seed?: number; options?: ResetOptions } = {}): Promise<{ observation: Observation; info: StepInfo }> {
+    return this.exclusive('reset', () => this.doReset(args));
+  }
+
+  /** One assistant segment (text, or the token ids the policy sampled). */
+  async step(action: string | ArrayLike<number>): Promise<StepResult> {
+    return this.exclusive('step', () => this.doStep(action));
+  }
+
+  private async exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.busy) throw new Error(`${what}() called while another reset() or step() of this env is still running: await it first`);
+    this.busy = true;
+    try {
+      return await fn();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async doReset(args: { seed?: number; options?: ResetOptions }): Promise<{ observation: Observation; info: StepInfo }> {
     if (args.seed !== undefined) {
       if (!Number.isSafeInteger(args.seed)) throw new RangeError(`Expected integer seed but received ${args.seed}`);
       this.seed = args.seed;
@@ -113,8 +134,7 @@ export class MedGymEnv {
     return { observation: this.obs(text, tokens, images), info: this.snapshot() };
   }
 
-  /** One assistant segment (text, or the token ids the policy sampled). */
-  async step(action: string | ArrayLike<number>): Promise<StepResult> {
+  private async doStep(action: string | ArrayLike<number>): Promise<StepResult> {
     if (this.done || !this.info || !this.session || !this.item) throw new Error('step() called on a finished episode: call reset() first');
     const info = this.info;
     const text = typeof action === 'string' ? action : decode(action);

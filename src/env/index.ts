@@ -5,7 +5,7 @@ export type { VectorStepResult } from './vector';
 export { registerEnv, listEnvs, envSpec, make, makeVec } from './registry';
 export type { EnvSpec } from './registry';
 export { checkEnv, assertEnv, EnvCheckError } from './checker';
-export { buildPrompt, formatQuestion, toolResponseText, parseAssistant, sanitize, DEFAULT_SYSTEM_PROMPT, LETTERS, MAX_CALL_CHARS } from './protocol';
+export { buildPrompt, formatQuestion, toolResponseText, parseAssistant, sanitize, DEFAULT_SYSTEM_PROMPT, SHORT_SYSTEM_PROMPT, LETTERS, MAX_CALL_CHARS } from './protocol';
 export type { ParsedSegment, ParsedCall } from './protocol';
 export { expertPolicy, guessPolicy, readerPolicy, readTexture, QuestionOnlyBaseline } from './baselines';
 export type { ScriptedPolicy } from './baselines';

@@ -9,6 +9,10 @@ export const DEFAULT_SYSTEM_PROMPT =
   'rotate {"angle":90|180|270}; flip {"axis":"horizontal"|"vertical"}; view_original {}. ' +
   'Call: <tool_call>{"name":"zoom_in","arguments":{"cell":"B3"}}</tool_call>. Answer with one option letter: <answer>B</answer>.';
 
+/** A short system text for small policies (every byte is a token): zoom by cell, answer by letter. */
+export const SHORT_SYSTEM_PROMPT =
+  'Zoom into a 4x4 grid cell (A-D columns, 1-4 rows) with <tool_call>{"name":"zoom_in","arguments":{"cell":"B3"}}</tool_call>, then answer <answer>B</answer>.';
+
 export const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 /** Text that must not be read as special tokens (dataset questions, echoed tool names). */

@@ -2,6 +2,7 @@
 import { makeCaches, type EnvCaches } from './cache';
 import { MedGymEnv } from './env';
 import type { MedGymOptions } from './types';
+import { SHORT_SYSTEM_PROMPT } from './protocol';
 import { VectorEnv } from './vector';
 
 export interface EnvSpec {
@@ -41,7 +42,8 @@ export function make(id: string, options: MedGymOptions = {}, caches?: EnvCaches
 export function makeVec(id: string, n: number, options: MedGymOptions = {}): VectorEnv {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected positive integer number of envs but received ${n}`);
   // Sub-envs share caches: the same item drawn by two of them is generated and rendered once.
-  const caches = makeCaches(options.itemCacheSize ?? 64 * n, options.viewCacheSize ?? 1024 * n);
+  // Sized for what is in flight (a 256x256 item is ~100-200 kB, a 64x64 view 12 kB), not per sub-env.
+  const caches = makeCaches(options.itemCacheSize ?? Math.max(64, n), options.viewCacheSize ?? Math.max(1024, 32 * n));
   return new VectorEnv(Array.from({ length: n }, () => make(id, options, caches)));
 }
 
@@ -62,8 +64,8 @@ registerEnv({
 });
 registerEnv({
   id: 'MedVista-Synth-Lesion-v0',
-  description: "RECIPE's task: greyscale lesion texture, 3 options, always needs zoom_in to one cell; grey 64x64 view of 256x256.",
-  defaults: { viewChannels: 1, synth: { modalities: ['xray', 'ultrasound', 'oct'], questionTypes: ['attribute'], numOptions: 3, easyFraction: 0 } },
+  description: "RECIPE's task: greyscale lesion texture, 3 options, always needs zoom_in to one cell; grey 64x64 view of 256x256, short system prompt.",
+  defaults: { viewChannels: 1, systemPrompt: SHORT_SYSTEM_PROMPT, synth: { modalities: ['xray', 'ultrasound', 'oct'], questionTypes: ['attribute'], numOptions: 3, easyFraction: 0 } },
 });
 registerEnv({
   id: 'MedGym-Dataset-v0',

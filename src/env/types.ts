@@ -74,6 +74,8 @@ export interface MedGymOptions {
   dataset?: Dataset;
   /** Generator knobs when no dataset is given. */
   synth?: SynthOptions;
+  /** Worker threads generating synthetic items off the event loop (shared process-wide). Default 0: on the calling thread. */
+  generatorWorkers?: number;
   /** Side of the square views (SPEC §1 image_size S). Default 64. */
   viewSize?: number;
   /** View channels (SPEC §1 C): 1 or 3. Default 3. */
@@ -94,9 +96,9 @@ export interface MedGymOptions {
   maxToolCallsPerTurn?: number;
   /** Reward weights and custom components. Default accuracy 1, format 0.1. */
   rewards?: RewardConfig;
-  /** Generated or loaded items kept (by index) for repeated resets, as GRPO's G samples per prompt. Default 64; 0 disables. */
+  /** Generated or loaded items kept (by index) for repeated resets, as GRPO's G samples per prompt. Default 64 (makeVec: max(64, n), shared); 0 disables. */
   itemCacheSize?: number;
-  /** Rendered views kept (by item id, window, region and operation). Default 1024; 0 disables. Item ids must identify pixels. */
+  /** Rendered views kept (by item id, window, region and operation). Default 1024 (makeVec: max(1024, 32 n), shared); 0 disables. Item ids must identify pixels. */
   viewCacheSize?: number;
   /** Put the ground truth in info from reset on (scripted experts, SFT demonstrations). Default false. */
   revealGroundTruth?: boolean;

@@ -1,7 +1,7 @@
 // VectorEnv: n MedGymEnvs stepped concurrently, with Gymnasium's next-step autoreset: the step after
 // a sub-env terminates or truncates resets it (its action is ignored) and returns the reset
 // observation with reward 0 and info.autoreset = true.
-import { batchStats, type BatchStats, type EpisodeSummary, type RewardBreakdown } from '../rewards';
+import { batchStats, type BatchEntry, type BatchStats } from '../rewards';
 import type { MedGymEnv } from './env';
 import type { Observation, ResetOptions, StepInfo } from './types';
 
@@ -16,7 +16,7 @@ export interface VectorStepResult {
 export class VectorEnv {
   readonly envs: MedGymEnv[];
   private needsReset: boolean[];
-  private finished: { summary: EpisodeSummary; reward: RewardBreakdown }[] = [];
+  private finished: BatchEntry[] = [];
 
   constructor(envs: MedGymEnv[]) {
     if (envs.length === 0) throw new RangeError('Expected at least one sub-env');
@@ -28,9 +28,17 @@ export class VectorEnv {
     return this.envs.length;
   }
 
-  /** Resets every sub-env; with a seed, sub-env i gets seed + i (as Gymnasium does). */
-  async reset(args: { seed?: number; options?: ResetOptions } = {}): Promise<{ observations: Observation[]; infos: StepInfo[] }> {
-    const rs = await Promise.all(this.envs.map((e, i) => e.reset({ seed: args.seed === undefined ? undefined : args.seed + i, options: args.options })));
+  /**
+   * Resets every sub-env; with a seed, sub-env i gets seed + i (as Gymnasium does). `indices` picks
+   * the item of each sub-env (GRPO: G sub-envs per prompt share an index).
+   */
+  async reset(args: { seed?: number; options?: ResetOptions; indices?: number[] } = {}): Promise<{ observations: Observation[]; infos: StepInfo[] }> {
+    if (args.indices && args.indices.length !== this.envs.length) throw new RangeError(`Expected ${this.envs.length} indices but received ${args.indices.length}`);
+    const rs = await Promise.all(
+      this.envs.map((e, i) =>
+        e.reset({ seed: args.seed === undefined ? undefined : args.seed + i, options: args.indices ? { ...args.options, index: args.indices[i] } : args.options }),
+      ),
+    );
     this.needsReset = this.envs.map(() => false);
     return { observations: rs.map((r) => r.observation), infos: rs.map((r) => r.info) };
   }
@@ -49,7 +57,9 @@ export class VectorEnv {
     );
     rs.forEach((r, i) => {
       this.needsReset[i] = r.terminated || r.truncated;
-      if (this.needsReset[i] && r.info.summary && r.info.reward) this.finished.push({ summary: r.info.summary, reward: r.info.reward });
+      if (this.needsReset[i] && r.info.summary && r.info.reward) {
+        this.finished.push({ summary: r.info.summary, reward: r.info.reward, modality: r.info.modality, questionType: r.info.questionType });
+      }
     });
     return {
       observations: rs.map((r) => r.observation),

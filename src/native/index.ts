@@ -14,3 +14,4 @@ export * from './grad_clip';
 export * from './fused_linear_logprob';
 export * from './gemm';
 export * from './policy';
+export * from './attention_decode';

@@ -18,6 +18,8 @@ export interface RawPolicyConfig {
   /** Id of <|image|>. */
   imageId: number;
   seed?: number;
+  /** GPT-2 initialization (default true); false leaves zeros for a checkpoint to fill. */
+  init?: boolean;
 }
 
 /** A packed ragged batch: concatenated tokens, per-sequence lengths, nImages views concatenated (HWC uint8). */
@@ -49,6 +51,7 @@ export interface RawGenerateOut {
 
 export interface NativePolicyFunctions {
   policyCreate(o: RawPolicyConfig): PolicyHandle;
+  policyCreateAsync(o: RawPolicyConfig): Promise<PolicyHandle>;
   policyLayout(o: { model: PolicyHandle }): RawParamInfo[];
   policyRead(o: { model: PolicyHandle; which: RawBufferName; offset?: number; size?: number }): Float32Array;
   policyWrite(o: { model: PolicyHandle; which: RawBufferName; offset?: number; data: Float32Array }): void;

@@ -145,6 +145,12 @@ function writeView(cfg: PolicyConfig, v: ViewImage, out: Uint8Array, at: number,
   else for (let p = 0; p < n; p++) out[at + 3 * p] = out[at + 3 * p + 1] = out[at + 3 * p + 2] = v.data[p];
 }
 
+function checkSeed(seed: number | undefined): number {
+  const s = seed ?? 0;
+  if (!Number.isSafeInteger(s) || s < 0) throw new RangeError(`Expected a non-negative integer for \`seed\` but received ${s}`);
+  return s;
+}
+
 function checkNumber(v: unknown, name: string, lo: number, hi: number): void {
   if (v === undefined) return;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`Expected a finite number for \`${name}\` but received ${String(v)}`);
@@ -163,10 +169,10 @@ export class NativePolicy implements TrainablePolicy {
   private pendingLengths: number[] | null = null;
   private sessions = new Set<NativeGenerationSession>();
 
-  private constructor(config: PolicyConfig, seed: number) {
+  private constructor(config: PolicyConfig, handle: PolicyHandle) {
     this.fns = nativePolicyFunctions();
     this.config = config;
-    this.handle = this.fns.policyCreate({ ...config, imageId: IMAGE_ID, seed });
+    this.handle = handle;
     this.table = this.fns.policyLayout({ model: this.handle }).map((t) => ({ ...t }));
     this.byName = new Map(this.table.map((t) => [t.name, t]));
     this.numParams = this.table.reduce((a, t) => a + t.size, 0);
@@ -178,9 +184,16 @@ export class NativePolicy implements TrainablePolicy {
    * or a config whose missing fields come from `preset` (default 'small').
    */
   static create(config: PolicyPreset | (Partial<PolicyConfig> & { preset?: PolicyPreset }) = 'small', options: CreateOptions = {}): NativePolicy {
-    const seed = options.seed ?? 0;
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`Expected a non-negative integer for \`seed\` but received ${seed}`);
-    return new NativePolicy(resolveConfig(config), seed);
+    const cfg = resolveConfig(config);
+    const handle = nativePolicyFunctions().policyCreate({ ...cfg, imageId: IMAGE_ID, seed: checkSeed(options.seed) });
+    return new NativePolicy(cfg, handle);
+  }
+
+  /** create() with the initialization off the event loop (base: seconds). */
+  static async createAsync(config: PolicyPreset | (Partial<PolicyConfig> & { preset?: PolicyPreset }) = 'small', options: CreateOptions = {}): Promise<NativePolicy> {
+    const cfg = resolveConfig(config);
+    const handle = await nativePolicyFunctions().policyCreateAsync({ ...cfg, imageId: IMAGE_ID, seed: checkSeed(options.seed) });
+    return new NativePolicy(cfg, handle);
   }
 
   /**
@@ -192,10 +205,19 @@ export class NativePolicy implements TrainablePolicy {
     const { metadata, tensors } = await readChecked(path);
     if (typeof metadata.config !== 'string') throw new RangeError(`${path}: metadata has no "config"`);
     const config = configFromJson(metadata.config, path);
-    if (metadata.tokenizer !== undefined && metadata.tokenizer !== JSON.stringify(SPECIAL_TOKENS)) {
-      throw new RangeError(`${path}: metadata "tokenizer" (${metadata.tokenizer.slice(0, 200)}) differs from this tokenizer's special tokens`);
+    if (metadata.tokenizer !== undefined) {
+      let list: unknown;
+      try {
+        list = JSON.parse(metadata.tokenizer);
+      } catch {
+        throw new RangeError(`${path}: metadata "tokenizer" is not valid JSON`);
+      }
+      // compared as parsed JSON, so other writers' whitespace (Python's json.dumps) is fine
+      if (!Array.isArray(list) || list.length !== SPECIAL_TOKENS.length || list.some((t, i) => t !== SPECIAL_TOKENS[i])) {
+        throw new RangeError(`${path}: metadata "tokenizer" (${metadata.tokenizer.slice(0, 200)}) differs from this tokenizer's special tokens`);
+      }
     }
-    const policy = new NativePolicy(config, 0);
+    const policy = new NativePolicy(config, await nativePolicyFunctions().policyCreateAsync({ ...config, imageId: IMAGE_ID, init: false }));
     try {
       for (const name of tensors.keys()) {
         if (!policy.byName.has(name)) throw new RangeError(`${path}: unexpected tensor '${name}' for this config`);

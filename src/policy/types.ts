@@ -195,8 +195,9 @@ export interface GenerateResult {
 /**
  * A continuous-batching generation session over one model: each sequence has its own KV cache.
  * Sequences are added (prefix prefilled once), generated for (finishing independently), extended with
- * new segments (only the new part is prefilled) and released. The session reads the model's weights
- * at each call: after an optimizer step its caches are stale — use a new session per rollout.
+ * new segments (only the new part is prefilled) and released. A session is bound to the weights it
+ * was created with: after an optimizer step (or any weight write) it rejects further calls — use a
+ * new session per rollout.
  */
 export interface GenerationSession {
   /** Prefills the sequences (batched) and returns their handles. */

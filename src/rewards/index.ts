@@ -99,9 +99,31 @@ export interface BatchStats {
   truncatedShare: number;
   /** Count of episodes by answer status (empty, multiple, too_long, unrecognized, none, ok). */
   answerStatus: Record<string, number>;
+  /** Accuracy and episode count per modality and per question type (entries that carry them). */
+  byModality: Record<string, { episodes: number; accuracy: number }>;
+  byQuestionType: Record<string, { episodes: number; accuracy: number }>;
 }
 
-export function batchStats(eps: { summary: EpisodeSummary; reward: RewardBreakdown }[]): BatchStats {
+export interface BatchEntry {
+  summary: EpisodeSummary;
+  reward: RewardBreakdown;
+  modality?: string;
+  questionType?: string;
+}
+
+function groupAccuracy(eps: BatchEntry[], key: (e: BatchEntry) => string | undefined): Record<string, { episodes: number; accuracy: number }> {
+  const out: Record<string, { episodes: number; accuracy: number }> = {};
+  for (const e of eps) {
+    const k = key(e);
+    if (k === undefined) continue;
+    const g = (out[k] ??= { episodes: 0, accuracy: 0 });
+    g.accuracy = (g.accuracy * g.episodes + (e.summary.correct ? 1 : 0)) / (g.episodes + 1);
+    g.episodes++;
+  }
+  return out;
+}
+
+export function batchStats(eps: BatchEntry[]): BatchStats {
   const n = eps.length;
   const mean = (f: (e: (typeof eps)[number]) => number): number => (n ? eps.reduce((s, e) => s + f(e), 0) / n : 0);
   const components: Record<string, number> = {};
@@ -120,5 +142,7 @@ export function batchStats(eps: { summary: EpisodeSummary; reward: RewardBreakdo
     toolErrorRate: calls ? errors / calls : 0,
     truncatedShare: mean((e) => (e.summary.truncated ? 1 : 0)),
     answerStatus,
+    byModality: groupAccuracy(eps, (e) => e.modality),
+    byQuestionType: groupAccuracy(eps, (e) => e.questionType),
   };
 }

@@ -30,14 +30,18 @@ export interface IntensityWindow {
   width: number;
 }
 
+/** Typed-array kind by tag, not instanceof: arrays from worker threads or vm contexts have another realm. */
+export const isU8 = (a: unknown): a is Uint8Array => Object.prototype.toString.call(a) === '[object Uint8Array]';
+export const isU16 = (a: unknown): a is Uint16Array => Object.prototype.toString.call(a) === '[object Uint16Array]';
+
 export function checkImage(img: RawImage): void {
   const { width, height, channels, bitDepth, data } = img;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new RangeError(`Expected positive integer image size but received ${width}x${height}`);
   }
   if (channels !== 1 && channels !== 3) throw new RangeError(`Expected 1 or 3 channels but received ${channels}`);
-  if (bitDepth === 16 && !(data instanceof Uint16Array)) throw new TypeError('Expected Uint16Array data for a 16-bit image');
-  if (bitDepth === 8 && !(data instanceof Uint8Array)) throw new TypeError('Expected Uint8Array data for an 8-bit image');
+  if (bitDepth === 16 && !isU16(data)) throw new TypeError('Expected Uint16Array data for a 16-bit image');
+  if (bitDepth === 8 && !isU8(data)) throw new TypeError('Expected Uint8Array data for an 8-bit image');
   if (data.length !== width * height * channels) {
     throw new RangeError(`Expected ${width * height * channels} samples for ${width}x${height}x${channels} but received ${data.length}`);
   }

@@ -62,6 +62,13 @@ export class ToolSession {
     this.cacheKey = opts.cacheKey;
   }
 
+  /** Lowest and highest stored value of the image (computed once per image). */
+  storedRange(): [number, number] {
+    let r = RANGE.get(this.image);
+    if (!r) RANGE.set(this.image, (r = fullRangeWindow(this.image)));
+    return [r.center - r.width / 2, r.center + r.width / 2 - 1];
+  }
+
   /** The window in force: the one set by `window`, else the image's default. */
   currentWindow(): IntensityWindow | undefined {
     return this.window ?? this.baseWindow;

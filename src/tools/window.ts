@@ -10,6 +10,6 @@ export async function windowTool(s: ToolSession, a: ToolArgs<'window'>): Promise
   if (!Number.isFinite(a.center) || !Number.isFinite(a.width)) throw new ToolUseError('window center and width must be finite numbers');
   s.window = { center: a.center, width: a.width };
   const img = await s.view();
-  const max = s.image.bitDepth === 16 ? 65535 : 255;
-  return { text: `window center ${a.center} width ${a.width} (stored range 0-${max})`, images: [img], boxes: [s.fullBox()] };
+  const [lo, hi] = s.storedRange();
+  return { text: `window center ${a.center} width ${a.width} (image values ${lo}-${hi})`, images: [img], boxes: [s.fullBox()] };
 }

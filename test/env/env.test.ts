@@ -137,6 +137,9 @@ describe('MedGymEnv', () => {
     expect(zoom).toBeGreaterThan(0.85);
     expect(global).toBeLessThan(0.45);
     expect(await acc(expertPolicy())).toBe(1);
+    const demo = await runEpisode(env, expertPolicy({ think: true }), { seed: 500 });
+    expect(demo.info.formatErrors).toEqual([]);
+    expect(demo.reward).toBeCloseTo(1.1);
     expect(await acc(guessPolicy())).toBeLessThan(0.45);
   });
 
@@ -150,6 +153,14 @@ describe('MedGymEnv', () => {
     const stats = batchStats([r, g].map((x) => ({ summary: x.info.summary!, reward: x.info.reward! })));
     expect(stats.noToolAnswerShare).toBe(0.5);
     expect(stats.episodes).toBe(2);
+  });
+
+  test('overlapping calls on one env are refused, not interleaved', async () => {
+    const env = make('MedVista-Synth-v0');
+    await env.reset({ seed: 1 });
+    const first = env.step(zoomB2);
+    await expect(env.step(zoomB2)).rejects.toThrow(/still running/);
+    expect((await first).info.toolCalls).toHaveLength(1);
   });
 
   test('registry: unknown ids name the registered ones; dataset env needs a dataset', () => {
@@ -196,7 +207,12 @@ describe('VectorEnv', () => {
     expect(stats.episodes).toBe(2);
     expect(stats.accuracy).toBe(1);
     expect(stats.noToolAnswerShare).toBe(0.5);
+    expect(Object.values(stats.byModality).reduce((n, g) => n + g.episodes, 0)).toBe(2);
+    expect(stats.byQuestionType[infos[0].questionType].accuracy).toBe(1);
     expect(vec.drainStats().episodes).toBe(0);
+    const grouped = await vec.reset({ seed: 3, indices: [5, 5, 9] });
+    expect(grouped.infos[0].taskId).toBe(grouped.infos[1].taskId);
+    expect(grouped.infos[2].taskId).not.toBe(grouped.infos[0].taskId);
     await expect(vec.step(['x'])).rejects.toThrow(/Expected 3 actions/);
   });
 });

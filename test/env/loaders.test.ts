@@ -74,6 +74,14 @@ describe('JSONL', () => {
     expect(c).toMatchObject({ options: [], answer: 'Liver', modality: 'unknown' });
   });
 
+  test('16-bit greyscale PNGs keep their 16 bits', async () => {
+    const a = new Uint16Array(8 * 4).map((_, i) => i * 1000);
+    w('img/deep.png', await sharp(a, { raw: { width: 8, height: 4, channels: 1 } }).toColourspace('grey16').png().toBuffer());
+    const img = await readImageFile(path.join(dir, 'img/deep.png'));
+    expect(img).toMatchObject({ bitDepth: 16, channels: 1, width: 8, height: 4 });
+    expect(Array.from(img.data)).toEqual(Array.from(a));
+  });
+
   test.each([
     ['{"image": "img/a.png", "question": "q", "answer": 0', /bad\.jsonl:1: invalid JSON/],
     ['{"image": "img/a.png", "answer": "A"}', /bad\.jsonl:1: Expected string for question/],

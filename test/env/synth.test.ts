@@ -1,4 +1,4 @@
-import { generateItem, generateQuestion, LOOKS, MODALITIES, SynthDataset } from '../../src/data/synth';
+import { generateItem, generateQuestion, generatorPool, LOOKS, MODALITIES, SynthDataset } from '../../src/data/synth';
 import { QuestionOnlyBaseline } from '../../src/env/baselines';
 import { splitOf } from '../../src/data/split';
 import { QUESTION_TYPES } from '../../src/data/types';
@@ -76,22 +76,26 @@ describe('MedVista-Synth-v0 generator', () => {
       }
       return s / n;
     };
-    const opts = { seed: 2, questionTypes: ['attribute' as const], easyFraction: 0, needsWindow: 0 };
-    for (const m of MODALITIES) {
-      const views = await Promise.all([0, 1, 2, 3].map(async (cls) => {
-        const it = generateItem({ ...opts, modalities: [m], forceClass: cls }, 11);
-        const s = new ToolSession(it.image, { viewSize: 64 });
-        const cellBox = resolveRegion({ cell: it.meta!.cell as string }, 256, 256);
-        return { g: await s.view(), z: await s.view(cellBox), box: it.box!, cellBox };
-      }));
-      const { box, cellBox } = views[0];
-      const gBox: Box = [box[0] >> 2, box[1] >> 2, (box[2] + 3) >> 2, (box[3] + 3) >> 2];
-      const zBox: Box = [box[0] - cellBox[0], box[1] - cellBox[1], box[2] - cellBox[0], box[3] - cellBox[1]];
-      for (const other of [1, 2, 3]) {
-        const g = meanDiff(views[0].g, views[other].g, gBox);
-        const z = meanDiff(views[0].z, views[other].z, zBox);
-        expect({ m, other, global: g < 3 }).toEqual({ m, other, global: true });
-        expect({ m, other, zoom: z > 8 }).toEqual({ m, other, zoom: true });
+    // attribute: texture class 0 vs 1–3; grading: 1 focus vs 4 foci (smaller area, lower bound).
+    const cases = [['attribute', [1, 2, 3], 3, 8], ['grading', [3], 1.5, 2]] as const;
+    for (const [qt, others, globalMax, zoomMin] of cases) {
+      const opts = { seed: 2, questionTypes: [qt], easyFraction: 0, needsWindow: 0 };
+      for (const m of MODALITIES) {
+        const views = await Promise.all([0, ...others].map(async (cls) => {
+          const it = generateItem({ ...opts, modalities: [m], forceClass: cls }, 11);
+          const s = new ToolSession(it.image, { viewSize: 64 });
+          const cellBox = resolveRegion({ cell: it.meta!.cell as string }, 256, 256);
+          return { g: await s.view(), z: await s.view(cellBox), box: it.box!, cellBox };
+        }));
+        const { box, cellBox } = views[0];
+        const gBox: Box = [box[0] >> 2, box[1] >> 2, (box[2] + 3) >> 2, (box[3] + 3) >> 2];
+        const zBox: Box = [box[0] - cellBox[0], box[1] - cellBox[1], box[2] - cellBox[0], box[3] - cellBox[1]];
+        for (let k = 1; k < views.length; k++) {
+          const g = meanDiff(views[0].g, views[k].g, gBox);
+          const z = meanDiff(views[0].z, views[k].z, zBox);
+          expect({ qt, m, k, global: g < globalMax }).toEqual({ qt, m, k, global: true });
+          expect({ qt, m, k, zoom: z > zoomMin }).toEqual({ qt, m, k, zoom: true });
+        }
       }
     }
   });
@@ -137,6 +141,18 @@ describe('MedVista-Synth-v0 generator', () => {
     expect(tr.filter((i) => te.includes(i))).toEqual([]);
     for (const id of te) expect(splitOf(id, 4)).toBe('test');
     expect(await take('test', 3)).toEqual(te);
+  });
+
+  test('worker-pool generation gives the same items as the calling thread', async () => {
+    const ds = new SynthDataset({ seed: 6 }, { workers: 1 });
+    const [a, b] = await Promise.all([ds.get(4), ds.get(9)]);
+    for (const [k, it] of [[4, a], [9, b]] as const) {
+      const ref = generateItem({ seed: 6 }, k);
+      expect(it.image.data.constructor.name).toBe(ref.image.data.constructor.name);
+      expect(same(it.image.data, ref.image.data)).toBe(true);
+      expect({ ...it, image: null }).toEqual({ ...ref, image: null });
+    }
+    await generatorPool(1).close();
   });
 
   test('bad knobs are refused with the knob named', () => {

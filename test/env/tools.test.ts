@@ -155,6 +155,24 @@ describe('enhance', () => {
     const e = (await call(new ToolSession(r, { viewSize: 16, viewChannels: 1 }), 'enhance', { method: 'equalize' })).images[0];
     expect(Buffer.from(e.data).equals(Buffer.from(equalize(r.data as Uint8Array, 1)))).toBe(true);
   });
+  test('sharpen: flat stays flat, a step edge overshoots on both sides', async () => {
+    const flat = (await call(new ToolSession(grey8(32, 32, () => 90), { viewSize: 32, viewChannels: 1 }), 'enhance', { method: 'sharpen' })).images[0];
+    expect(flat.data.every((v) => v === 90)).toBe(true);
+    const edge = (await call(new ToolSession(grey8(32, 32, (x) => (x < 16 ? 60 : 180)), { viewSize: 32, viewChannels: 1 }), 'enhance', { method: 'sharpen' })).images[0];
+    expect(px(edge, 2, 10)).toBe(60);
+    expect(px(edge, 29, 10)).toBe(180);
+    expect(px(edge, 15, 10)).toBeLessThan(60);
+    expect(px(edge, 16, 10)).toBeGreaterThan(180);
+  });
+  test('clahe: flat stays flat, a low-contrast ramp gets a wider range', async () => {
+    const flat = (await call(new ToolSession(grey8(32, 32, () => 90), { viewSize: 32, viewChannels: 1 }), 'enhance', { method: 'clahe' })).images[0];
+    expect(new Set(flat.data).size).toBe(1);
+    const ramp2 = grey8(32, 32, (x) => 100 + (x >> 1));
+    const v = (await call(new ToolSession(ramp2, { viewSize: 32, viewChannels: 1 }), 'enhance', { method: 'clahe' })).images[0];
+    const row = Array.from({ length: 32 }, (_, x) => px(v, x, 16));
+    // Local (tile-wise) equalization: the 16 grey levels of the input spread much wider.
+    expect(Math.max(...row) - Math.min(...row)).toBeGreaterThan(50);
+  });
   test('clahe and sharpen return a view of the right shape that differs from the input', async () => {
     const img = grey8(32, 32, (x, y) => 100 + ((x >> 2) & 1) * 20 + (y % 3));
     const s = new ToolSession(img, { viewSize: 32, viewChannels: 1 });
@@ -168,6 +186,17 @@ describe('enhance', () => {
 });
 
 describe('channels and errors', () => {
+  test('RGB zoom_in and rotate are exact per channel', async () => {
+    const img = rgb8(32, 32);
+    const s = new ToolSession(img, { viewSize: 16, viewChannels: 3 });
+    expect((await call(s, 'zoom_in', { cell: 'B3', span: 1 })).images[0].width).toBe(16);
+    const c = cropRaw(img, [8, 16, 16, 24]);
+    const big = new ToolSession(img, { viewSize: 8, viewChannels: 3 });
+    const zb = (await call(big, 'zoom_in', { cell: 'B3' })).images[0];
+    expect(Buffer.from(zb.data).equals(Buffer.from(c.data as Uint8Array))).toBe(true);
+    const r = (await call(new ToolSession(img, { viewSize: 32, viewChannels: 3 }), 'rotate', { angle: 90 })).images[0];
+    for (const [x, y] of [[0, 0], [5, 9], [31, 31]]) for (let ch = 0; ch < 3; ch++) expect(px(r, x, y, ch)).toBe(img.data[((31 - x) * 32 + y) * 3 + ch]);
+  });
   test('RGB stays exact at 3 channels; grey is replicated to 3; grey RGB collapses exactly to 1', async () => {
     const img = rgb8(16, 16);
     const v = (await call(new ToolSession(img, { viewSize: 16, viewChannels: 3 }), 'view_original', {})).images[0];

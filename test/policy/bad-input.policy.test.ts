@@ -1,5 +1,8 @@
 // Bad input for every native policy entry point (raw addon functions) and the NativePolicy boundary:
 // each throws TypeError/RangeError naming the argument; nothing crashes or reads out of bounds.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import { addonCandidates } from '../../src/native';
 import { nativePolicyFunctions, type PolicyHandle } from '../../src/native/policy';
 import { NativePolicy } from '../../src/policy';
 import { encode, IMAGE_ID } from '../../src/tokenizer';
@@ -123,6 +126,29 @@ describe('policy bad input (native entry points)', () => {
     fns.policyDispose({ model: m });
     expect((await inFlight).logp.length).toBe(1000);
     await expectRejects(call(() => fns.policyForwardAsync(big)), 'TypeError', /disposed/);
+  });
+
+  test('a batch whose activations exceed the memory limit is refused before anything is allocated', () => {
+    // in a child process: the limit comes from the real environment (jest's process.env is a copy)
+    const addonPath = addonCandidates().find((f) => fs.existsSync(f))!;
+    const script = `
+      const addon = require(${JSON.stringify(addonPath)});
+      const model = addon.policyCreate(${JSON.stringify(CFG)});
+      const base = { model, images: new Uint8Array(0), nImages: 0 };
+      const big = { ...base, tokens: new Int32Array(30 * 32).fill(65), lengths: new Int32Array(30).fill(32) };
+      const out = [];
+      for (const f of [() => addon.policyForward({ ...big, requireGrad: true }), () => addon.policyCrossEntropy(big)]) {
+        try { f(); out.push('ran'); } catch (e) { out.push(e.name + ': ' + e.message); }
+      }
+      addon.policyForward({ ...base, tokens: Int32Array.from([256, 65]), lengths: Int32Array.from([2]) });
+      out.push('small ok');
+      process.stdout.write(JSON.stringify(out));`;
+    const res = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, MEDGYM_MAX_ACTIVATION_BYTES: String(1 << 20) } });
+    expect(res.status).toBe(0);
+    const out = JSON.parse(res.stdout) as string[];
+    expect(out[0]).toMatch(/^RangeError: .*`tokens`.*micro-batches/);
+    expect(out[1]).toMatch(/^RangeError: .*micro-batches/);
+    expect(out[2]).toBe('small ok');
   });
 
   test('a disposed model is rejected by name', async () => {

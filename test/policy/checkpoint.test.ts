@@ -112,6 +112,14 @@ describe('NativePolicy checkpoints', () => {
     await rejects('badhead', (f) => writeSafetensorsSync(f, base, meta({ config: JSON.stringify({ vocab_size: 268, d_model: 32, n_layer: 2, n_head: 5, max_seq: 96, patch: 8, image_size: 16, channels: 3 }) })), /nHead/);
     await rejects('lacks', (f) => writeSafetensorsSync(f, base, meta({ config: JSON.stringify({ vocab_size: 268 }) })), /lacks "d_model"/);
     await rejects('tok', (f) => writeSafetensorsSync(f, base, meta({ tokenizer: JSON.stringify(['<|bos|>']) })), /tokenizer/);
+    await rejects('tokjson', (f) => writeSafetensorsSync(f, base, meta({ tokenizer: '[<|bos|>' })), /tokenizer/);
+    // a checkpoint written by another tool (Python json.dumps spacing, keys in another order) loads
+    const f = path.join(dir, 'python.safetensors');
+    const pyConfig = '{"n_layer": 2, "vocab_size": 268, "d_model": 32, "n_head": 4, "max_seq": 96, "patch": 8, "image_size": 16, "channels": 3}';
+    writeSafetensorsSync(f, [...base].reverse(), { config: pyConfig, tokenizer: '[' + SPECIAL_TOKENS.map((t) => JSON.stringify(t)).join(', ') + ']' });
+    const loaded = await NativePolicy.load(f);
+    expect(Array.from(loaded.getParameter('h.1.mlp.c_fc.weight'))).toEqual(Array.from(policy.getParameter('h.1.mlp.c_fc.weight')));
+    loaded.dispose();
   });
 
   test('optimizer state round trip: a reloaded optimizer takes the same next step', async () => {

@@ -33,6 +33,21 @@ describe('NativePolicy.forward', () => {
     expect(Math.min(...ent)).toBeLessThan(Math.log(cfg.vocabSize) - 0.5);
   });
 
+  test('createAsync initializes exactly like create (same seed); another seed differs', async () => {
+    const a = NativePolicy.create(TEST_CONFIG, { seed: 5 });
+    const b = await NativePolicy.createAsync(TEST_CONFIG, { seed: 5 });
+    const c = NativePolicy.create(TEST_CONFIG, { seed: 6 });
+    for (const t of a.parameters()) expect(Array.from(b.getParameter(t.name))).toEqual(Array.from(a.getParameter(t.name)));
+    expect(Array.from(c.getParameter('wte.weight'))).not.toEqual(Array.from(a.getParameter('wte.weight')));
+    // GPT-2 init: N(0, 0.02) weights, residual projections smaller, LayerNorm weight 1
+    const w = a.getParameter('h.0.attn.c_attn.weight');
+    const sd = Math.sqrt(w.reduce((s, x) => s + x * x, 0) / w.length);
+    expect(sd).toBeGreaterThan(0.018);
+    expect(sd).toBeLessThan(0.022);
+    expect(a.getParameter('ln_f.weight').every((x) => x === 1)).toBe(true);
+    for (const p of [a, b, c]) p.dispose();
+  });
+
   test('mask: unscored tokens are 0, scored ones unchanged', async () => {
     const s = mixedBatch(new Rng(6), cfg.imageSize)[0];
     const mask = s.tokens.map((_, i) => (i % 3 === 0 ? 1 : 0));

@@ -82,6 +82,17 @@ describe('GenerationSession', () => {
     for (const s of [s1, s2, s3, s4]) s.dispose();
   });
 
+  test('run to run: the same seeds and batches give bit-identical tokens and log-probs', async () => {
+    const run = async (): Promise<{ t: number[]; l: number[] }[]> => {
+      const s = policy.createSession({ seed: 42 });
+      const ids = await s.add(prompts.map((p, i) => ({ ...p, key: { step: 7, promptIndex: i, sampleIndex: 1 } })));
+      const out = await s.generate(ids, { maxNewTokens: 20, temperature: 0.9, topP: 0.95 });
+      s.dispose();
+      return out.map((o) => ({ t: Array.from(o.tokens), l: Array.from(o.logp) }));
+    };
+    expect(await run()).toEqual(await run());
+  });
+
   test('append after a stop (tool response with a new image) equals prefilling everything at once', async () => {
     const greedy = { maxNewTokens: 12, temperature: 0, stopTokens: [] as number[] };
     const s = policy.createSession();
@@ -151,6 +162,20 @@ describe('GenerationSession', () => {
     expect(r3[0].tokens.length).toBe(policy.config.maxSeq - long.length); // the sequence fills max_seq exactly
     await expect(s3.append([{ id: lid, input: { tokens: [65, 66] } }])).rejects.toThrow(/max_seq/);
     for (const x of [s, s2, s3]) x.dispose();
+  });
+
+  test('a session refuses to continue after the weights changed (stale KV caches)', async () => {
+    const s = policy.createSession();
+    const ids = await s.add(prompts.slice(0, 1));
+    const w = policy.getParameter('ln_f.bias');
+    policy.setParameter('ln_f.bias', w); // any write counts
+    await expect(s.generate(ids, { maxNewTokens: 2 })).rejects.toThrow(/weights changed/);
+    await expect(s.append([{ id: ids[0], input: { tokens: [65] } }])).rejects.toThrow(/weights changed/);
+    s.dispose();
+    const fresh = policy.createSession();
+    const [id] = await fresh.add(prompts.slice(0, 1));
+    expect((await fresh.generate([id], { maxNewTokens: 2 }))[0].tokens.length).toBe(2);
+    fresh.dispose();
   });
 
   test('release frees a sequence; unknown ids are rejected', async () => {

@@ -17,7 +17,7 @@ export async function readImageFile(file: string, slice: SliceOptions = {}): Pro
     let p = sharp(file).removeAlpha();
     if (grey) p = p.toColourspace(deep ? 'grey16' : 'b-w');
     else p = p.toColourspace('srgb');
-    const { data, info } = await p.raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await p.raw(deep && grey ? { depth: 'ushort' } : {}).toBuffer({ resolveWithObject: true });
     const channels = info.channels === 1 ? 1 : 3;
     if (deep && grey) {
       const u16 = new Uint16Array(info.width * info.height);

@@ -12,7 +12,15 @@ export interface Canvas {
 export function canvas(w: number, h: number, ch: 1 | 3, fill: number | number[] = 0): Canvas {
   const px = new Float32Array(w * h * ch);
   const f = typeof fill === 'number' ? Array(ch).fill(fill) : fill;
-  for (let i = 0; i < w * h; i++) for (let c = 0; c < ch; c++) px[i * ch + c] = f[c];
+  if (ch === 1) px.fill(f[0]);
+  else {
+    const [r, g, b] = f;
+    for (let i = 0; i < px.length; i += 3) {
+      px[i] = r;
+      px[i + 1] = g;
+      px[i + 2] = b;
+    }
+  }
   return { w, h, ch, px };
 }
 
@@ -61,12 +69,29 @@ export function addField(cv: Canvas, field: Float32Array, amp: number, tint: num
   for (let i = 0; i < cv.w * cv.h; i++) for (let c = 0; c < cv.ch; c++) cv.px[i * cv.ch + c] += amp * field[i] * tint[c];
 }
 
-/** Rounds and clamps to the stored range. */
+/**
+ * Rounds (half up) and clamps to the stored range, in place on the canvas, then converts natively
+ * (one monomorphic loop: a shared loop over Uint8Array | Uint16Array outputs ran 10x slower).
+ */
 export function quantize(cv: Canvas, bitDepth: 8 | 16, max = bitDepth === 8 ? 255 : 4095): Uint8Array | Uint16Array {
-  const out = bitDepth === 8 ? new Uint8Array(cv.px.length) : new Uint16Array(cv.px.length);
-  for (let i = 0; i < cv.px.length; i++) {
-    const v = Math.round(cv.px[i]);
-    out[i] = v < 0 ? 0 : v > max ? max : v;
+  const px = cv.px;
+  for (let i = 0; i < px.length; i++) {
+    const v = Math.floor(px[i] + 0.5);
+    px[i] = v < 0 ? 0 : v > max ? max : v;
   }
-  return out;
+  return bitDepth === 8 ? new Uint8Array(px) : new Uint16Array(px);
+}
+
+/** Adds v * tint to a disc of radius r around (cx, cy): a cheap brush for thin curves. */
+export function stamp(cv: Canvas, cx: number, cy: number, r: number, v: number, tint: number[] = [1, 1, 1]): void {
+  const x0 = Math.max(0, Math.round(cx - r));
+  const x1 = Math.min(cv.w - 1, Math.round(cx + r) - 1);
+  const y0 = Math.max(0, Math.round(cy - r));
+  const y1 = Math.min(cv.h - 1, Math.round(cy + r) - 1);
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      const i = (y * cv.w + x) * cv.ch;
+      for (let c = 0; c < cv.ch; c++) cv.px[i + c] += v * tint[c];
+    }
+  }
 }

@@ -3,7 +3,7 @@
 // fractions of the image side so that any imageSize works.
 import type { IntensityWindow } from '../../tools/image';
 import type { Stream } from '../rng';
-import { addEllipse, addField, canvas, valueNoise, type Canvas } from './canvas';
+import { addEllipse, addField, canvas, stamp, valueNoise, type Canvas } from './canvas';
 
 export const MODALITIES = ['ct', 'mri', 'xray', 'ultrasound', 'dermoscopy', 'fundus', 'oct', 'microscopy'] as const;
 export type Modality = (typeof MODALITIES)[number];
@@ -183,7 +183,7 @@ export const LOOKS: Record<Modality, Look> = {
       for (let k = 0; k < 4; k++) {
         const x0 = rng.uniform(0, w);
         const slope = rng.uniform(-1.5, 1.5);
-        for (let y = 0; y < h; y++) addEllipse(cv, x0 + slope * (y - h / 2), y, 0.8, 0.8, -60);
+        for (let y = 0; y < h; y++) stamp(cv, x0 + slope * (y - h / 2), y + 0.5, 1, -60);
       }
       return cv;
     },
@@ -210,10 +210,11 @@ export const LOOKS: Record<Modality, Look> = {
       addEllipse(cv, 0.74 * w, 0.5 * h, 0.07 * w, 0.07 * h, 1, [50, 90, 70]);
       for (let k = 0; k < 4; k++) {
         const bend = rng.uniform(0.15, 0.35) * (k % 2 ? 1 : -1);
-        for (let t = 0; t < 1; t += 1 / (0.8 * w)) {
-          const x = (0.74 - 0.55 * t) * w;
+        // One stamp per column: vessels run left from the disc.
+        for (let x = Math.round(0.19 * w); x < Math.round(0.74 * w); x++) {
+          const t = (0.74 - x / w) / 0.55;
           const y = (0.5 + (k < 2 ? -1 : 1) * bend * Math.sin(t * Math.PI * 0.8)) * h;
-          addEllipse(cv, x, y, 1.2, 1.2, -1, [60, 40, 15]);
+          stamp(cv, x + 0.5, y, 1.2, -1, [60, 40, 15]);
         }
       }
       return cv;
