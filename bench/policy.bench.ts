@@ -133,13 +133,28 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const genRuns = (B: number) => (B >= 16 ? 1 : 3);
 
 // --- onnxruntime-node on the exported graph: inputs over expanded positions, output logp [B, T]
-type Ort = typeof import('onnxruntime-node');
+// onnxruntime-node is not a dependency (its postinstall downloads binaries): install it for this peer
+// with `npm i --no-save --ignore-scripts onnxruntime-node`; its bundled CPU binary then works.
+// The few parts used here, typed locally so the project type-checks without it.
+interface OrtTensor {
+  data: unknown;
+}
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+interface Ort {
+  InferenceSession: { create(file: string, opts: Record<string, unknown>): Promise<OrtSession> };
+  Tensor: new (type: string, data: BigInt64Array | Uint8Array, dims: number[]) => OrtTensor;
+}
+export const ORT_HINT = 'onnxruntime-node peer unavailable: npm i --no-save --ignore-scripts onnxruntime-node';
 
 async function ortPeer(onnxFile: string, policy: TrainablePolicy, seqs: PolicySequence[], threads: number) {
   let ort: Ort;
   try {
     ort = require('onnxruntime-node') as Ort;
   } catch {
+    console.log(ORT_HINT);
     return null;
   }
   const session = await ort.InferenceSession.create(onnxFile, {
