@@ -472,23 +472,37 @@ int64_t images_in(const std::vector<int32_t>& t, const Config& c) {
   return n;
 }
 
+// The per-sequence token and pixel segments of a session call (add or append), checked to hold one
+// view per <|image|>.
+struct Segments {
+  std::shared_ptr<std::vector<std::vector<int32_t>>> tokens;
+  std::shared_ptr<std::vector<std::vector<uint8_t>>> pixels;
+  size_t count() const { return tokens->size(); }
+};
+
+Segments read_segments(Args& a, const Napi::CallbackInfo& info, const Config& c) {
+  BatchIn b = read_batch(a, info, c, false);
+  if (images_in(b.tokens, c) != b.n_images)
+    a.range_error("Expected one image per <|image|> token: `tokens` hold " + std::to_string(images_in(b.tokens, c)) +
+                  " but `images` has " + std::to_string(b.n_images));
+  return {std::make_shared<std::vector<std::vector<int32_t>>>(split_tokens(b)),
+          std::make_shared<std::vector<std::vector<uint8_t>>>(split_pixels(b, c))};
+}
+
 Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "sessionAdd");
   auto s = get_session(a, info);
   auto m = s->model();
   require_fresh(a, *s);
   const Config& c = m->cfg;
-  BatchIn b = read_batch(a, info, c, false);
-  const size_t n = b.offsets.size() - 1;
+  Segments seg = read_segments(a, info, c);
+  const size_t n = seg.count();
   auto seeds = read_numbers(a, info, "seeds", n, 9007199254740991.0);
   auto steps = read_numbers(a, info, "steps", n, 9007199254740991.0);
   auto prompts = read_numbers(a, info, "promptIndices", n, 9007199254740991.0);
   auto samples = read_numbers(a, info, "sampleIndices", n, 9007199254740991.0);
-  auto toks = std::make_shared<std::vector<std::vector<int32_t>>>(split_tokens(b));
-  auto pix = std::make_shared<std::vector<std::vector<uint8_t>>>(split_pixels(b, c));
-  if (images_in(b.tokens, c) != b.n_images)
-    a.range_error("Expected one image per <|image|> token: `tokens` hold " + std::to_string(images_in(b.tokens, c)) +
-                  " but `images` has " + std::to_string(b.n_images));
+  auto toks = seg.tokens;
+  auto pix = seg.pixels;
   for (size_t i = 0; i < n; ++i)
     checked(a, [&] { s->check_add((*toks)[i].data(), static_cast<int64_t>((*toks)[i].size()), images_in((*toks)[i], c)); });
   auto keys = std::make_shared<std::vector<std::array<uint64_t, 4>>>();
@@ -521,15 +535,12 @@ Napi::Value SessionAppend(const Napi::CallbackInfo& info, bool async) {
   auto m = s->model();
   require_fresh(a, *s);
   const Config& c = m->cfg;
-  BatchIn b = read_batch(a, info, c, false);
-  const size_t n = b.offsets.size() - 1;
+  Segments seg = read_segments(a, info, c);
+  const size_t n = seg.count();
   auto ids = std::make_shared<std::vector<int64_t>>(read_ids(a, n));
   checked(a, [&] { s->check_ids(*ids, true); });
-  auto toks = std::make_shared<std::vector<std::vector<int32_t>>>(split_tokens(b));
-  auto pix = std::make_shared<std::vector<std::vector<uint8_t>>>(split_pixels(b, c));
-  if (images_in(b.tokens, c) != b.n_images)
-    a.range_error("Expected one image per <|image|> token: `tokens` hold " + std::to_string(images_in(b.tokens, c)) +
-                  " but `images` has " + std::to_string(b.n_images));
+  auto toks = seg.tokens;
+  auto pix = seg.pixels;
   for (size_t i = 0; i < n; ++i)
     checked(a, [&] {
       s->check_append((*ids)[i], (*toks)[i].data(), static_cast<int64_t>((*toks)[i].size()), images_in((*toks)[i], c));
