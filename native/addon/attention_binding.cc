@@ -1,8 +1,10 @@
 // attention / attentionBackward / attentionCached (+ Async): thin wrappers over native/cpu/attention.h.
+#include <array>
 #include <cmath>
 #include <string>
 
 #include "addon/args.h"
+#include "addon/kv_attention_args.h"
 #include "cpu/attention.h"
 
 namespace medgym::addon {
@@ -61,24 +63,15 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info, bool async) {
 // sit in k, v [B,capacity,C] (rows 0..Tk-1 used).
 Napi::Value AttentionCached(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "attentionCached");
-  const int64_t B = a.integer("B", 1, kMaxDim), Tq = a.integer("Tq", 1, kMaxDim);
-  const int64_t Tk = a.integer("Tk", Tq, kMaxDim);
-  const int64_t S = a.integer("capacity", Tk, kMaxDim, Tk);
-  const int64_t C = a.integer("C", 1, kMaxDim), H = a.integer("H", 1, kMaxDim);
-  if (C % H != 0) a.range_error("Expected `H` to divide `C` (" + std::to_string(C) + ") but received " + std::to_string(H));
-  auto q = a.f32("q", checked_mul(a, {B, Tq, C}));
-  auto k = a.f32("k", checked_mul(a, {B, S, C}));
-  auto v = a.f32("v", checked_mul(a, {B, S, C}));
-  auto mask = a.i32_optional("mask", checked_mul(a, {B, Tk}));
-  auto out = a.f32("out", checked_mul(a, {B, Tq, C}));
-  auto lse = a.f32_optional("lse", checked_mul(a, {B, H, Tq}));
-  const bool ref = a.boolean("reference", false);
+  const KvAttentionArgs r = read_kv_attention(a);
+  auto mask = a.i32_optional("mask", checked_mul(a, {r.B, r.Tk}));
   return a.run(async, [=] {
+    const auto [B, Tq, Tk, S, C, H] = std::array<int64_t, 6>{r.B, r.Tq, r.Tk, r.S, r.C, r.H};
     const int64_t hd = C / H;
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-    (ref ? attention_forward_ref : attention_forward)({B, H, Tq, Tk, hd}, {out.data, Tq * C, C, hd}, lse.data,
-                                                      {q.data, Tq * C, C, hd}, {k.data, S * C, C, hd},
-                                                      {v.data, S * C, C, hd}, mask.data, scale);
+    (r.reference ? attention_forward_ref : attention_forward)(
+        {B, H, Tq, Tk, hd}, {r.out.data, Tq * C, C, hd}, r.lse.data, {r.q.data, Tq * C, C, hd},
+        {r.k.data, S * C, C, hd}, {r.v.data, S * C, C, hd}, mask.data, scale);
   });
 }
 
