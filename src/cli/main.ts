@@ -47,6 +47,7 @@ program
   .option('--stop-after <n>', 'checkpoint and stop after n steps in this invocation (as Ctrl-C)')
   .option('--resume', 'continue the run in --out from its latest checkpoint')
   .option('--no-report', 'skip the report')
+  .option('--no-control', "skip the control (SFT continued for GRPO's wall time)")
   .option('--no-progress', 'log lines instead of progress bars')
   .action(async (opts: TrainFlags) => {
     process.exitCode = await trainCommand(opts);

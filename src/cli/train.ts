@@ -23,6 +23,7 @@ export interface TrainFlags {
   stopAfter?: string;
   resume?: boolean;
   report?: boolean;
+  control?: boolean;
   progress?: boolean;
 }
 
@@ -44,6 +45,7 @@ export function configFromFlags(f: TrainFlags): TrainConfig {
     threads: int(f.threads, 'threads'),
     stopAfter: int(f.stopAfter, 'stop-after'),
     report: f.report === false ? false : undefined,
+    control: f.control === false ? false : undefined,
     progress: f.progress === false ? false : undefined,
     policy: { preset: f.preset },
     sft: { steps: int(f.sftSteps, 'sft-steps') },

@@ -5,6 +5,7 @@ import type { VectorEnv } from '../env';
 import type { NativePolicy } from '../policy';
 import { rollout, type Trajectory } from '../train/rollout';
 import { INDEX_BASE } from '../train/envs';
+import { zoomHitRate } from '../train/grpo';
 import { passAtKCurve } from './passk';
 
 export interface EvalGroupResult {
@@ -18,6 +19,8 @@ export interface EvalModeResult extends EvalGroupResult {
   formatRate: number;
   toolCallsPerEpisode: number;
   noToolShare: number;
+  /** Greedy episodes: share whose zoom went to the finding (items with a box; null without). */
+  zoomHit: number | null;
   /** Accuracy of the n samples at τ (mean over all samples). */
   sampledAccuracy: number;
   byModality: Record<string, EvalGroupResult>;
@@ -90,6 +93,7 @@ async function evalMode(policy: NativePolicy, vec: VectorEnv, o: EvalOptions, no
     formatRate: per.reduce((s, x) => s + +x.greedy.wellFormed, 0) / n,
     toolCallsPerEpisode: per.reduce((s, x) => s + x.greedy.toolCalls, 0) / n,
     noToolShare: per.reduce((s, x) => s + +(x.greedy.answerStatus !== 'none' && x.greedy.toolCalls === 0), 0) / n,
+    zoomHit: zoomHitRate(per.map((x) => x.greedy)),
     sampledAccuracy: sampled / (n * o.samples),
     byModality: by((x) => x.modality),
     byQuestionType: by((x) => x.questionType),

@@ -34,6 +34,15 @@ export const toolReward: RewardFn = (ep) => (ep.correct && ep.toolCalls - ep.too
 /** iou: IoU of the best zoom box with the ground-truth finding box (0 without either). */
 export const iouReward: RewardFn = (ep) => (ep.gtBox ? Math.max(0, ...ep.zoomBoxes.map((b) => boxIou(b, ep.gtBox!))) : 0);
 
+/** Whether some zoom box holds the centre of the ground-truth finding (the policy looked in the right place); undefined without a box. */
+export function zoomHit(ep: Pick<EpisodeSummary, 'zoomBoxes' | 'gtBox'>): boolean | undefined {
+  const g = ep.gtBox;
+  if (!g) return undefined;
+  const cx = (g[0] + g[2]) / 2;
+  const cy = (g[1] + g[3]) / 2;
+  return ep.zoomBoxes.some((b) => b[0] <= cx && cx < b[2] && b[1] <= cy && cy < b[3]);
+}
+
 export const BUILTIN_REWARDS = { accuracy: accuracyReward, format: formatReward, tool: toolReward, iou: iouReward };
 
 /**

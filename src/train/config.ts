@@ -133,6 +133,11 @@ export const TrainConfigSchema = z
     sft: Sft.prefault({}),
     grpo: Grpo.prefault({}),
     eval: Eval.prefault({}),
+    /**
+     * Run the control after GRPO: the SFT policy (with its optimizer) trained further by SFT on the same
+     * demo pool for GRPO's wall time, at the rate SFT ended with, then evaluated like the others.
+     */
+    control: z.boolean().default(true),
     /** Checkpoint every N optimizer steps of each phase (and at phase ends). */
     checkpointEvery: posInt.default(50),
     /** Write every trajectory of every Nth GRPO step to trajectories.jsonl. */

@@ -7,6 +7,7 @@ import type { TrainConfig } from './config';
 export const INDEX_BASE = { sft: 0, grpo: 1 << 28, eval: 1 << 30 } as const;
 
 export function systemPromptOf(c: TrainConfig['env']): string {
+  if (c.systemPrompt === 'none') return '';
   return c.systemPrompt === 'short' ? SHORT_SYSTEM_PROMPT : c.systemPrompt === 'default' ? DEFAULT_SYSTEM_PROMPT : c.systemPrompt;
 }
 

@@ -18,6 +18,8 @@ export interface GrpoStepMetrics {
   /** Share of episodes that answered without any tool call (SPEC §7: watch for collapse). */
   noToolShare: number;
   truncatedShare: number;
+  /** Share of episodes (with a finding box) whose zoom went to the finding; null without boxes. */
+  zoomHit: number | null;
   entropy: number;
   /** Mean KL estimator to the reference (null when beta = 0: no reference scored). */
   kl: number | null;
@@ -35,6 +37,12 @@ export interface GrpoStepMetrics {
   updates: number;
   skipped: number;
   generatedTokens: number;
+}
+
+/** Share of trajectories with a finding box whose zoom hit it (null when none has a box). */
+export function zoomHitRate(trajs: Pick<Trajectory, 'zoomHit'>[]): number | null {
+  const boxed = trajs.filter((t) => t.zoomHit !== undefined);
+  return boxed.length ? boxed.filter((t) => t.zoomHit).length / boxed.length : null;
 }
 
 /** Splits [0, n) into k nearly equal contiguous chunks (no empty chunk). */
@@ -67,7 +75,7 @@ export async function grpoUpdate(
   const m: GrpoStepMetrics = {
     loss: 0, lr, reward: mean((t) => t.reward), accuracy: mean((t) => +t.correct), formatRate: mean((t) => +t.wellFormed),
     toolCallsPerEpisode: mean((t) => t.toolCalls), noToolShare: mean((t) => +(t.answerStatus !== 'none' && t.toolCalls === 0)),
-    truncatedShare: mean((t) => +t.truncated), entropy: 0, kl: null, approxKl: 0, clipFrac: 0, clipFracLow: 0, clipFracHigh: 0,
+    truncatedShare: mean((t) => +t.truncated), zoomHit: zoomHitRate(trajs), entropy: 0, kl: null, approxKl: 0, clipFrac: 0, clipFracLow: 0, clipFracHigh: 0,
     numGroups: adv.numGroups, equalRewardGroups: adv.equalRewardGroups, trajectoriesUsed: 0, gradNorm: 0, updates: 0, skipped: 0,
     generatedTokens: trajs.reduce((s, t) => s + t.generated, 0),
   };

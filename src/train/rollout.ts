@@ -7,6 +7,7 @@ import type { VectorEnv, StepInfo } from '../env';
 import type { NativePolicy } from '../policy';
 import { ANSWER_END_ID, EOS_ID, TOOL_CALL_END_ID, TOOL_CALL_ID, DEFAULT_BANNED } from './tokens';
 import type { ViewImage } from '../tools/image';
+import { zoomHit } from '../rewards';
 
 export interface Trajectory {
   /** Prompt index in the batch and sample index in its group (the stream key with seed and step). */
@@ -34,6 +35,8 @@ export interface Trajectory {
   questionType: string;
   /** Tokens the policy generated. */
   generated: number;
+  /** A zoom went to the finding (undefined when the item has no box). */
+  zoomHit?: boolean;
 }
 
 export interface RolloutOptions {
@@ -157,4 +160,5 @@ function finish(t: Trajectory, info: StepInfo, reward: number, truncated: boolea
   t.turns = info.turn;
   t.truncated = truncated;
   t.truncationReason = reason ?? info.truncationReason;
+  t.zoomHit = info.summary ? zoomHit(info.summary) : undefined;
 }

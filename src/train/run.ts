@@ -11,15 +11,15 @@ import { NativePolicy } from '../policy';
 import { decode } from '../tokenizer';
 import type { VectorEnv } from '../env';
 import { evaluate, evalEpisodes, type EvalResult } from '../eval';
-import type { TrainConfig } from './config';
+import { lrAt, type TrainConfig } from './config';
 import { INDEX_BASE, makeTrainVec } from './envs';
 import { grpoUpdate } from './grpo';
 import { makeProgress, type Progress } from './progress';
 import { rollout, type Trajectory } from './rollout';
 import { makeDemos, sftIndices, sftStep, type Demo } from './sft';
 
-export type Phase = 'sft' | 'eval_sft' | 'grpo' | 'eval_final' | 'done';
-const PHASES: Phase[] = ['sft', 'eval_sft', 'grpo', 'eval_final', 'done'];
+export type Phase = 'sft' | 'eval_sft' | 'grpo' | 'eval_final' | 'control' | 'eval_control' | 'done';
+const PHASES: Phase[] = ['sft', 'eval_sft', 'grpo', 'eval_final', 'control', 'eval_control', 'done'];
 
 /** What a checkpoint records besides the weights and the optimizer. */
 export interface RunState {
@@ -33,6 +33,9 @@ export interface RunState {
   badSteps: number;
   /** Wall-clock seconds spent in earlier invocations. */
   elapsed: number;
+  /** Seconds GRPO took (steps only, as the control's budget) and the control has spent so far. */
+  grpoSeconds?: number;
+  controlSeconds?: number;
 }
 
 export interface RunResult {
@@ -53,7 +56,10 @@ export const RUN_FILES = {
   trajectories: 'trajectories.jsonl',
   evalSft: 'eval_sft.json',
   evalFinal: 'eval_final.json',
+  evalControl: 'eval_control.json',
   sftPolicy: 'sft.safetensors',
+  sftOptimizer: 'sft.optimizer.safetensors',
+  controlPolicy: 'control.safetensors',
   finalPolicy: 'final.safetensors',
   checkpoints: 'checkpoints',
   latest: 'checkpoints/latest.json',
@@ -169,45 +175,61 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     return v;
   };
   try {
-    // ---- SFT warm start
+    // ---- SFT: the warm start, and the control (the SFT policy trained further by SFT for GRPO's wall time)
+    let pool: Map<number, Demo> | undefined;
+    let demoVec: VectorEnv | undefined;
+    const demosOf = async (idx: number[]): Promise<Demo[]> => {
+      const dv = (demoVec ??= vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true }));
+      if (cfg.sft.demoPool > 0 && !pool) {
+        pool = new Map();
+        const all = Array.from({ length: cfg.sft.demoPool }, (_, i) => INDEX_BASE.sft + i);
+        for (let i = 0; i < all.length; i += dv.numEnvs) for (const d of await makeDemos(dv, all.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)) pool.set(d.index, d);
+        const kinds = [...pool.values()].reduce<Record<string, number>>((m, d) => ({ ...m, [d.kind]: (m[d.kind] ?? 0) + 1 }), {});
+        log(`SFT demo pool: ${pool.size} demonstrations (${Object.entries(kinds).map(([k, v]) => `${k} ${v}`).join(', ')})`);
+      }
+      if (pool) return idx.map((i) => pool!.get(i)!);
+      const out: Demo[] = [];
+      for (let i = 0; i < idx.length; i += dv.numEnvs) out.push(...(await makeDemos(dv, idx.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)));
+      return out;
+    };
+    /**
+     * SFT steps from state.step while `more()`; `at(k)` maps the phase step to the SFT schedule step
+     * (batch draw and lr), `lrOf` may fix the rate; progress shows `done()` of `total`.
+     */
+    const sftLoop = async (
+      total: number, at: (k: number) => number, more: () => boolean, lrOf: (k: number) => number | undefined, done: () => number,
+    ): Promise<RunResult | undefined> => {
+      progress.start(state.phase, total, done());
+      let tokens = 0;
+      const ts = Date.now();
+      while (more()) {
+        if (mustStop()) return await stopped();
+        const k = at(state.step);
+        const t1 = Date.now();
+        const m = await sftStep(policy, await demosOf(sftIndices(k, cfg.seed, cfg.sft)), k, cfg.sft, cfg.injectNan.includes(`${state.phase}:${state.step}`), lrOf(k));
+        tokens += m.tokens;
+        if (!m.finite) badStep(`non-finite ${Number.isFinite(m.loss) ? 'gradient' : 'loss'}`);
+        else {
+          state.badSteps = 0;
+          appendJsonl(RUN_FILES.metrics, [{ phase: state.phase, step: state.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens, time: elapsed() }]);
+        }
+        if (state.phase === 'control') state.controlSeconds = (state.controlSeconds ?? 0) + (Date.now() - t1) / 1000;
+        state.step++;
+        stepsThisRun++;
+        progress.update(Math.min(total, done()), { loss: m.loss.toFixed(3), 'tok/s': ((tokens * 1000) / Math.max(1, Date.now() - ts)).toFixed(0) });
+        if (state.step % cfg.checkpointEvery === 0 && more()) await checkpoint();
+      }
+      progress.stop();
+      return undefined;
+    };
+
     if (state.phase === 'sft') {
       if (cfg.sft.steps > 0) {
-        const dv = vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true });
-        let pool: Map<number, Demo> | undefined;
-        if (cfg.sft.demoPool > 0) {
-          pool = new Map();
-          const idx = Array.from({ length: cfg.sft.demoPool }, (_, i) => INDEX_BASE.sft + i);
-          for (let i = 0; i < idx.length; i += dv.numEnvs) for (const d of await makeDemos(dv, idx.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)) pool.set(d.index, d);
-          const kinds = [...pool.values()].reduce<Record<string, number>>((m, d) => ({ ...m, [d.kind]: (m[d.kind] ?? 0) + 1 }), {});
-          log(`SFT demo pool: ${pool.size} demonstrations (${Object.entries(kinds).map(([k, v]) => `${k} ${v}`).join(', ')})`);
-        }
-        progress.start('sft', cfg.sft.steps, state.step);
-        let tokens = 0;
-        const ts = Date.now();
-        while (state.step < cfg.sft.steps) {
-          if (mustStop()) return await stopped();
-          const idx = sftIndices(state.step, cfg.seed, cfg.sft);
-          let demos: Demo[];
-          if (pool) demos = idx.map((i) => pool!.get(i)!);
-          else {
-            demos = [];
-            for (let i = 0; i < idx.length; i += dv.numEnvs) demos.push(...(await makeDemos(dv, idx.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)));
-          }
-          const m = await sftStep(policy, demos, state.step, cfg.sft, cfg.injectNan.includes(`sft:${state.step}`));
-          tokens += m.tokens;
-          if (!m.finite) badStep(`non-finite ${Number.isFinite(m.loss) ? 'gradient' : 'loss'}`);
-          else {
-            state.badSteps = 0;
-            appendJsonl(RUN_FILES.metrics, [{ phase: 'sft', step: state.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens, time: elapsed() }]);
-          }
-          state.step++;
-          stepsThisRun++;
-          progress.update(state.step, { loss: m.loss.toFixed(3), 'tok/s': ((tokens * 1000) / Math.max(1, Date.now() - ts)).toFixed(0) });
-          if (state.step % cfg.checkpointEvery === 0 && state.step < cfg.sft.steps) await checkpoint();
-        }
-        progress.stop();
+        const r = await sftLoop(cfg.sft.steps, (k) => k, () => state.step < cfg.sft.steps, () => undefined, () => state.step);
+        if (r) return r;
       }
       await policy.save(P(RUN_FILES.sftPolicy));
+      if (cfg.sft.steps > 0) await policy.saveOptimizer(P(RUN_FILES.sftOptimizer));
       // GRPO starts from the SFT weights with a fresh optimizer (its own warmup, its own lr).
       policy.dispose();
       policy = await NativePolicy.load(P(RUN_FILES.sftPolicy));
@@ -258,6 +280,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
               appendJsonl(RUN_FILES.metrics, [{ phase: 'grpo', step: state.step, ...m, rolloutSeconds: (tr1 - tr0) / 1000, updateSeconds: (Date.now() - tr1) / 1000, time: elapsed() }]);
             }
             if (state.step % cfg.trajectoriesEvery === 0) appendJsonl(RUN_FILES.trajectories, trajs.map((t) => trajectoryRecord(state.step, t)));
+            state.grpoSeconds = (state.grpoSeconds ?? 0) + (Date.now() - tr0) / 1000;
             state.step++;
             stepsThisRun++;
             progress.update(state.step, { reward: m.reward.toFixed(3), acc: m.accuracy.toFixed(2), tools: m.toolCallsPerEpisode.toFixed(2), 'gen tok/s': ((gen * 1000) / Math.max(1, Date.now() - ts)).toFixed(0) });
@@ -274,6 +297,31 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
 
     if (state.phase === 'eval_final') {
       await runEval('final', RUN_FILES.evalFinal);
+      await nextPhase('control');
+    }
+
+    // ---- the control: the SFT policy (and its optimizer) trained further by SFT on the same pool for
+    // GRPO's wall time, at the rate SFT ended with; its eval is the bar GRPO's gain is measured against.
+    if (state.phase === 'control') {
+      const budget = state.grpoSeconds ?? 0;
+      if (cfg.control && cfg.sft.steps > 0 && cfg.grpo.steps > 0 && budget > 0) {
+        if (state.step === 0) {
+          policy.dispose();
+          policy = await NativePolicy.load(P(RUN_FILES.sftPolicy));
+          await policy.loadOptimizer(P(RUN_FILES.sftOptimizer));
+          state.controlSeconds = 0;
+        }
+        const lrEnd = lrAt(cfg.sft.steps - 1, cfg.sft.steps, cfg.sft);
+        const spent = (): number => state.controlSeconds ?? 0;
+        const r = await sftLoop(Math.ceil(budget), (k) => cfg.sft.steps + k, () => spent() < budget, () => lrEnd, () => Math.floor(spent()));
+        if (r) return r;
+        await policy.save(P(RUN_FILES.controlPolicy));
+        log(`control: ${state.step} SFT steps in ${(state.controlSeconds ?? 0).toFixed(0)} s (GRPO took ${budget.toFixed(0)} s)`);
+        await nextPhase('eval_control');
+      } else await nextPhase('done');
+    }
+    if (state.phase === 'eval_control') {
+      await runEval('control', RUN_FILES.evalControl);
       await nextPhase('done');
     }
     return { dir, status: 'done', state, checkpoint: lastCheckpoint };

@@ -97,9 +97,8 @@ export interface SftStepMetrics {
   finite: boolean;
 }
 
-/** One SFT step: CE on the demos' assistant tokens (mean over them), AdamW. A non-finite loss skips the update. */
-export async function sftStep(policy: NativePolicy, demos: Demo[], step: number, c: TrainConfig['sft'], injectNan = false): Promise<SftStepMetrics> {
-  const lr = lrAt(step, c.steps, c);
+/** One SFT step: CE on the demos' assistant tokens (mean over them), AdamW. A non-finite loss skips the update. `lr` overrides the schedule. */
+export async function sftStep(policy: NativePolicy, demos: Demo[], step: number, c: TrainConfig['sft'], injectNan = false, lr = lrAt(step, c.steps, c)): Promise<SftStepMetrics> {
   const ce = await policy.crossEntropyBackward(
     demos.map((d) => ({ tokens: d.tokens, images: d.images, mask: d.mask })),
     { reduction: 'mean' },
