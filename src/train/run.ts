@@ -12,7 +12,7 @@ import { decode } from '../tokenizer';
 import type { VectorEnv } from '../env';
 import { evaluate, evalEpisodes, type EvalResult } from '../eval';
 import type { TrainConfig } from './config';
-import { INDEX_BASE, makeTrainVec } from './envs';
+import { INDEX_BASE, makeTrainVec, trainEnvExtra } from './envs';
 import { grpoUpdate } from './grpo';
 import { makeProgress, type Progress } from './progress';
 import { rollout, type Trajectory } from './rollout';
@@ -172,7 +172,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     // ---- SFT warm start
     if (state.phase === 'sft') {
       if (cfg.sft.steps > 0) {
-        const dv = vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true });
+        const dv = vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true, ...trainEnvExtra(cfg.env) });
         let pool: Map<number, Demo> | undefined;
         if (cfg.sft.demoPool > 0) {
           pool = new Map();
@@ -238,7 +238,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     if (state.phase === 'grpo') {
       if (cfg.grpo.steps > 0) {
         const g = cfg.grpo;
-        const rv = vec(g.promptsPerStep * g.groupSize);
+        const rv = vec(g.promptsPerStep * g.groupSize, trainEnvExtra(cfg.env));
         const ref = g.loss.beta > 0 ? await NativePolicy.load(P(RUN_FILES.sftPolicy)) : null;
         progress.start('grpo', g.steps, state.step);
         let gen = 0;
