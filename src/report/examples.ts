@@ -228,6 +228,8 @@ export async function examplePng(r: Replay, k = 4): Promise<Buffer> {
   return sharp(Buffer.from(out.buffer, out.byteOffset, out.length), { raw: { width: W, height: H, channels: 3 } }).png().toBuffer();
 }
 
+/** Control bytes an untrained policy writes would make the markdown binary: shown as \xNN. */
+const printable = (text: string): string => text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 const fence = (text: string): string => (text.includes('```') ? '~~~~' : '```');
 const callText = (c: ToolCallRecord): string => `${c.name || '(unparsed)'}${c.ok ? (c.boxes.length ? ` ${c.boxes.map((b) => `[${b.join(', ')}]`).join(' ')}` : '') : ' (error)'}`;
 
@@ -265,7 +267,7 @@ export async function writeExamples(dir: string, config: unknown, rdir: string):
         `Question: ${r.question} Options: ${r.options.map((o, k) => `${LETTERS[k]}. ${o}`).join('; ')}.`,
         '',
         fence(row.text),
-        ...row.text.split('\n'),
+        ...printable(row.text).split('\n'),
         fence(row.text),
         '',
       );
@@ -277,7 +279,8 @@ export async function writeExamples(dir: string, config: unknown, rdir: string):
       fs.writeFileSync(path.join(rdir, `${name}.png`), png);
       pngs[name] = png;
       const calls = r.toolCalls.map(callText);
-      lines.push(`![${name}](report/${name}.png)`, '', `Views: global${calls.length ? `, then the tool calls ${calls.join('; ')}` : ''} (${r.views.length} view(s)).`, '');
+      const shown = r.views.length > 1 ? `the global view, then the ${r.views.length - 1} tool view(s) in order` : 'the global view';
+      lines.push(`![${name}](report/${name}.png)`, '', `Tool calls: ${calls.length ? calls.join('; ') : 'none'}. Shown: ${shown}.`, '');
     }
   } finally {
     env.close();

@@ -24,7 +24,7 @@ export interface HeatmapOptions {
   colTitle: string;
   /** Values in [-1, 1] around 0 (differences) rather than [0, 1]. */
   diverging?: boolean;
-  /** Cells with fewer items are faded. Default 5. */
+  /** Cells with fewer items (but some) are faded; empty ones are grey. Default 5. */
   minItems?: number;
   /** Extra subtitle line. */
   note?: string;
@@ -39,8 +39,8 @@ export const cellLabel = (value: number | null, n: number, diverging = false): s
 /** A layered rect + text heatmap (one vega-lite unit spec, concat-able). */
 export function heatmapSpec(o: HeatmapOptions): Spec {
   const min = o.minItems ?? MIN_ITEMS;
-  const values = o.cells.map((c) => ({ row: c.row, col: c.col, value: c.value, n: c.n, few: c.n < min, outlined: c.outlined === true, label: cellLabel(c.value, c.n, o.diverging) }));
-  const subtitle = [`faded: fewer than ${min} items`, ...(o.note ? [o.note] : [])];
+  const values = o.cells.map((c) => ({ row: c.row, col: c.col, value: c.value, n: c.n, few: c.n > 0 && c.n < min, outlined: c.outlined === true, label: cellLabel(c.value, c.n, o.diverging) }));
+  const subtitle = [`faded: fewer than ${min} items; grey: none`, ...(o.note ? [o.note] : [])];
   const x = { field: 'col', type: 'nominal', sort: o.cols, title: o.colTitle, axis: { labelAngle: -30 } };
   const y = { field: 'row', type: 'nominal', sort: o.rows, title: o.rowTitle, axis: { labelLimit: 400 } };
   const scale = o.diverging ? { domain: [-1, 1], scheme: 'redblue' } : { domain: [0, 1], scheme: 'blues' };

@@ -96,7 +96,9 @@ export async function writeFakeRun(dir: string, trainModalities: string[] | unde
   const env = grpoEnv(cfg);
   const rows: TrajectoryRow[] = [];
   for (let s = 0; s < steps; s++) {
-    rows.push((await recordEpisode(env, s, INDEX_BASE.grpo + 2 * s, ['B2'], false)).row);
+    const wrong = (await recordEpisode(env, s, INDEX_BASE.grpo + 2 * s, ['B2'], false)).row;
+    // A control byte, as an untrained policy writes them (text is for reading; the replay uses the ids).
+    rows.push({ ...wrong, text: `\x01${wrong.text}` });
     rows.push((await recordEpisode(env, s, INDEX_BASE.grpo + 2 * s + 1, ['C3', 'A1'], true)).row);
   }
   env.close();

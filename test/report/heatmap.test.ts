@@ -52,7 +52,7 @@ test('cells heatmap: with tools, without tools and their difference, cell by cel
       expect(pd[i].value).toBeCloseTo(acc(mine(tools))! - acc(mine(none))!, 12);
     }
     expect(d.label).toContain(`n=${d.n}`);
-    expect(d.few).toBe(d.n < MIN_ITEMS);
+    expect(d.few).toBe(d.n > 0 && d.n < MIN_ITEMS);
   }
   // 60 items over 40 cells: some cells are empty and some small, so both marks are exercised.
   expect(empty).toBeGreaterThan(0);
@@ -70,7 +70,7 @@ test('gain heatmap is SFT+GRPO − SFT per cell; a generic heatmap marks outline
     else expect(d.value).toBeNull();
   }
   const h = data(heatmapSpec({ title: 't', rows: ['r'], cols: ['a', 'b'], cells: [{ row: 'r', col: 'a', value: 0.5, n: 9, outlined: true }, { row: 'r', col: 'b', value: null, n: 0 }], rowTitle: 'r', colTitle: 'c' }));
-  expect(h.map((d) => [d.outlined, d.few, d.label])).toEqual([[true, false, '0.50\nn=9'], [false, true, '–\nn=0']]);
+  expect(h.map((d) => [d.outlined, d.few, d.label])).toEqual([[true, false, '0.50\nn=9'], [false, false, '–\nn=0']]);
 });
 
 test('a run trained on a subset labels modalities seen/unseen in its heatmaps', () => {

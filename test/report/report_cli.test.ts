@@ -43,6 +43,8 @@ test('report: heatmaps, seen/unseen, example trajectories with their views; matr
   }
   expect(md).toMatch(/### GRPO step 0: correct, with a zoom/);
   expect(md).toMatch(/### GRPO step 1: wrong, with a tool call/);
+  expect(md).not.toMatch(/\x01/);
+  expect(md).toContain('\\x01<tool_call>');
   const html = fs.readFileSync(path.join(A, 'report.html'), 'utf8');
   expect((html.match(/<img alt="example_\d" [^>]*src="data:image\/png;base64,/g) ?? []).length).toBe(4);
   expect(html).toMatch(/<figure id="cells_final"><svg/);
