@@ -27,4 +27,4 @@ export type { TrainConfig } from './train';
 export * as evaluation from './eval';
 export { evaluate, passAtK } from './eval';
 export type { EvalResult } from './eval';
-export { writeReport } from './report';
+export { writeReport, writeMatrix } from './report';

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { doctor } from './doctor';
 import { listEnvs } from '../env/registry';
 import { trainCommand, evalCommand, type TrainFlags, type EvalFlags } from './train';
-import { writeReport } from '../report';
+import { writeReport, writeMatrix } from '../report';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
@@ -44,6 +44,7 @@ program
   .option('--threads <n>', 'native threads (0: default)')
   .option('--eval-items <n>', 'held-out items per evaluation')
   .option('--eval-samples <n>', 'samples per item for Pass@K')
+  .option('--train-modalities <list>', 'train on these modalities only, comma-separated (eval covers all)')
   .option('--stop-after <n>', 'checkpoint and stop after n steps in this invocation (as Ctrl-C)')
   .option('--resume', 'continue the run in --out from its latest checkpoint')
   .option('--no-report', 'skip the report')
@@ -74,6 +75,19 @@ program
     const r = await writeReport(run);
     console.log(r.markdown);
     console.log(r.html);
+  });
+
+program
+  .command('matrix <runs...>')
+  .description('cross-modality generalization (Med-R1): train-subset × test-modality Acc@1 heatmap (SVG, PNG) and table from runs with env.trainModalities')
+  .option('-o, --out <dir>', 'output directory', 'runs/matrix')
+  .option('--eval <which>', 'final (SFT+GRPO) or sft', 'final')
+  .option('--no-tools', 'use the evaluation with tool calls banned')
+  .action(async (runs: string[], opts: { out: string; eval: string; tools: boolean }) => {
+    if (opts.eval !== 'final' && opts.eval !== 'sft') throw new RangeError(`Expected --eval final or sft but received ${JSON.stringify(opts.eval)}`);
+    const r = await writeMatrix(runs, opts.out, { eval: opts.eval, tools: opts.tools });
+    console.log(r.markdown);
+    console.log(r.png);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

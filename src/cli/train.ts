@@ -20,6 +20,7 @@ export interface TrainFlags {
   threads?: string;
   evalItems?: string;
   evalSamples?: string;
+  trainModalities?: string;
   stopAfter?: string;
   resume?: boolean;
   report?: boolean;
@@ -47,6 +48,7 @@ export function configFromFlags(f: TrainFlags): TrainConfig {
     report: f.report === false ? false : undefined,
     control: f.control === false ? false : undefined,
     progress: f.progress === false ? false : undefined,
+    env: { trainModalities: f.trainModalities?.split(',').map((m) => m.trim()).filter(Boolean) },
     policy: { preset: f.preset },
     sft: { steps: int(f.sftSteps, 'sft-steps') },
     grpo: { steps: int(f.steps, 'steps') },

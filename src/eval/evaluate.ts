@@ -6,25 +6,19 @@ import type { NativePolicy } from '../policy';
 import { rollout, type Trajectory } from '../train/rollout';
 import { INDEX_BASE } from '../train/envs';
 import { zoomHitRate } from '../train/grpo';
-import { passAtKCurve } from './passk';
+import { breakdown, summarizeGroup, type EvalGroupResult, type GroupBreakdown, type ItemOutcome } from './groups';
 
-export interface EvalGroupResult {
-  items: number;
-  acc1: number;
-  passAtK: number[];
-}
+export type { EvalGroupResult, GroupBreakdown };
 
-export interface EvalModeResult extends EvalGroupResult {
+export interface EvalModeResult extends EvalGroupResult, GroupBreakdown {
   /** Greedy episodes: share well formed, tool calls per episode, share answering without a tool. */
   formatRate: number;
   toolCallsPerEpisode: number;
   noToolShare: number;
   /** Greedy episodes: share whose zoom went to the finding (items with a box; null without). */
-  zoomHit: number | null;
+  zoomHit?: number | null;
   /** Accuracy of the n samples at τ (mean over all samples). */
   sampledAccuracy: number;
-  byModality: Record<string, EvalGroupResult>;
-  byQuestionType: Record<string, EvalGroupResult>;
 }
 
 export interface EvalResult {
@@ -77,26 +71,16 @@ async function evalMode(policy: NativePolicy, vec: VectorEnv, o: EvalOptions, no
     });
     o.onEpisodes?.(s.length);
   }
-  const group = (xs: PerItem[]): EvalGroupResult => ({
-    items: xs.length,
-    acc1: xs.reduce((s, x) => s + +x.greedy.correct, 0) / Math.max(1, xs.length),
-    passAtK: passAtKCurve(xs.map((x) => ({ n: o.samples, c: x.c }))),
-  });
-  const by = (key: (x: PerItem) => string): Record<string, EvalGroupResult> => {
-    const m = new Map<string, PerItem[]>();
-    for (const x of per) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
-    return Object.fromEntries([...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, xs]) => [k, group(xs)]));
-  };
+  const outcomes: ItemOutcome[] = per.map((x) => ({ modality: x.modality, questionType: x.questionType, greedyCorrect: x.greedy.correct, c: x.c }));
   const n = Math.max(1, per.length);
   return {
-    ...group(per),
+    ...summarizeGroup(outcomes, o.samples),
     formatRate: per.reduce((s, x) => s + +x.greedy.wellFormed, 0) / n,
     toolCallsPerEpisode: per.reduce((s, x) => s + x.greedy.toolCalls, 0) / n,
     noToolShare: per.reduce((s, x) => s + +(x.greedy.answerStatus !== 'none' && x.greedy.toolCalls === 0), 0) / n,
     zoomHit: zoomHitRate(per.map((x) => x.greedy)),
     sampledAccuracy: sampled / (n * o.samples),
-    byModality: by((x) => x.modality),
-    byQuestionType: by((x) => x.questionType),
+    ...breakdown(outcomes, o.samples),
   };
 }
 

@@ -1,13 +1,25 @@
-// Report from a run directory's files (metrics.jsonl, eval_*.json, config.json): report.md and
-// report.html with plots as SVG and PNG. vega-lite compiles the specs, vega renders SVG headlessly
-// (View.toSVG, no browser), sharp rasterizes the SVG to PNG.
+// Report from a run directory's files (metrics.jsonl, eval_*.json, config.json, trajectories.jsonl):
+// report.md and report.html with plots as SVG and PNG (render.ts: vega-lite → vega View.toSVG, no
+// browser → sharp PNG), the modality × question-type heatmaps (heatmap.ts), seen/unseen modalities
+// of a run trained on a subset (env.trainModalities), and example trajectories with their views
+// (examples.ts).
 import * as fs from 'fs';
 import * as path from 'path';
-import sharp from 'sharp';
 import type { EvalResult, EvalModeResult } from '../eval';
+import { envModalities } from '../train/envs';
+import { cellAxes, cellsSpec, gainSpec } from './heatmap';
+import { writeExamples } from './examples';
+import { renderChart } from './render';
+
+export { renderChart } from './render';
+export { heatmapSpec, cellsSpec, gainSpec, cellAxes, modeCells, diffCells, cellLabel, MIN_ITEMS } from './heatmap';
+export type { HeatCell, HeatmapOptions } from './heatmap';
+export { assembleMatrix, matrixSpec, matrixMarkdown, writeMatrix } from './matrix';
+export type { Matrix, MatrixRow, MatrixOptions } from './matrix';
+export { replayEpisode, examplePng, pickExamples, firstAndLastStep, trainingEnv, policyDims, writeExamples } from './examples';
+export type { Replay, TrajectoryRow, Example } from './examples';
 
 type Row = Record<string, unknown>;
-const esmImport = new Function('m', 'return import(m)') as (m: string) => Promise<unknown>;
 
 export interface RunFiles {
   dir: string;
@@ -23,6 +35,17 @@ export function readRun(dir: string): RunFiles {
   const json = <T>(f: string): T | undefined => (fs.existsSync(p(f)) ? (JSON.parse(fs.readFileSync(p(f), 'utf8')) as T) : undefined);
   const metrics = fs.readFileSync(p('metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
   return { dir, config: json<Row>('config.json') ?? {}, metrics, evalSft: json<EvalResult>('eval_sft.json'), evalFinal: json<EvalResult>('eval_final.json') };
+}
+
+/** Modalities the run trained on when `env.trainModalities` restricted them; undefined: all. */
+export function trainedModalities(run: RunFiles): string[] | undefined {
+  return (run.config as { env?: { trainModalities?: string[] } }).env?.trainModalities;
+}
+
+/** Row label of a modality: marked seen/unseen when the run trained on a subset. */
+export function modalityLabel(run: RunFiles): (m: string) => string {
+  const train = trainedModalities(run);
+  return train ? (m) => `${m} (${train.includes(m) ? 'seen' : 'unseen'})` : (m) => m;
 }
 
 const GRPO_SERIES: [string, string][] = [
@@ -67,22 +90,40 @@ export function chartSpecs(run: RunFiles): Record<string, Row> {
       mark: 'bar',
       encoding: { x: { field: 'policy', type: 'nominal', title: null }, xOffset: { field: 'mode' }, y: { field: 'acc1', type: 'quantitative', scale: { domain: [0, 1] }, title: 'Acc@1' }, color: { field: 'mode', type: 'nominal' } },
     };
+    const mlabel = modalityLabel(run);
+    for (const [key, title, name, lab] of [['byModality', 'modality', 'pass_at_k_by_modality', mlabel], ['byQuestionType', 'question type', 'pass_at_k_by_question_type', (q: string) => q]] as const) {
+      specs[name] = {
+        title: `Pass@K (unbiased) by ${title}, held-out items`,
+        data: { values: evals.flatMap((e) => modes(e).flatMap(([mode, r]) => Object.entries(r[key]).flatMap(([g, x]) => x.passAtK.map((v, k) => ({ K: k + 1, pass: v, policy: label(e), mode, group: `${lab(g)} (n=${x.items})` }))))) },
+        facet: { field: 'group', type: 'nominal', title: null },
+        columns: 4,
+        spec: {
+          width: 150, height: 110,
+          mark: { type: 'line', point: false },
+          encoding: { x: { field: 'K', type: 'quantitative', scale: { type: 'log', base: 2 } }, y: { field: 'pass', type: 'quantitative', scale: { domain: [0, 1] }, title: 'Pass@K' }, color: { field: 'policy', type: 'nominal' }, strokeDash: { field: 'mode', type: 'nominal' } },
+        },
+      };
+    }
+    // Modality × question type (Med-R1): the same rows and columns for both policies.
+    const axes = cellAxes(evals);
+    for (const e of evals) {
+      const c = cellsSpec(label(e), e, mlabel, axes);
+      if (c) specs[e === run.evalSft ? 'cells_sft' : 'cells_final'] = c;
+    }
+    const gain = run.evalSft && run.evalFinal ? gainSpec(run.evalSft, run.evalFinal, mlabel) : undefined;
+    if (gain) specs.cells_gain = gain;
   }
   return specs;
 }
 
-/** Renders a vega-lite spec to SVG (headless vega View) and PNG (sharp). */
-export async function renderChart(spec: Row): Promise<{ svg: string; png: Buffer }> {
-  const vl = (await esmImport('vega-lite')) as { compile(s: unknown): { spec: unknown } };
-  const vega = (await esmImport('vega')) as { parse(s: unknown): unknown; View: new (rt: unknown, o: { renderer: string }) => { toSVG(): Promise<string>; finalize(): void } };
-  const view = new vega.View(vega.parse(vl.compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', background: 'white', ...spec }).spec), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  const png = await sharp(Buffer.from(svg), { density: 144 }).png().toBuffer();
-  return { svg, png };
-}
-
 const f3 = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(3));
+
+/** Item-weighted Acc@1 over the given modalities of one eval mode (null: no items). */
+function acc1Over(r: EvalModeResult, ms: string[]): { acc1: number | null; items: number } {
+  const gs = ms.map((m) => r.byModality[m]).filter((g) => g !== undefined);
+  const items = gs.reduce((s, g) => s + g.items, 0);
+  return { acc1: items ? gs.reduce((s, g) => s + g.acc1 * g.items, 0) / items : null, items };
+}
 
 function evalTables(run: RunFiles): string[] {
   const out: string[] = [];
@@ -91,6 +132,7 @@ function evalTables(run: RunFiles): string[] {
   if (!present.length) return ['_No evaluation yet._'];
   const e0 = present[0][1];
   const ks = [1, 2, 4, 8, 16].filter((k) => k <= e0.samples);
+  const train = trainedModalities(run);
   out.push(`Held-out items: ${e0.items} (eval index range), ${e0.samples} samples per item at τ = ${e0.temperature}.`, '');
   out.push(`| policy | tools | Acc@1 | ${ks.map((k) => `Pass@${k}`).join(' | ')} | sampled acc | format | tool calls/ep | no-tool share |`);
   out.push(`|---|---|---|${ks.map(() => '---').join('|')}|---|---|---|---|`);
@@ -100,17 +142,47 @@ function evalTables(run: RunFiles): string[] {
       out.push(`| ${name} | ${mode} | ${f3(r.acc1)} | ${ks.map((k) => f3(r.passAtK[k - 1])).join(' | ')} | ${f3(r.sampledAccuracy)} | ${f3(r.formatRate)} | ${f3(r.toolCallsPerEpisode)} | ${f3(r.noToolShare)} |`);
     }
   }
+  if (train) {
+    const all = Object.keys(e0.withTools.byModality);
+    const seen = all.filter((m) => train.includes(m));
+    const unseen = all.filter((m) => !train.includes(m));
+    const cfgId = (run.config as { env?: { id?: string } }).env?.id ?? 'MedVista-Synth-v0';
+    out.push(
+      '',
+      `Trained on ${train.join(', ')} only (\`env.trainModalities\`: SFT demonstrations and GRPO prompts); evaluated on every modality of the env${envModalities(cfgId) ? ` (${envModalities(cfgId)!.join(', ')})` : ''}. Acc@1 over seen and unseen modalities (item-weighted):`,
+      '',
+      '| policy | tools | seen | seen items | unseen | unseen items |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const [name, e] of present) {
+      for (const [mode, r] of [['yes', e.withTools], ['no', e.withoutTools]] as [string, EvalModeResult | undefined][]) {
+        if (!r) continue;
+        const a = acc1Over(r, seen);
+        const b = acc1Over(r, unseen);
+        out.push(`| ${name} | ${mode} | ${f3(a.acc1 ?? undefined)} | ${a.items} | ${f3(b.acc1 ?? undefined)} | ${b.items} |`);
+      }
+    }
+  }
   for (const [title, key] of [['modality', 'byModality'], ['question type', 'byQuestionType']] as const) {
-    out.push('', `Acc@1 / Pass@${e0.samples} with tools by ${title}:`, '', `| ${title} | items | ${present.map(([n]) => `${n} Acc@1 | ${n} Pass@${e0.samples}`).join(' | ')} |`, `|---|---|${present.map(() => '---|---').join('|')}|`);
+    const trainCol = train && key === 'byModality';
+    out.push(
+      '',
+      `Acc@1 / Pass@${e0.samples} with tools by ${title}:`,
+      '',
+      `| ${title} | ${trainCol ? 'training | ' : ''}items | ${present.map(([n]) => `${n} Acc@1 | ${n} Pass@${e0.samples}`).join(' | ')} |`,
+      `|---|${trainCol ? '---|' : ''}---|${present.map(() => '---|---').join('|')}|`,
+    );
     for (const g of Object.keys(e0.withTools[key])) {
-      out.push(`| ${g} | ${e0.withTools[key][g].items} | ${present.map(([, e]) => `${f3(e.withTools[key][g]?.acc1)} | ${f3(e.withTools[key][g]?.passAtK[e.samples - 1])}`).join(' | ')} |`);
+      out.push(`| ${g} | ${trainCol ? `${train.includes(g) ? 'seen' : 'unseen'} | ` : ''}${e0.withTools[key][g].items} | ${present.map(([, e]) => `${f3(e.withTools[key][g]?.acc1)} | ${f3(e.withTools[key][g]?.passAtK[e.samples - 1])}`).join(' | ')} |`);
     }
   }
   return out;
 }
 
+const image = (n: string): string => `![${n}](report/${n}.png) ([svg](report/${n}.svg))`;
+
 /** Writes <run>/report/{*.svg,*.png} and <run>/report.md, <run>/report.html. */
-export async function writeReport(dir: string): Promise<{ markdown: string; html: string; charts: string[] }> {
+export async function writeReport(dir: string): Promise<{ markdown: string; html: string; charts: string[]; examples: string[] }> {
   const run = readRun(dir);
   const rdir = path.join(dir, 'report');
   fs.mkdirSync(rdir, { recursive: true });
@@ -122,12 +194,15 @@ export async function writeReport(dir: string): Promise<{ markdown: string; html
     fs.writeFileSync(path.join(rdir, `${name}.png`), png);
     svgs[name] = svg;
   }
+  const examples = await writeExamples(dir, run.config, rdir);
   const sft = run.metrics.filter((m) => m.phase === 'sft' && !m.skipped);
   const grpo = run.metrics.filter((m) => m.phase === 'grpo' && !m.skipped);
   const skipped = run.metrics.filter((m) => m.skipped);
   const last = (xs: Row[], k: string): string => f3(xs.length ? (xs[xs.length - 1][k] as number) : undefined);
   const mean = (xs: Row[], k: string): number => xs.reduce((s, m) => s + (Number(m[k]) || 0), 0) / Math.max(1, xs.length);
   const cfg = run.config as { policy?: { preset?: string }; seed?: number; env?: { id?: string } };
+  const cells = Object.keys(specs).filter((n) => n.startsWith('cells_'));
+  const plots = Object.keys(specs).filter((n) => !n.startsWith('cells_'));
   const lines = [
     `# medgym train report`,
     '',
@@ -141,41 +216,77 @@ export async function writeReport(dir: string): Promise<{ markdown: string; html
     '',
     ...evalTables(run),
     '',
+    '## Modality × question type',
+    '',
+    ...(cells.length
+      ? ['Held-out Acc@1 (greedy) per cell, with tools, without tools and their difference; each label gives the cell\'s item count (n), faded cells have fewer than 5 items: read them as anecdotes.', '', ...cells.flatMap((n) => [image(n), ''])]
+      : ['_No per-cell breakdown in the eval files (evaluations older than this report)._', '']),
     '## Plots',
     '',
-    ...Object.keys(specs).map((n) => `![${n}](report/${n}.png) ([svg](report/${n}.svg))\n`),
+    ...plots.flatMap((n) => [image(n), '']),
+    '## Example trajectories',
+    '',
+    ...examples.lines,
   ];
   const markdown = path.join(dir, 'report.md');
   fs.writeFileSync(markdown, lines.join('\n') + '\n');
   const html = path.join(dir, 'report.html');
-  fs.writeFileSync(html, toHtml(lines.filter((l) => !l.startsWith('![')), svgs));
-  return { markdown, html, charts: Object.keys(specs) };
+  fs.writeFileSync(html, toHtml(lines, svgs, examples.pngs));
+  return { markdown, html, charts: Object.keys(specs), examples: Object.keys(examples.pngs) };
 }
 
 const escapeHtml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** A minimal markdown → HTML for the report's own lines (headings, lists, tables), with the SVGs inline. */
-function toHtml(lines: string[], svgs: Record<string, string>): string {
+/**
+ * A minimal markdown → HTML for the report's own lines (headings, lists, tables, code fences,
+ * images): charts inline as SVG, example PNGs inline as data URIs, so the page stands alone.
+ */
+export function toHtml(lines: string[], svgs: Record<string, string>, pngs: Record<string, Buffer> = {}): string {
   const body: string[] = [];
   let table: string[][] = [];
+  let code: string[] | undefined;
+  let fence = '';
   const flush = (): void => {
     if (!table.length) return;
     body.push('<table>' + table.map((r, i) => `<tr>${r.map((c) => (i === 0 ? `<th>${c}</th>` : `<td>${c}</td>`)).join('')}</tr>`).join('') + '</table>');
     table = [];
   };
+  const inline = (s: string): string => escapeHtml(s).replace(/`([^`]+)`/g, '<code>$1</code>').replace(/\*\*([^*]+)\*\*/g, '<b>$1</b>');
   for (const raw of lines) {
-    const l = escapeHtml(raw).replace(/`([^`]+)`/g, '<code>$1</code>');
+    if (code) {
+      if (raw === fence) {
+        body.push(`<pre>${code.map(escapeHtml).join('\n')}</pre>`);
+        code = undefined;
+      } else code.push(raw);
+      continue;
+    }
+    if (raw === '```' || raw === '~~~~') {
+      flush();
+      fence = raw;
+      code = [];
+      continue;
+    }
+    const img = /^!\[([\w-]+)\]\(/.exec(raw);
+    if (img) {
+      flush();
+      const n = img[1];
+      if (svgs[n]) body.push(`<figure id="${n}">${svgs[n]}</figure>`);
+      else if (pngs[n]) body.push(`<figure id="${n}"><img alt="${n}" style="image-rendering:pixelated" src="data:image/png;base64,${pngs[n].toString('base64')}"></figure>`);
+      continue;
+    }
+    const l = inline(raw);
     if (l.startsWith('|')) {
       if (!/^\|[-|]+\|$/.test(l)) table.push(l.slice(1, -1).split('|').map((c) => c.trim()));
       continue;
     }
     flush();
-    if (l.startsWith('## ')) body.push(`<h2>${l.slice(3)}</h2>`);
+    if (l.startsWith('### ')) body.push(`<h3>${l.slice(4)}</h3>`);
+    else if (l.startsWith('## ')) body.push(`<h2>${l.slice(3)}</h2>`);
     else if (l.startsWith('# ')) body.push(`<h1>${l.slice(2)}</h1>`);
     else if (l.startsWith('- ')) body.push(`<li>${l.slice(2)}</li>`);
     else if (l.trim()) body.push(`<p>${l}</p>`);
   }
   flush();
-  body.push(...Object.entries(svgs).map(([n, s]) => `<figure id="${n}">${s}</figure>`));
-  return `<!doctype html>\n<html><head><meta charset="utf-8"><title>medgym train report</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>\n${body.join('\n')}\n</body></html>\n`;
+  if (code) body.push(`<pre>${code.map(escapeHtml).join('\n')}</pre>`);
+  return `<!doctype html>\n<html><head><meta charset="utf-8"><title>medgym train report</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}</style></head><body>\n${body.join('\n')}\n</body></html>\n`;
 }

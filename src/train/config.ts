@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import { MODALITIES } from '../data/synth/looks';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -23,6 +24,12 @@ const Env = z.object({
   maxNewTokensPerTurn: posInt.default(64),
   /** Generator seed of the synthetic items (train and eval items differ by index range, not by seed). */
   synthSeed: nonNegInt.default(0),
+  /**
+   * Train on these modalities only: SFT demonstrations and GRPO prompts are drawn from them, the
+   * evaluations still cover every modality of the env (the report marks each seen/unseen; `medgym
+   * matrix` assembles Med-R1's cross-modality matrix from such runs). Default: all. Synthetic envs only.
+   */
+  trainModalities: z.array(z.enum(MODALITIES)).min(1).optional(),
   /** Reward weights (SPEC §4; RECIPE: accuracy + 0.1 format). */
   rewards: z.object({ accuracy: z.number().default(1), format: z.number().default(0.1), tool: z.number().default(0), iou: z.number().default(0) }).prefault({}),
 });

@@ -1,6 +1,7 @@
 // Env construction and the item index ranges of a run: SFT demonstrations, GRPO prompts and the
 // held-out eval set draw from disjoint ranges of the same generator, so no eval item is trained on.
-import { makeVec, SHORT_SYSTEM_PROMPT, DEFAULT_SYSTEM_PROMPT, type VectorEnv, type MedGymOptions } from '../env';
+import { makeVec, envSpec, SHORT_SYSTEM_PROMPT, DEFAULT_SYSTEM_PROMPT, type VectorEnv, type MedGymOptions } from '../env';
+import { MODALITIES } from '../data/synth/looks';
 import type { TrainConfig } from './config';
 
 /** First item index of each range (the synthetic generator is endless and counter-based). */
@@ -22,11 +23,31 @@ export function envOptions(c: TrainConfig['env'], p: { imageTokens: number; maxS
     maxTotalTokens: Math.max(1, p.maxSeq - c.maxNewTokensPerTurn),
     imageTokens: p.imageTokens,
     rewards: c.rewards,
-    synth: { seed: c.synthSeed },
     ...extra,
+    synth: { seed: c.synthSeed, ...extra.synth },
   };
 }
 
 export function makeTrainVec(c: TrainConfig['env'], n: number, p: { imageTokens: number; maxSeq: number }, extra: MedGymOptions = {}): VectorEnv {
   return makeVec(c.id, n, envOptions(c, p, extra));
+}
+
+/** Modalities a synthetic env id draws from (its registered synth options, else all eight); undefined for dataset envs. */
+export function envModalities(id: string): string[] | undefined {
+  const spec = envSpec(id);
+  return spec.requiresDataset ? undefined : [...(spec.defaults.synth?.modalities ?? MODALITIES)];
+}
+
+/**
+ * Options of the training envs only (SFT demonstrations, GRPO prompts): `trainModalities` narrows the
+ * generator's modalities. The eval envs never get them, so held-out items cover every modality; the
+ * index ranges stay disjoint either way. The report replays GRPO episodes with these same options.
+ */
+export function trainEnvExtra(c: TrainConfig['env']): MedGymOptions {
+  if (!c.trainModalities) return {};
+  const all = envModalities(c.id);
+  if (!all) throw new RangeError(`env.trainModalities needs a synthetic env but ${c.id} reads a dataset`);
+  const bad = c.trainModalities.filter((m) => !all.includes(m));
+  if (bad.length) throw new RangeError(`env.trainModalities: ${bad.join(', ')} not among the modalities of ${c.id} (${all.join(', ')})`);
+  return { synth: { modalities: [...new Set(c.trainModalities)] } };
 }

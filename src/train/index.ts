@@ -8,4 +8,4 @@ export { grpoUpdate } from './grpo';
 export type { GrpoStepMetrics } from './grpo';
 export { makeDemos, sftStep, sftIndices, demoKind } from './sft';
 export type { Demo, DemoKind, SftStepMetrics } from './sft';
-export { INDEX_BASE, envOptions, makeTrainVec } from './envs';
+export { INDEX_BASE, envOptions, makeTrainVec, envModalities, trainEnvExtra } from './envs';

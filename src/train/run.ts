@@ -12,7 +12,7 @@ import { decode } from '../tokenizer';
 import type { VectorEnv } from '../env';
 import { evaluate, evalEpisodes, type EvalResult } from '../eval';
 import { lrAt, type TrainConfig } from './config';
-import { INDEX_BASE, makeTrainVec } from './envs';
+import { INDEX_BASE, makeTrainVec, trainEnvExtra } from './envs';
 import { grpoUpdate } from './grpo';
 import { makeProgress, type Progress } from './progress';
 import { rollout, type Trajectory } from './rollout';
@@ -179,7 +179,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     let pool: Map<number, Demo> | undefined;
     let demoVec: VectorEnv | undefined;
     const demosOf = async (idx: number[]): Promise<Demo[]> => {
-      const dv = (demoVec ??= vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true }));
+      const dv = (demoVec ??= vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true, ...trainEnvExtra(cfg.env) }));
       if (cfg.sft.demoPool > 0 && !pool) {
         pool = new Map();
         const all = Array.from({ length: cfg.sft.demoPool }, (_, i) => INDEX_BASE.sft + i);
@@ -260,7 +260,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     if (state.phase === 'grpo') {
       if (cfg.grpo.steps > 0) {
         const g = cfg.grpo;
-        const rv = vec(g.promptsPerStep * g.groupSize);
+        const rv = vec(g.promptsPerStep * g.groupSize, trainEnvExtra(cfg.env));
         const ref = g.loss.beta > 0 ? await NativePolicy.load(P(RUN_FILES.sftPolicy)) : null;
         progress.start('grpo', g.steps, state.step);
         let gen = 0;

@@ -1,0 +1,50 @@
+// Per-group summaries of an evaluation: Acc@1 (greedy) and Pass@K (from c correct of n samples) over
+// all items, by modality, by question type and by (modality, question type) cell. Pure: the eval
+// loop collects one ItemOutcome per held-out item and hands them here.
+import { passAtKCurve } from './passk';
+
+export interface EvalGroupResult {
+  items: number;
+  acc1: number;
+  passAtK: number[];
+}
+
+export interface ItemOutcome {
+  modality: string;
+  questionType: string;
+  /** The greedy episode answered correctly. */
+  greedyCorrect: boolean;
+  /** Correct samples out of `samples`. */
+  c: number;
+}
+
+export interface GroupBreakdown {
+  byModality: Record<string, EvalGroupResult>;
+  byQuestionType: Record<string, EvalGroupResult>;
+  /** modality → question type → group: the cells of the Med-R1 modality × question-type matrix. */
+  byModalityQuestionType: Record<string, Record<string, EvalGroupResult>>;
+}
+
+export function summarizeGroup(xs: ItemOutcome[], samples: number): EvalGroupResult {
+  return {
+    items: xs.length,
+    acc1: xs.reduce((s, x) => s + +x.greedyCorrect, 0) / Math.max(1, xs.length),
+    passAtK: passAtKCurve(xs.map((x) => ({ n: samples, c: x.c }))),
+  };
+}
+
+/** Groups by `key`, keys sorted. */
+function by(xs: ItemOutcome[], samples: number, key: (x: ItemOutcome) => string): Record<string, EvalGroupResult> {
+  const m = new Map<string, ItemOutcome[]>();
+  for (const x of xs) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
+  return Object.fromEntries([...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, g]) => [k, summarizeGroup(g, samples)]));
+}
+
+export function breakdown(xs: ItemOutcome[], samples: number): GroupBreakdown {
+  const modalities = [...new Set(xs.map((x) => x.modality))].sort((a, b) => a.localeCompare(b));
+  return {
+    byModality: by(xs, samples, (x) => x.modality),
+    byQuestionType: by(xs, samples, (x) => x.questionType),
+    byModalityQuestionType: Object.fromEntries(modalities.map((m) => [m, by(xs.filter((x) => x.modality === m), samples, (x) => x.questionType)])),
+  };
+}
