@@ -27,6 +27,8 @@ export interface RunFiles {
   metrics: Row[];
   evalSft?: EvalResult;
   evalFinal?: EvalResult;
+  /** The control: SFT continued for GRPO's wall time. */
+  evalControl?: EvalResult;
 }
 
 export function readRun(dir: string): RunFiles {
@@ -34,7 +36,7 @@ export function readRun(dir: string): RunFiles {
   if (!fs.existsSync(p('metrics.jsonl'))) throw new Error(`${dir} is not a medgym run directory (no metrics.jsonl)`);
   const json = <T>(f: string): T | undefined => (fs.existsSync(p(f)) ? (JSON.parse(fs.readFileSync(p(f), 'utf8')) as T) : undefined);
   const metrics = fs.readFileSync(p('metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
-  return { dir, config: json<Row>('config.json') ?? {}, metrics, evalSft: json<EvalResult>('eval_sft.json'), evalFinal: json<EvalResult>('eval_final.json') };
+  return { dir, config: json<Row>('config.json') ?? {}, metrics, evalSft: json<EvalResult>('eval_sft.json'), evalFinal: json<EvalResult>('eval_final.json'), evalControl: json<EvalResult>('eval_control.json') };
 }
 
 /** Modalities the run trained on when `env.trainModalities` restricted them; undefined: all. */
@@ -49,7 +51,7 @@ export function modalityLabel(run: RunFiles): (m: string) => string {
 }
 
 const GRPO_SERIES: [string, string][] = [
-  ['reward', 'reward'], ['accuracy', 'accuracy (sampled)'], ['formatRate', 'format rate'], ['toolCallsPerEpisode', 'tool calls / episode'],
+  ['reward', 'reward'], ['accuracy', 'accuracy (sampled)'], ['formatRate', 'format rate'], ['toolCallsPerEpisode', 'tool calls / episode'], ['zoomHit', 'zoom on the finding'],
   ['entropy', 'entropy'], ['approxKl', 'KL to sampler (approx)'], ['kl', 'KL to reference'], ['clipFrac', 'clip fraction'], ['equalRewardGroups', 'equal-reward groups'],
 ];
 
@@ -72,9 +74,9 @@ export function chartSpecs(run: RunFiles): Record<string, Row> {
       resolve: { scale: { y: 'independent' } },
     };
   }
-  const evals = [run.evalSft, run.evalFinal].filter((e): e is EvalResult => e !== undefined);
+  const evals = [run.evalSft, run.evalFinal, run.evalControl].filter((e): e is EvalResult => e !== undefined);
   const modes = (e: EvalResult): [string, EvalModeResult][] => [['with tools', e.withTools] as [string, EvalModeResult], ...(e.withoutTools ? [['without tools', e.withoutTools] as [string, EvalModeResult]] : [])];
-  const label = (e: EvalResult): string => (e === run.evalSft ? 'SFT' : 'SFT+GRPO');
+  const label = (e: EvalResult): string => (e === run.evalSft ? 'SFT' : e === run.evalControl ? 'SFT continued (control)' : 'SFT+GRPO');
   if (evals.length) {
     specs.pass_at_k = {
       title: 'Pass@K (unbiased), held-out items',
@@ -106,7 +108,7 @@ export function chartSpecs(run: RunFiles): Record<string, Row> {
     }
     // Modality × question type (Med-R1): the same rows and columns for both policies.
     const axes = cellAxes(evals);
-    for (const e of evals) {
+    for (const e of evals.filter((x) => x !== run.evalControl)) {
       const c = cellsSpec(label(e), e, mlabel, axes);
       if (c) specs[e === run.evalSft ? 'cells_sft' : 'cells_final'] = c;
     }
@@ -127,19 +129,19 @@ function acc1Over(r: EvalModeResult, ms: string[]): { acc1: number | null; items
 
 function evalTables(run: RunFiles): string[] {
   const out: string[] = [];
-  const evals: [string, EvalResult | undefined][] = [['SFT', run.evalSft], ['SFT+GRPO', run.evalFinal]];
+  const evals: [string, EvalResult | undefined][] = [['SFT', run.evalSft], ['SFT+GRPO', run.evalFinal], ['SFT continued (control)', run.evalControl]];
   const present = evals.filter((e): e is [string, EvalResult] => e[1] !== undefined);
   if (!present.length) return ['_No evaluation yet._'];
   const e0 = present[0][1];
   const ks = [1, 2, 4, 8, 16].filter((k) => k <= e0.samples);
   const train = trainedModalities(run);
   out.push(`Held-out items: ${e0.items} (eval index range), ${e0.samples} samples per item at τ = ${e0.temperature}.`, '');
-  out.push(`| policy | tools | Acc@1 | ${ks.map((k) => `Pass@${k}`).join(' | ')} | sampled acc | format | tool calls/ep | no-tool share |`);
-  out.push(`|---|---|---|${ks.map(() => '---').join('|')}|---|---|---|---|`);
+  out.push(`| policy | tools | Acc@1 | ${ks.map((k) => `Pass@${k}`).join(' | ')} | sampled acc | format | tool calls/ep | no-tool share | zoom on finding |`);
+  out.push(`|---|---|---|${ks.map(() => '---').join('|')}|---|---|---|---|---|`);
   for (const [name, e] of present) {
     for (const [mode, r] of [['yes', e.withTools], ['no', e.withoutTools]] as [string, EvalModeResult | undefined][]) {
       if (!r) continue;
-      out.push(`| ${name} | ${mode} | ${f3(r.acc1)} | ${ks.map((k) => f3(r.passAtK[k - 1])).join(' | ')} | ${f3(r.sampledAccuracy)} | ${f3(r.formatRate)} | ${f3(r.toolCallsPerEpisode)} | ${f3(r.noToolShare)} |`);
+      out.push(`| ${name} | ${mode} | ${f3(r.acc1)} | ${ks.map((k) => f3(r.passAtK[k - 1])).join(' | ')} | ${f3(r.sampledAccuracy)} | ${f3(r.formatRate)} | ${f3(r.toolCallsPerEpisode)} | ${f3(r.noToolShare)} | ${f3(r.zoomHit ?? undefined)} |`);
     }
   }
   if (train) {
@@ -197,6 +199,7 @@ export async function writeReport(dir: string): Promise<{ markdown: string; html
   const examples = await writeExamples(dir, run.config, rdir);
   const sft = run.metrics.filter((m) => m.phase === 'sft' && !m.skipped);
   const grpo = run.metrics.filter((m) => m.phase === 'grpo' && !m.skipped);
+  const control = run.metrics.filter((m) => m.phase === 'control' && !m.skipped);
   const skipped = run.metrics.filter((m) => m.skipped);
   const last = (xs: Row[], k: string): string => f3(xs.length ? (xs[xs.length - 1][k] as number) : undefined);
   const mean = (xs: Row[], k: string): number => xs.reduce((s, m) => s + (Number(m[k]) || 0), 0) / Math.max(1, xs.length);
@@ -210,6 +213,7 @@ export async function writeReport(dir: string): Promise<{ markdown: string; html
     '',
     `- SFT: ${sft.length} steps, final loss ${last(sft, 'loss')}.`,
     `- GRPO: ${grpo.length} steps; mean reward ${f3(mean(grpo, 'reward'))} (first ${last(grpo.slice(0, 1), 'reward')}, last ${last(grpo, 'reward')}); equal-reward groups ${f3(mean(grpo, 'equalRewardGroups'))} per step of ${last(grpo, 'numGroups')}; mean clip fraction ${f3(mean(grpo, 'clipFrac'))}.`,
+    ...(control.length ? [`- Control: the SFT policy trained further by SFT on the same demo pool for GRPO's wall time: ${control.length} steps, final loss ${last(control, 'loss')}.`] : []),
     `- Skipped (non-finite) steps: ${skipped.length}.`,
     '',
     '## Evaluation',
