@@ -99,7 +99,8 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
                          AttnView{q + d, 0, 3 * d, hd}, AttnView{q + 2 * d, 0, 3 * d, hd}, nullptr, scale, false);
     };
     const int64_t ns = static_cast<int64_t>(pk.row0.size());
-    if (!pk.prefix_of.empty()) attention_backward_shared(cfg, pk, A.qkv, A.atty, A.lse, datty.data(), dqkv.data(), sv->prefix_dkv);
+    if (!pk.prefix_of.empty())
+      attention_backward_shared(cfg, pk, A.qkv, A.atty, A.lse, datty.data(), dqkv.data(), sv->prefix_dkv);
     else if (ns == 1) one(0);
     else parallel_for(ns, [&](int64_t b, int64_t e) { for (int64_t s = b; s < e; ++s) one(s); });
     colsum_add(G + o.qkv_b, dqkv.data(), N, 3 * d);
