@@ -12,6 +12,7 @@
 #include <string>
 
 #include "addon/args.h"
+#include "addon/prefix_args.h"
 #include "model/generate.h"
 #include "model/model.h"
 
@@ -176,10 +177,7 @@ BatchIn read_batch(Args& a, const Napi::CallbackInfo& info, const Config& c, boo
 }
 
 // Refuses a batch whose activations would not fit in memory (rather than being OOM-killed later).
-void require_memory(Args& a, const Model& m, const BatchIn& b, bool keep) {
-  int64_t rows = 0;
-  for (size_t s = 0; s + 1 < b.offsets.size(); ++s)
-    rows += m.expanded_length(b.tokens.data() + b.offsets[s], b.offsets[s + 1] - b.offsets[s]);
+void require_memory(Args& a, const Model& m, int64_t rows, bool keep) {
   const double need = 4.0 * static_cast<double>(rows) *
                       static_cast<double>(model::Acts::floats_per_row(m.cfg, keep) + (keep ? 14 * m.cfg.d : 0));
   const double phys = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
@@ -334,7 +332,10 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
   const bool keep = a.boolean("requireGrad", false);
   auto seqs = std::make_shared<std::vector<SeqInput>>(seq_inputs(*b, m->cfg));
   checked(a, [&] { m->validate(*seqs, b->n_images); });
-  require_memory(a, *m, *b, keep);
+  auto groups = std::make_shared<std::vector<model::PrefixGroup>>(read_prefix_groups(a, seqs->size()));
+  checked(a, [&] { m->validate_groups(*seqs, *groups); });
+  const int64_t rows = m->packed_rows(*seqs, *groups);
+  require_memory(a, *m, rows, keep);
   auto busy = acquire(a, m);
   const size_t total = b->tokens.size();
   auto logp = std::make_shared<std::vector<float>>(total, 0.0f);
@@ -344,7 +345,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
       async,
       [=] {
         auto guard = busy;
-        *scored = m->forward(*seqs, tau, want_entropy, keep, logp->data(), ent->data());
+        *scored = m->forward(*seqs, tau, want_entropy, keep, logp->data(), ent->data(), *groups);
         (void)b;
       },
       [=](Napi::Env env) {
@@ -352,6 +353,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
         o.Set("logp", to_js(env, *logp));
         o.Set("entropy", to_js(env, *ent));
         o.Set("scored", static_cast<double>(*scored));
+        o.Set("rows", static_cast<double>(rows));
         return o;
       });
 }
@@ -383,7 +385,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info, bool async) {
   const double scale = a.number("scale", -1e30, 1e30, 1.0);
   auto seqs = std::make_shared<std::vector<SeqInput>>(seq_inputs(*b, m->cfg));
   checked(a, [&] { m->validate(*seqs, b->n_images); });
-  require_memory(a, *m, *b, true);
+  require_memory(a, *m, m->packed_rows(*seqs, {}), true);
   auto busy = acquire(a, m);
   auto res = std::make_shared<std::pair<double, int64_t>>(0.0, 0);
   return a.run(

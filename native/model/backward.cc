@@ -14,6 +14,7 @@
 #include "cpu/threadpool.h"
 #include "model/model.h"
 #include "model/model_internal.h"
+#include "model/prefix.h"
 
 namespace medgym::model {
 
@@ -53,12 +54,7 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
   // Head: per-row upstream gradients, then the fused backward (dh = d ln_f out, dwte += ...).
   std::vector<float> dlogp(N, 0.0f), dent;
   if (dentropy_tok) dent.assign(N, 0.0f);
-  for (int64_t r = 0; r < N; ++r) {
-    int64_t t = pk.target_token[r];
-    if (t < 0) continue;
-    dlogp[r] = dlogp_tok[t];
-    if (dentropy_tok) dent[r] = dentropy_tok[t];
-  }
+  gather_row_upstream(pk, dlogp_tok, dentropy_tok, dlogp.data(), dentropy_tok ? dent.data() : nullptr);
   if (bw_scratch_.size() < static_cast<size_t>(14 * N * d)) bw_scratch_.resize(14 * N * d);
   struct Span {
     float* p;
@@ -103,7 +99,9 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
                          AttnView{q + d, 0, 3 * d, hd}, AttnView{q + 2 * d, 0, 3 * d, hd}, nullptr, scale, false);
     };
     const int64_t ns = static_cast<int64_t>(pk.row0.size());
-    if (ns == 1) one(0);
+    if (!pk.prefix_of.empty())
+      attention_backward_shared(cfg, pk, A.qkv, A.atty, A.lse, datty.data(), dqkv.data(), sv->prefix_dkv);
+    else if (ns == 1) one(0);
     else parallel_for(ns, [&](int64_t b, int64_t e) { for (int64_t s = b; s < e; ++s) one(s); });
     colsum_add(G + o.qkv_b, dqkv.data(), N, 3 * d);
     sgemm(true, false, 3 * d, d, N, 1.0f, dqkv.data(), 3 * d, A.ln1, d, 1.0f, G + o.qkv_w, d);

@@ -14,6 +14,7 @@
 #include "cpu/threadpool.h"
 #include "model/model.h"
 #include "model/model_internal.h"
+#include "model/prefix.h"
 
 namespace medgym::model {
 
@@ -124,6 +125,7 @@ void Model::pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) co
     for (int64_t i = 0; i < seqs[s].n_tokens; ++i) n_img += seqs[s].tokens[i] == cfg.image_id;
   }
   pk.N = N;
+  pk.prefix_of.clear(), pk.extra_off.clear(), pk.extra_tok.clear();  // nothing shared (pack_shared sets them)
   pk.row_token.assign(N, -1);
   pk.row_pos.assign(N, 0);
   pk.row_patch.assign(N, -1);
@@ -257,7 +259,8 @@ void Model::trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a) 
     layernorm_forward(A.ln1, A.ln1_mean, A.ln1_rstd, A.x_in, P + o.ln1_w, P + o.ln1_b, N, d, kLnEps);
     fill_bias(A.qkv, P + o.qkv_b, N, 3 * d);
     sgemm(false, true, N, 3 * d, d, 1.0f, A.ln1, d, P + o.qkv_w, d, 1.0f, A.qkv, 3 * d);
-    run_attention(cfg, seqs, pk, l, A.qkv, A.atty, A.lse);
+    if (pk.prefix_of.empty()) run_attention(cfg, seqs, pk, l, A.qkv, A.atty, A.lse);
+    else run_attention_shared(cfg, pk, A.qkv, A.atty, A.lse);
     add_bias(A.x_mid, A.x_in, P + o.attn_proj_b, N, d);
     sgemm(false, true, N, d, d, 1.0f, A.atty, d, P + o.attn_proj_w, d, 1.0f, A.x_mid, d);
     layernorm_forward(A.ln2, A.ln2_mean, A.ln2_rstd, A.x_mid, P + o.ln2_w, P + o.ln2_b, N, d, kLnEps);
@@ -270,14 +273,18 @@ void Model::trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a) 
 }
 
 int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, bool want_entropy, bool keep, float* logp,
-                       float* entropy) {
+                       float* entropy, const std::vector<PrefixGroup>& groups) {
   if (saved_) spare_ = std::move(saved_);  // an unconsumed forward: its buffers are reused
   std::unique_ptr<Saved> sv = spare_ ? std::move(spare_) : std::make_unique<Saved>();
-  pack(seqs, sv->pk, true);
+  std::vector<SeqInput> segs;  // with shared prefixes: the packed segments
+  bool shared = false;
+  for (const PrefixGroup& g : groups) shared = shared || shares_rows(g);
+  if (shared) pack_shared(seqs, groups, sv->pk, segs);
+  else pack(seqs, sv->pk, true);
   const Packed& pk = sv->pk;
   Acts& a = sv->acts;
   a.allocate(cfg, pk.N, keep);
-  trunk(seqs, pk, a);
+  trunk(shared ? segs : seqs, pk, a);
   const int64_t N = pk.N, d = cfg.d;
   const float* xL = a.layers[cfg.L - 1].x_out;
   layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, xL, params.data() + layout.lnf_w, params.data() + layout.lnf_b, N,
@@ -285,12 +292,7 @@ int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, boo
   std::vector<float> row_logp(N);
   fused_linear_logprob_forward(a.lnf, params.data() + layout.wte, pk.targets.data(), N, d, cfg.V, temperature,
                                row_logp.data(), keep || want_entropy ? a.head_entropy : nullptr, a.head_lse);
-  for (int64_t r = 0; r < N; ++r) {
-    int64_t t = pk.target_token[r];
-    if (t < 0) continue;
-    logp[t] = row_logp[r];
-    if (entropy) entropy[t] = want_entropy ? a.head_entropy[r] : 0.0f;
-  }
+  scatter_row_outputs(pk, row_logp.data(), want_entropy ? a.head_entropy : nullptr, logp, entropy);
   const int64_t scored = pk.scored;
   if (keep) {
     sv->temperature = temperature;

@@ -33,6 +33,13 @@ struct SeqInput {
   const int32_t* mask = nullptr;  // scoring only: tokens to score (null: all)
 };
 
+// Shared-prefix packing (training forward): the sequences `seqs` (indices into the batch) hold the
+// same first `length` tokens (ids, images, mask), so those rows are computed once (native/model/prefix.cc).
+struct PrefixGroup {
+  std::vector<int64_t> seqs;
+  int64_t length = 0;
+};
+
 // Row bookkeeping of one packed forward.
 struct Packed {
   int64_t N = 0;                     // rows
@@ -46,6 +53,12 @@ struct Packed {
   std::vector<int32_t> targets;
   std::vector<int64_t> target_token;
   int64_t scored = 0;
+  // Shared prefixes (empty when nothing is shared). row0/nrows then index segments: a prefix, a
+  // member's continuation or an unshared sequence; segment s also attends to every row of segment
+  // prefix_of[s] (-1: none). A prefix row's target is scored once for all members: the output
+  // tokens beyond target_token[r] are extra_tok[extra_off[r] .. extra_off[r + 1]).
+  std::vector<int64_t> prefix_of;
+  std::vector<int64_t> extra_off, extra_tok;
 };
 
 // Activations of one forward. Kept (one set per layer) only for a backward; otherwise one set is
@@ -90,9 +103,14 @@ class Model {
   int64_t expanded_length(const int32_t* tokens, int64_t n) const;
 
   // Scoring forward: logp/entropy per token (flat over the sequences' tokens, 0 where unscored).
-  // keep: save the activations for backward(). Returns the number of scored tokens.
+  // keep: save the activations for backward(). Returns the number of scored tokens. `groups`: shared
+  // prefixes (checked by validate_groups), computed once; the outputs are those of the unshared batch.
   int64_t forward(const std::vector<SeqInput>& seqs, float temperature, bool want_entropy, bool keep, float* logp,
-                  float* entropy);
+                  float* entropy, const std::vector<PrefixGroup>& groups = {});
+  // Checks prefix groups against their batch; throws std::out_of_range naming `prefixGroup` / `prefixLength`.
+  void validate_groups(const std::vector<SeqInput>& seqs, const std::vector<PrefixGroup>& groups) const;
+  // Rows (expanded positions) a forward with these groups computes.
+  int64_t packed_rows(const std::vector<SeqInput>& seqs, const std::vector<PrefixGroup>& groups) const;
   // Backward of Σ dlogp·logp + dentropy·entropy (per token, flat as forward's outputs) through the
   // saved activations; gradients accumulate. Frees the activations.
   void backward(const float* dlogp, const float* dentropy);
@@ -115,6 +133,9 @@ class Model {
 
  private:
   void pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) const;
+  // pack() of the segments of a batch with shared prefixes (prefix.cc); fills `segs`.
+  void pack_shared(const std::vector<SeqInput>& seqs, const std::vector<PrefixGroup>& groups, Packed& pk,
+                   std::vector<SeqInput>& segs) const;
   void trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a);
   struct Saved;
   std::unique_ptr<Saved> saved_;

@@ -9,6 +9,7 @@ struct Model::Saved {
   Acts acts;
   float temperature = 1.0f;
   int64_t tokens_total = 0;
+  std::vector<float> prefix_dkv;  // shared-prefix backward scratch (prefix.cc), reused
 };
 
 void run_attention(const Config& c, const std::vector<SeqInput>& seqs, const Packed& pk, int64_t layer,

@@ -32,6 +32,25 @@ export interface RawBatch {
   mask?: Int32Array;
 }
 
+export interface RawForwardInput extends RawBatch {
+  model: PolicyHandle;
+  temperature?: number;
+  entropy?: boolean;
+  requireGrad?: boolean;
+  /** Shared prefixes (native/model/prefix.h): per sequence its group or -1; with prefixLength. */
+  prefixGroup?: Int32Array;
+  /** Per group: the tokens its sequences share (identical ids, images and mask). */
+  prefixLength?: Int32Array;
+}
+
+export interface RawForwardOut {
+  logp: Float32Array;
+  entropy: Float32Array;
+  scored: number;
+  /** Expanded positions computed (fewer than the batch's when prefixes are shared). */
+  rows: number;
+}
+
 export interface RawParamInfo {
   name: string;
   shape: number[];
@@ -58,9 +77,8 @@ export interface NativePolicyFunctions {
   policyGetStep(o: { model: PolicyHandle }): number;
   policySetStep(o: { model: PolicyHandle; step: number }): void;
   policyDispose(o: { model: PolicyHandle }): void;
-  policyForwardAsync(
-    o: RawBatch & { model: PolicyHandle; temperature?: number; entropy?: boolean; requireGrad?: boolean },
-  ): Promise<{ logp: Float32Array; entropy: Float32Array; scored: number }>;
+  policyForward(o: RawForwardInput): RawForwardOut;
+  policyForwardAsync(o: RawForwardInput): Promise<RawForwardOut>;
   policyBackwardAsync(o: { model: PolicyHandle; total: number; dlogp: Float32Array; dentropy?: Float32Array }): Promise<void>;
   policyCrossEntropyAsync(
     o: RawBatch & { model: PolicyHandle; reduction?: 'mean' | 'sum'; scale?: number },

@@ -6,6 +6,7 @@ import { nativePolicyFunctions, type NativePolicyFunctions, type PolicyHandle, t
 import { parseHeader, toFloat32, writeSafetensors, type LoadedTensor, type TensorToWrite } from '../io/safetensors';
 import { BOS_ID, EOS_ID, IMAGE_ID, PAD_ID, SPECIAL_TOKENS, TOOL_CALL_END_ID, TOOL_RESPONSE_ID, VOCAB_SIZE, decode } from '../tokenizer';
 import type { ViewImage } from '../tools/image';
+import { rawPrefixGroups } from './prefix';
 import { configFromJson, configToJson, resolveConfig } from './presets';
 import type {
   AppendInput,
@@ -263,9 +264,12 @@ export class NativePolicy implements TrainablePolicy {
       checkNumber(options.temperature, 'temperature', 1e-6, 1e6);
       const raw = packBatch(this.config, batch, 'batch', true);
       const requireGrad = options.requireGrad ?? false;
+      const perImage = this.config.imageSize * this.config.imageSize * this.config.channels;
+      const shared = options.prefixGroups === undefined ? {} : rawPrefixGroups(raw, perImage, options.prefixGroups);
       const r = await this.fns.policyForwardAsync({
         model: this.h,
         ...raw,
+        ...shared,
         temperature: options.temperature ?? 1,
         entropy: options.entropy ?? true,
         requireGrad,
@@ -281,7 +285,7 @@ export class NativePolicy implements TrainablePolicy {
       }
       let positions = 0;
       for (let i = 0; i < raw.tokens.length; i++) positions += raw.tokens[i] === IMAGE_ID ? this.imageTokens : 1;
-      return { logp, entropy, positions, scored: r.scored };
+      return { logp, entropy, positions, rows: r.rows, scored: r.scored };
     });
   }
 

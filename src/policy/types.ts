@@ -53,6 +53,22 @@ export interface ForwardOptions {
    * forward's activations are held at a time; backward() consumes them.
    */
   requireGrad?: boolean;
+  /**
+   * Shared prefixes (GRPO: a prompt's G trajectories): each group's sequences hold the same first
+   * `length` tokens (ids, images and mask), whose positions are then computed once instead of once
+   * per sequence. Exact: the outputs and gradients are those of the unshared batch (to float32
+   * rounding). `length` omitted: the longest common prefix of the group. A sequence may be in one
+   * group at most; groups of one sequence or prefixes of fewer than 2 tokens share nothing.
+   */
+  prefixGroups?: PrefixGroup[];
+}
+
+/** Sequences of a forward's batch that share their first `length` tokens (see ForwardOptions.prefixGroups). */
+export interface PrefixGroup {
+  /** Indices into the batch. */
+  seqs: number[];
+  /** Shared tokens (default: the longest common prefix: same ids, views and mask). */
+  length?: number;
 }
 
 export interface ForwardResult {
@@ -60,8 +76,10 @@ export interface ForwardResult {
   logp: Float32Array[];
   /** Per sequence, per token: entropy of the same distribution (0 where logp is 0, or everywhere when entropy: false). */
   entropy: Float32Array[];
-  /** Expanded positions the forward ran over (all sequences). */
+  /** Expanded positions of the batch (all sequences). */
   positions: number;
+  /** Expanded positions computed: `positions` less the copies of shared prefixes (prefixGroups). */
+  rows: number;
   /** Tokens scored. */
   scored: number;
 }

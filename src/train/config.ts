@@ -93,6 +93,11 @@ const Grpo = z.object({
   miniBatches: posInt.default(1),
   /** Sequences per forward/backward (gradients accumulate across micro-batches): bounds memory. */
   microBatchSize: posInt.default(32),
+  /**
+   * Compute each group's shared prompt once per micro-batch (exact: same loss and gradients to float
+   * rounding; micro-batches then keep a prompt's trajectories together). false: every trajectory in full.
+   */
+  sharePrefix: z.boolean().default(true),
   /** Sampling temperature τ (the loss scores at the same τ). */
   temperature: z.number().positive().default(1),
   topP: z.number().gt(0).max(1).default(1),

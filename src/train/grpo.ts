@@ -2,6 +2,8 @@
 // epoch and mini-batch: forward (requireGrad) over micro-batches, grpoLoss → ∂loss/∂logp, backward
 // (gradients accumulate), one AdamW step. old_logp is the sampled logp; the frozen reference (SFT
 // policy) is scored only when beta > 0. Equal-reward groups are counted (and optionally dropped).
+// A prompt's trajectories share its tokens: with sharePrefix, micro-batches keep groups together and
+// the forward computes each group's common prefix once (exact, native/model/prefix.h).
 import { grpoAdvantages, grpoLoss } from '../native';
 import type { NativePolicy } from '../policy';
 import { lrAt, type TrainConfig } from './config';
@@ -57,6 +59,31 @@ function bySize<T>(xs: T[], size: number): T[][] {
   for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
   return out;
 }
+/**
+ * Like bySize, but a run of equal keys (a prompt's group) is not split unless it alone exceeds
+ * `size`: a micro-batch then holds whole groups whose shared prompt is computed once. Order kept.
+ */
+function byGroup<T>(xs: T[], size: number, key: (x: T) => number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i + 1;
+    while (j < xs.length && key(xs[j]) === key(xs[i])) j++;
+    for (const part of bySize(xs.slice(i, j), size)) {
+      if (cur.length + part.length > size) out.push(cur), (cur = []);
+      cur.push(...part);
+    }
+    i = j;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+/** The prompt groups (2 members or more) of a micro-batch, as forward() prefix groups (longest common prefix). */
+function promptGroups(micro: number[], trajs: Trajectory[]): { seqs: number[] }[] {
+  const byPrompt = new Map<number, number[]>();
+  micro.forEach((b, i) => byPrompt.set(trajs[b].promptIndex, [...(byPrompt.get(trajs[b].promptIndex) ?? []), i]));
+  return [...byPrompt.values()].filter((seqs) => seqs.length > 1).map((seqs) => ({ seqs }));
+}
 
 export async function grpoUpdate(
   policy: NativePolicy,
@@ -99,10 +126,12 @@ export async function grpoUpdate(
     for (const mini of chunks(used, c.miniBatches)) {
       const miniMask = mini.reduce((s, b) => s + trajs[b].generated, 0);
       let ok = true;
-      for (const micro of bySize(mini, c.microBatchSize)) {
+      const micros = c.sharePrefix ? byGroup(mini, c.microBatchSize, (b) => trajs[b].promptIndex) : bySize(mini, c.microBatchSize);
+      for (const micro of micros) {
         const seqs = micro.map((b) => ({ tokens: trajs[b].tokens, images: trajs[b].images, mask: trajs[b].mask }));
-        const cur = await policy.forward(seqs, { temperature: c.temperature, requireGrad: true });
-        const refOut = c.loss.beta > 0 && ref ? await ref.forward(seqs, { temperature: c.temperature, entropy: false }) : null;
+        const prefixGroups = c.sharePrefix ? promptGroups(micro, trajs) : undefined;
+        const cur = await policy.forward(seqs, { temperature: c.temperature, requireGrad: true, prefixGroups });
+        const refOut = c.loss.beta > 0 && ref ? await ref.forward(seqs, { temperature: c.temperature, entropy: false, prefixGroups }) : null;
         const T = Math.max(...micro.map((b) => trajs[b].tokens.length));
         const n = micro.length;
         const logp = new Float32Array(n * T);
