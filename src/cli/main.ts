@@ -39,6 +39,7 @@ program
   .option('--steps <n>', 'GRPO steps')
   .option('--sft-steps <n>', 'SFT steps')
   .option('--preset <name>', 'policy preset: tiny | small | base')
+  .option('--env <id>', 'env id (`medgym envs`), e.g. MedVista-Synth-v0 for the full 8-modality task')
   .option('--device <name>', 'cpu (the native CPU engine)')
   .option('--seed <n>', 'master seed')
   .option('--threads <n>', 'native threads (0: default)')

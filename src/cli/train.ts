@@ -15,6 +15,7 @@ export interface TrainFlags {
   steps?: string;
   sftSteps?: string;
   preset?: string;
+  env?: string;
   device?: string;
   seed?: string;
   threads?: string;
@@ -48,7 +49,7 @@ export function configFromFlags(f: TrainFlags): TrainConfig {
     report: f.report === false ? false : undefined,
     control: f.control === false ? false : undefined,
     progress: f.progress === false ? false : undefined,
-    env: { trainModalities: f.trainModalities?.split(',').map((m) => m.trim()).filter(Boolean) },
+    env: { id: f.env, trainModalities: f.trainModalities?.split(',').map((m) => m.trim()).filter(Boolean) },
     policy: { preset: f.preset },
     sft: { steps: int(f.sftSteps, 'sft-steps') },
     grpo: { steps: int(f.steps, 'steps') },

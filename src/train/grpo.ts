@@ -39,6 +39,11 @@ export interface GrpoStepMetrics {
   updates: number;
   skipped: number;
   generatedTokens: number;
+  /** Wall seconds of the update's parts: policy (+ reference) forward, GRPO loss, backward, optimizer steps. */
+  forwardSeconds: number;
+  lossSeconds: number;
+  backwardSeconds: number;
+  optimizerSeconds: number;
 }
 
 /** Share of trajectories with a finding box whose zoom hit it (null when none has a box). */
@@ -105,6 +110,15 @@ export async function grpoUpdate(
     truncatedShare: mean((t) => +t.truncated), zoomHit: zoomHitRate(trajs), entropy: 0, kl: null, approxKl: 0, clipFrac: 0, clipFracLow: 0, clipFracHigh: 0,
     numGroups: adv.numGroups, equalRewardGroups: adv.equalRewardGroups, trajectoriesUsed: 0, gradNorm: 0, updates: 0, skipped: 0,
     generatedTokens: trajs.reduce((s, t) => s + t.generated, 0),
+    forwardSeconds: 0, lossSeconds: 0, backwardSeconds: 0, optimizerSeconds: 0,
+  };
+  let clock = performance.now();
+  /** Seconds since the last lap (the update's parts are timed back to back). */
+  const lap = (): number => {
+    const now = performance.now();
+    const dt = (now - clock) / 1000;
+    clock = now;
+    return dt;
   };
   // Equal-reward groups have A = 0 exactly; filtering only removes them from the aggregation.
   let used = [...Array(B).keys()];
@@ -128,10 +142,12 @@ export async function grpoUpdate(
       let ok = true;
       const micros = c.sharePrefix ? byGroup(mini, c.microBatchSize, (b) => trajs[b].promptIndex) : bySize(mini, c.microBatchSize);
       for (const micro of micros) {
+        lap();
         const seqs = micro.map((b) => ({ tokens: trajs[b].tokens, images: trajs[b].images, mask: trajs[b].mask }));
         const prefixGroups = c.sharePrefix ? promptGroups(micro, trajs) : undefined;
         const cur = await policy.forward(seqs, { temperature: c.temperature, requireGrad: true, prefixGroups });
         const refOut = c.loss.beta > 0 && ref ? await ref.forward(seqs, { temperature: c.temperature, entropy: false, prefixGroups }) : null;
+        m.forwardSeconds += lap();
         const T = Math.max(...micro.map((b) => trajs[b].tokens.length));
         const n = micro.length;
         const logp = new Float32Array(n * T);
@@ -151,6 +167,7 @@ export async function grpoUpdate(
           epsLow: c.loss.epsLow, epsHigh: c.loss.epsHigh, dualClip: c.loss.dualClip, beta: refLogp ? c.loss.beta : 0, kl: c.loss.kl, lossAgg: c.loss.lossAgg, tNorm,
         });
         const loss = injectNan ? NaN : r.loss;
+        m.lossSeconds += lap();
         if (!Number.isFinite(loss)) {
           ok = false;
           await policy.backward({ dlogp: micro.map((b) => new Float32Array(trajs[b].tokens.length)) }); // consume the activations
@@ -160,6 +177,7 @@ export async function grpoUpdate(
         const w = c.loss.lossAgg === 'token-mean' ? r.metrics.maskSum / Math.max(1, miniMask) : n / mini.length;
         for (let k = 0; k < r.dlogp.length; k++) r.dlogp[k] *= w;
         await policy.backward({ dlogp: micro.map((_, i) => r.dlogp.subarray(i * T, i * T + trajs[micro[i]].tokens.length)) });
+        m.backwardSeconds += lap();
         const tw = r.metrics.maskSum;
         lossSum += loss * w;
         wSum += tw;
@@ -174,7 +192,9 @@ export async function grpoUpdate(
         m.skipped++;
         continue;
       }
+      lap();
       const s = await policy.step({ lr, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm });
+      m.optimizerSeconds += lap();
       if (s.finite) {
         m.updates++;
         gradNormSum += s.gradNorm;

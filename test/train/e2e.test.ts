@@ -31,7 +31,7 @@ function medgym(...args: string[]): { status: number | null; stderr: string; std
 }
 const lines = (f: string): Record<string, unknown>[] => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 /** Metrics without wall-clock fields. */
-const stable = (f: string): unknown[] => lines(f).map(({ time, rolloutSeconds, updateSeconds, ...rest }) => rest);
+const stable = (f: string): unknown[] => lines(f).map((x) => Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'time' && !k.endsWith('Seconds'))));
 
 afterAll(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
