@@ -19,6 +19,7 @@ log=build/cuda-compile.configure.log
 cmake -S . -B build/cuda-compile "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CUDA_ARCHITECTURES=${archs}" \
   -DMEDGYM_CUDA_CHECK=ON > "$log" 2>&1 || { cat "$log"; exit 1; }
 cmake --build build/cuda-compile -j "${MEDGYM_BUILD_JOBS:-2}" --target medgym_cuda_check
-echo "CUDA sources compiled for sm_${archs//;/, sm_} in $(( $(date +%s) - start )) s"
+echo "CUDA sources built for sm_${archs//;/, sm_} (up to date) in $(( $(date +%s) - start )) s"
 # -V: the checker's own lines ("CUDA checks not run: <reason>", or its table on a GPU machine).
-ctest --test-dir build/cuda-compile -V 2>&1 | grep -v -E '^(UpdateCTestConfiguration|Parse Config|Updating test list|Constructing a list|Checking test dependency|Test project|Internal ctest|test [0-9]+$)'
+ctest --test-dir build/cuda-compile -V 2>&1 |
+  grep -v -E '^(UpdateCTestConfiguration|Parse Config|Updating test list|Constructing a list|Done constructing|Added [0-9]+ tests|Checking test dependency|Test project|Internal ctest|test [0-9]+$|[0-9]+: (Working Directory|Test timeout))|^$'
