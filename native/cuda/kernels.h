@@ -157,7 +157,8 @@ void softmax_backward(float* dinp, const float* out, const float* dout, int64_t 
 
 // ---------------------------------------------------------------------------------------------
 // Causal attention, flash style (cpu/attention.h): same strided views, masking and lse contract.
-// Head dims up to 128 take the tiled kernels; larger head dims a slower row-per-warp kernel.
+// fp32 SIMT kernels; the head dim is padded to 32, 64, 128 or 256 in shared memory (hd > 256 throws
+// std::invalid_argument); B and H <= 65535. The backward needs scratch of B*H*Tq floats.
 // ---------------------------------------------------------------------------------------------
 
 void attention_forward(const AttnDims& dims, AttnViewOut out, float* lse, AttnView q, AttnView k, AttnView v,
@@ -175,7 +176,8 @@ void attention_backward_qkv(float* dqkv, const float* dout, const float* qkv, co
 // each. Sequence b has kv_len[b] valid keys (kv_len null: dims.Tk for all; 0 < Tq <= kv_len[b] <= Tk)
 // and its query i sits at position kv_len[b] - Tq + i, attending keys 0..kv_len[b] - Tq + i.
 // lse [B, H, Tq] nullable. With B = 1 and kv_len null this is attention_decode of the CPU.
-// Split over the keys (flash-decoding) when a sequence is long; partials combined in a fixed order.
+// Split over the keys in chunks of 256 (flash-decoding); the chunks' partials are combined in chunk
+// order. Any head dim.
 void attention_decode(const AttnDims& dims, AttnViewOut out, float* lse, AttnView q, AttnView k, AttnView v,
                       const int32_t* kv_len, float scale, Stream s);
 
@@ -212,6 +214,7 @@ void fused_linear_logprob_backward(const float* h, const float* W, const int32_t
                                    const float* entropy, const float* dlogp, const float* dentropy, int64_t N,
                                    int64_t d, int64_t V, float temperature, float* dh, float* dW, bool accumulate_dh,
                                    Stream s);
+// forward_backward: the forward then the backward (4 GEMM sweeps); lse / entropy scratch when null.
 void fused_linear_logprob_forward_backward(const float* h, const float* W, const int32_t* targets, int64_t N,
                                            int64_t d, int64_t V, float temperature, const float* dlogp,
                                            const float* dentropy, float* logp, float* entropy, float* lse,
@@ -268,7 +271,8 @@ void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, 
 
 // ---------------------------------------------------------------------------------------------
 // Gradient-norm clipping (cpu/grad_clip.h). `arrays` / `lengths` are HOST arrays of `count` device
-// pointers and lengths. Fixed 4096-element blocks, double partials combined in array/block order.
+// pointers and lengths. Fixed 4096-element blocks; their double partials, listed in array/block
+// order, are summed by one block with a fixed tree (deterministic; the CPU sums them serially).
 // ---------------------------------------------------------------------------------------------
 
 // *sum_sq (device, one double) = Σ g².
