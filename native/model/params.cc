@@ -64,7 +64,10 @@ void init_params(const Config& c, const Layout& layout, uint64_t seed, float* pa
       for (int64_t i = 0; i < t.size; ++i) p[i] = ln_weight ? 1.0f : 0.0f;
       continue;
     }
-    const double std = (ends_with("c_proj.weight")) ? resid_std : 0.02;
+    // patch_pos departs from GPT-2's 0.02: at 0.02 the patch's position is a small part of its
+    // residual next to its content, and learning which grid cell a finding sits in plateaus for
+    // hundreds of steps; at 0.2 it starts at once (docs/policy.md, "Init").
+    const double std = ends_with("c_proj.weight") ? resid_std : n == "patch_pos.weight" ? 0.2 : 0.02;
     const uint64_t key = stream_key(seed, 0x1417ull, ti, 0);
     // Box-Muller pairs: elements 2k and 2k+1 take the cosine and sine branches of draw pair k.
     parallel_for((t.size + 1) / 2, [&](int64_t b, int64_t e) {

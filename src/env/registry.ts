@@ -68,6 +68,11 @@ registerEnv({
   defaults: { viewChannels: 1, systemPrompt: SHORT_SYSTEM_PROMPT, synth: { modalities: ['xray', 'ultrasound', 'oct'], questionTypes: ['attribute'], numOptions: 3, easyFraction: 0 } },
 });
 registerEnv({
+  id: 'MedVista-Synth-Lesion-Visible-v0',
+  description: "`medgym train`'s default: the Lesion task with the finding plainly visible at the global view (radius 0.09-0.1 of the side, contrast 4) and options in class order (letter = texture); the texture is still only legible after zoom_in.",
+  defaults: { viewChannels: 1, systemPrompt: SHORT_SYSTEM_PROMPT, synth: { modalities: ['xray', 'ultrasound', 'oct'], questionTypes: ['attribute'], numOptions: 3, easyFraction: 0, findingRadius: [0.09, 0.1], contrast: 4, optionOrder: 'fixed' } },
+});
+registerEnv({
   id: 'MedGym-Dataset-v0',
   description: 'Any Dataset from medgym loaders (JSONL, MedMNIST, VQA-RAD, SLAKE, PMC-VQA, OmniMedVQA, NIfTI, DICOM): pass options.dataset.',
   defaults: {},

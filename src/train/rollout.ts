@@ -54,6 +54,13 @@ export interface RolloutOptions {
   maxNewTokensPerTurn: number;
   /** Ban <tool_call> (evaluation without tools). */
   noTools?: boolean;
+  /** Accumulates wall seconds spent sampling (prefill + decode) and in the env (resets, tool calls). */
+  timing?: RolloutTiming;
+}
+
+export interface RolloutTiming {
+  sampleSeconds: number;
+  envSeconds: number;
 }
 
 /** Runs items.length × groupSize episodes to the end; trajectory b = prompt ⌊b/G⌋, sample b mod G. */
@@ -62,10 +69,18 @@ export async function rollout(policy: NativePolicy, vec: VectorEnv, o: RolloutOp
   const B = o.items.length * G;
   if (B > vec.numEnvs) throw new RangeError(`Expected a vector env of at least ${B} sub-envs but it has ${vec.numEnvs}`);
   const envs = vec.envs.slice(0, B);
+  const t0 = performance.now();
   const resets = await Promise.all(envs.map((e, b) => e.reset({ options: { index: o.items[Math.floor(b / G)] } })));
   const trajs: Trajectory[] = resets.map(({ observation, info }, b) => newTrajectory(b, G, o.items[Math.floor(b / G)], observation.tokens, observation.images, info));
   const mask: number[][] = resets.map((r) => r.observation.tokens.map(() => 0));
   const logp: number[][] = resets.map((r) => r.observation.tokens.map(() => 0));
+  let mark = t0;
+  const spent = (k: keyof RolloutTiming): void => {
+    const now = performance.now();
+    if (o.timing) o.timing[k] += (now - mark) / 1000;
+    mark = now;
+  };
+  spent('envSeconds');
   const session = policy.createSession({ seed: o.seed });
   try {
     const ids = await session.add(
@@ -74,10 +89,12 @@ export async function rollout(policy: NativePolicy, vec: VectorEnv, o: RolloutOp
     const banned = [...DEFAULT_BANNED, ...(o.noTools ? [TOOL_CALL_ID] : [])];
     let active = [...Array(B).keys()];
     while (active.length > 0) {
+      spent('sampleSeconds'); // prefill of the prompts or of the last responses
       const outs = await session.generate(
         active.map((b) => ids[b]),
         { maxNewTokens: o.maxNewTokensPerTurn, temperature: o.temperature, topP: o.topP ?? 1, stopTokens: [EOS_ID, TOOL_CALL_END_ID, ANSWER_END_ID], bannedTokens: banned },
       );
+      spent('sampleSeconds');
       const results = await Promise.all(
         outs.map(async (out, j) => {
           const b = active[j];
@@ -92,6 +109,7 @@ export async function rollout(policy: NativePolicy, vec: VectorEnv, o: RolloutOp
           return { b, r, maxSeq: out.finishReason === 'max_seq' };
         }),
       );
+      spent('envSeconds');
       const next: number[] = [];
       const appends: { id: number; input: { tokens: number[]; images: ViewImage[] } }[] = [];
       for (const { b, r, maxSeq } of results) {
@@ -115,6 +133,7 @@ export async function rollout(policy: NativePolicy, vec: VectorEnv, o: RolloutOp
       if (appends.length) await session.append(appends);
       active = next;
     }
+    spent('sampleSeconds');
   } finally {
     session.dispose();
   }

@@ -270,14 +270,15 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
             if (mustStop()) return await stopped();
             const items = Array.from({ length: g.promptsPerStep }, (_, p) => INDEX_BASE.grpo + state.step * g.promptsPerStep + p);
             const tr0 = Date.now();
-            const trajs = await rollout(policy, rv, { seed: cfg.seed, step: state.step, items, groupSize: g.groupSize, temperature: g.temperature, topP: g.topP, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn });
+            const timing = { sampleSeconds: 0, envSeconds: 0 };
+            const trajs = await rollout(policy, rv, { seed: cfg.seed, step: state.step, items, groupSize: g.groupSize, temperature: g.temperature, topP: g.topP, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn, timing });
             const tr1 = Date.now();
             const m = await grpoUpdate(policy, ref, trajs, state.step, g, cfg.injectNan.includes(`grpo:${state.step}`));
             gen += m.generatedTokens;
             if (m.skipped > 0 && m.updates === 0) badStep(`non-finite ${Number.isFinite(m.loss) ? 'gradient' : 'loss'}`);
             else {
               state.badSteps = 0;
-              appendJsonl(RUN_FILES.metrics, [{ phase: 'grpo', step: state.step, ...m, rolloutSeconds: (tr1 - tr0) / 1000, updateSeconds: (Date.now() - tr1) / 1000, time: elapsed() }]);
+              appendJsonl(RUN_FILES.metrics, [{ phase: 'grpo', step: state.step, ...m, rolloutSeconds: (tr1 - tr0) / 1000, ...timing, updateSeconds: (Date.now() - tr1) / 1000, time: elapsed() }]);
             }
             if (state.step % cfg.trajectoriesEvery === 0) appendJsonl(RUN_FILES.trajectories, trajs.map((t) => trajectoryRecord(state.step, t)));
             state.grpoSeconds = (state.grpoSeconds ?? 0) + (Date.now() - tr0) / 1000;
@@ -362,6 +363,7 @@ export function trajectoryRecord(step: number, t: Trajectory): Record<string, un
     toolErrors: t.toolErrors,
     truncated: t.truncated,
     truncationReason: t.truncationReason,
+    zoomHit: t.zoomHit,
     promptTokens: first,
     text: decode(t.tokens.slice(first)),
     tokens: t.tokens,

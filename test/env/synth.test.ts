@@ -155,6 +155,36 @@ describe('MedVista-Synth-v0 generator', () => {
     await generatorPool(1).close();
   });
 
+  test("optionOrder 'fixed': the first K classes in class order, letter = class, still balanced; the other draws unchanged", () => {
+    const o = { seed: 4, modalities: ['xray' as const], questionTypes: ['attribute' as const], numOptions: 3, easyFraction: 0 };
+    const letters = [0, 0, 0];
+    for (let i = 0; i < 300; i++) {
+      const f = generateQuestion({ ...o, optionOrder: 'fixed' }, i);
+      const sh = generateQuestion(o, i);
+      expect(f.options).toEqual(['homogeneous', 'horizontally banded', 'vertically banded']);
+      expect(f.meta?.detailClass).toBe(f.answer);
+      expect(f.answer).toBe(sh.answer); // the balanced letter is the same draw
+      letters[f.answer as number]++;
+    }
+    expect(letters).toEqual([100, 100, 100]);
+    expect(() => generateItem({ optionOrder: 'sorted' as never }, 0)).toThrow(/optionOrder/);
+  });
+
+  test('a high-contrast finding keeps its texture legible (no clipping at black or white)', () => {
+    // xray findings are bright (offset +60): at contrast 4 the base would clip at 255 without the clamp.
+    const o = { seed: 2, modalities: ['xray' as const], questionTypes: ['attribute' as const], easyFraction: 0, needsWindow: 0, contrast: 4, findingRadius: [0.09, 0.1] as [number, number] };
+    const a = generateItem({ ...o, forceClass: 0 }, 5);
+    const b = generateItem({ ...o, forceClass: 2 }, 5);
+    const [x0, y0, x1, y1] = a.box!;
+    let diff = 0;
+    let n = 0;
+    for (let y = y0 + 8; y < y1 - 8; y++) for (let x = x0 + 8; x < x1 - 8; x++) {
+      diff += Math.abs(a.image.data[y * 256 + x] - b.image.data[y * 256 + x]);
+      n++;
+    }
+    expect(diff / n).toBeGreaterThan(8);
+  });
+
   test('bad knobs are refused with the knob named', () => {
     expect(() => generateItem({ numOptions: 7 }, 0)).toThrow(/numOptions/);
     expect(() => generateItem({ imageSize: 8 }, 0)).toThrow(/imageSize/);

@@ -31,6 +31,13 @@ export interface SynthOptions {
   needsWindow?: number;
   /** Share of easy items: coarse detail (period 16) and larger findings, legible at the global view. Default 0.25. */
   easyFraction?: number;
+  /**
+   * 'shuffled' (default): the options are a random K-subset of the four classes in random order, so
+   * the answer needs reading the option texts too. 'fixed': the first K classes in class order, so
+   * letter = class (a curriculum knob for small policies; the letter is still balanced and the
+   * question alone still says nothing).
+   */
+  optionOrder?: 'shuffled' | 'fixed';
   /** Tests only: render this class (0–3) for the finding, keeping every other draw the same. */
   forceClass?: number;
 }
@@ -53,6 +60,7 @@ const DEFAULTS = {
   detailPeriod: 2,
   needsWindow: 0.5,
   easyFraction: 0.25,
+  optionOrder: 'shuffled' as 'shuffled' | 'fixed',
 };
 
 export function resolveSynthOptions(o: SynthOptions = {}): Required<Omit<SynthOptions, 'forceClass'>> & { forceClass?: number } {
@@ -63,6 +71,7 @@ export function resolveSynthOptions(o: SynthOptions = {}): Required<Omit<SynthOp
   if (r.questionTypes.length === 0 || r.questionTypes.some((q) => !QUESTION_TYPES.includes(q))) throw new RangeError(`Expected questionTypes among ${QUESTION_TYPES.join(', ')}`);
   const [a, b] = r.findingRadius;
   if (!(a > 0 && b >= a && b <= 0.1)) throw new RangeError(`Expected 0 < findingRadius[0] <= findingRadius[1] <= 0.1 but received [${a}, ${b}]`);
+  if (r.optionOrder !== 'shuffled' && r.optionOrder !== 'fixed') throw new RangeError(`Expected 'shuffled' or 'fixed' for optionOrder but received ${JSON.stringify(r.optionOrder)}`);
   if (!(r.detailPeriod >= 2 && Number.isInteger(r.detailPeriod))) throw new RangeError(`Expected integer detailPeriod >= 2 but received ${r.detailPeriod}`);
   return r;
 }
@@ -104,10 +113,14 @@ function build(opts: SynthOptions, index: number, render: boolean): Omit<VqaItem
     names = classNames(type, look);
     truth = pick.int(0, 4);
   }
+  // Fixed order: the truth is the class of the balanced letter (the draws above are kept, so every
+  // other property of the item stays as in the shuffled order).
+  const fixed = o.optionOrder === 'fixed' && type !== 'modality';
+  if (fixed) truth = letter;
   const draw = o.forceClass ?? truth;
   const others = pick.shuffle([0, 1, 2, 3].filter((c) => c !== truth)).slice(0, K - 1);
-  const order = [...others];
-  order.splice(letter, 0, truth);
+  const order = fixed ? [...Array(K).keys()] : [...others];
+  if (!fixed) order.splice(letter, 0, truth);
 
   // Layout: one finding (two for anatomy) inside one grid cell each.
   const [rmin, rmax] = easy ? [0.08, 0.1] : o.findingRadius;
@@ -203,7 +216,9 @@ function paintFinding(cv: Canvas, look: Look, cx: number, cy: number, r: number,
       for (let c = 0; c < ch; c++) {
         const bg = cv.px[i + c];
         const base = look.window ? bg + (look.window.center - bg) * contrast : bg + look.offset * contrast * (look.tint[c] ?? 1);
-        cv.px[i + c] = base + amp * s;
+        // Keep the deciding detail legible: a base near black or white would clip its texture away.
+        const room = 1.5 * amp;
+        cv.px[i + c] = Math.min(Math.max(base, room), look.max - room) + amp * s;
       }
     }
   }
