@@ -82,7 +82,7 @@ export interface FakeRun {
 /** A run directory with everything the report reads; `steps` GRPO steps of two recorded episodes each. */
 export async function writeFakeRun(dir: string, trainModalities: string[] | undefined, seed: number, steps = 2): Promise<FakeRun> {
   fs.mkdirSync(dir, { recursive: true });
-  const cfg = parseTrainConfig({ out: dir, env: { trainModalities }, eval: { items: 40, samples: 4 }, grpo: { steps } });
+  const cfg = parseTrainConfig({ out: dir, env: { id: 'MedVista-Synth-v0', trainModalities }, eval: { items: 40, samples: 4 }, grpo: { steps } });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2));
   const metrics = [
     ...[0, 1, 2].map((s) => ({ phase: 'sft', step: s, loss: 3 - s, lr: 1e-3, gradNorm: 1, tokens: 100, time: s })),

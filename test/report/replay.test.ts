@@ -21,7 +21,7 @@ test.each([
   ['all modalities', undefined],
   ['a subset (trainModalities)', ['fundus', 'oct']],
 ])('replay renders the views of the original episode: %s', async (_, trainModalities) => {
-  const cfg = parseTrainConfig({ env: { trainModalities }, policy: { preset: 'tiny' } });
+  const cfg = parseTrainConfig({ env: { id: 'MedVista-Synth-v0', trainModalities }, policy: { preset: 'tiny' } });
   const orig = grpoEnv(cfg);
   const replayEnv = trainingEnv(TMP, JSON.parse(JSON.stringify(cfg)));
   for (let k = 0; k < 3; k++) {
@@ -40,7 +40,7 @@ test.each([
 });
 
 test('a record the env does not reproduce is flagged, with where it differs', async () => {
-  const cfg = parseTrainConfig({ env: { trainModalities: ['ct'] } });
+  const cfg = parseTrainConfig({ env: { id: 'MedVista-Synth-v0', trainModalities: ['ct'] } });
   const env = grpoEnv(cfg);
   const { row } = await recordEpisode(env, 0, INDEX_BASE.grpo + 3, ['A1'], true);
   // The env's first response comes right after the first action (the first mask-1 run).

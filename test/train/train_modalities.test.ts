@@ -8,7 +8,7 @@ import { envOptions, INDEX_BASE, trainEnvExtra } from '../../src/train/envs';
 const dims = { imageTokens: 64, maxSeq: 1024 };
 
 test('a subset narrows the training generator and keeps the synth seed; no subset changes nothing', () => {
-  const cfg = parseTrainConfig({ env: { trainModalities: ['fundus', 'ct'], synthSeed: 7 } });
+  const cfg = parseTrainConfig({ env: { id: 'MedVista-Synth-v0', trainModalities: ['fundus', 'ct'], synthSeed: 7 } });
   const extra = trainEnvExtra(cfg.env);
   expect(extra).toEqual({ synth: { modalities: ['fundus', 'ct'] } });
   const o = envOptions(cfg.env, dims, { revealGroundTruth: true, ...extra });
