@@ -85,9 +85,10 @@ Diff compare_scalar(double got, double want) {
 
 bool Checker::expect(const std::string& kernel, const std::string& shape, const std::string& output, const Diff& d,
                      double bound, Metric m) {
-  const double err = m == Metric::Normwise ? d.normwise : d.elem_rel;
+  const double err = m == Metric::Normwise ? d.normwise : m == Metric::Absolute ? d.max_abs : d.elem_rel;
   const bool pass = d.nonfinite_mismatch == 0 && err <= bound;
-  results.push_back({kernel, shape, output, m == Metric::Normwise ? "normwise" : "elementwise", err, bound, pass});
+  const char* label = m == Metric::Normwise ? "normwise" : m == Metric::Absolute ? "absolute" : "elementwise";
+  results.push_back({kernel, shape, output, label, err, bound, pass});
   if (!pass) {
     ++failures;
     std::printf("FAIL %-34s %-28s %-10s err %.3e > bound %.1e (max abs %.3e, max |ref| %.3e, non-finite mismatches %lld, worst index %lld)\n",
