@@ -43,7 +43,8 @@ Config base_config() {
 double matmul_params(const Config& c) { return 12.0 * c.L * c.d * c.d + double(c.V) * c.d; }
 
 void print(const BenchResult& r) {
-  std::printf("%-40s %-26s %9.3f ms %12.0f tok/s", r.name.c_str(), r.shape.c_str(), r.ms, r.tokens_per_s);
+  std::printf("%-40s %-34s %9.3f ms", r.name.c_str(), r.shape.c_str(), r.ms);
+  if (r.tokens_per_s > 0) std::printf(" %12.0f tok/s", r.tokens_per_s);
   if (r.roof == "bf16" || r.roof == "fp32")
     std::printf(" %7.1f TFLOP/s  MFU %5.1f%% of the %s peak", r.tflops, 100 * r.frac, r.roof.c_str());
   std::printf("\n");
