@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one script a session with a GPU runs (no Node needed; nvcc, CMake, ninja and python3 with a CUDA
-# PyTorch): builds medgym_cuda_check for this GPU's architecture, runs the CUDA-vs-CPU checks, the
-# benchmarks, and the PyTorch eager peer (bench/peers/cuda_torch.py), then prints the ratio table.
+# PyTorch): builds medgym_cuda_check for this GPU's architecture, runs the CUDA-vs-CPU checks (kernels,
+# row ops, and the GPU policy against the CPU policy: suites rowops / policy), the benchmarks (kernels,
+# then the `base` policy: training step tokens/s and MFU, forward, decode at batch 64, a GRPO step),
+# and the PyTorch eager peer (bench/peers/cuda_torch.py), then prints the ratio and policy tables.
 #   bash scripts/gpu-check.sh            (from the repository root; ~3-5 minutes on an H100)
 # Writes into $OUT (default ./gpu-out): cuda-check.{json,txt}, cuda-bench.{json,txt},
 # torch-bench.{json,txt}, ratios.txt, nvidia-smi.txt, build.log. Exit code: the checker's (0 all
@@ -33,7 +35,7 @@ if ! { cmake -S . -B build/gpu-check "${gen[@]}" "${nvcc_flag[@]}" -DCMAKE_BUILD
 fi
 bin=build/gpu-check/medgym_cuda_check
 
-stamp "checks (CUDA kernels vs their CPU twins)"
+stamp "checks (CUDA kernels vs their CPU twins; the GPU policy vs the CPU policy)"
 timeout 300 "$bin" --check --json "$OUT/cuda-check.json" 2>&1 | tee "$OUT/cuda-check.txt"
 check_rc=${PIPESTATUS[0]}
 if [ "$check_rc" = 77 ]; then
@@ -41,8 +43,8 @@ if [ "$check_rc" = 77 ]; then
   exit 77
 fi
 
-stamp "benchmarks (medgym CUDA)"
-timeout 240 "$bin" --bench --json "$OUT/cuda-bench.json" 2>&1 | tee "$OUT/cuda-bench.txt"
+stamp "benchmarks (medgym CUDA kernels, then the policy)"
+timeout 420 "$bin" --bench --json "$OUT/cuda-bench.json" 2>&1 | tee "$OUT/cuda-bench.txt"
 
 stamp "benchmarks (PyTorch eager peer)"
 timeout 240 python3 bench/peers/cuda_torch.py "$OUT/torch-bench.json" 2>&1 | tee "$OUT/torch-bench.txt"
@@ -68,6 +70,13 @@ for r in ours.get("bench", []):
     print(f"{r['name']:40s} {r['shape']:26s} {r['ms']:10.3f} {tstr} {ratio}  {roof}")
 print("targets (issue 7): memory-bound >= 85% of HBM peak; logprob_grpo_fwd_bwd >= 10x torch eager;"
       " fused_linear_logprob_bf16 >= 60% of bf16 peak")
+pol = [r for r in ours.get("bench", []) if r["name"].startswith("policy_")]
+if pol:
+    print(f"\n{'policy (base preset)':40s} {'shape':34s} {'ms':>10s} {'tokens/s':>12s}  MFU")
+    for r in pol:
+        mfu = f"{100 * (r['frac_of_peak'] or 0):5.1f}% of {r['roof']} peak" if r["roof"] in ("bf16", "fp32") else ""
+        print(f"{r['name']:40s} {r['shape']:34s} {r['ms']:10.3f} {r.get('tokens_per_s') or 0:12.0f}  {mfu}")
+    print("target (issue 7): policy_train_step bf16 MFU >= 40%; policy_grpo_step: end-to-end GRPO step time")
 PY
 stamp "done: results in $OUT"
 exit "$check_rc"

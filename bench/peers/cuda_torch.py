@@ -11,6 +11,7 @@ warm-up calls), written as JSON for the ratio table.
   dual clip 3, k3 KL with beta 0.04), autograd backward to dlogits, as RL trainers write it.
 - attention_*: scaled_dot_product_attention (causal, fp32) forward and backward.
 - the memory-bound rows: F.gelu(tanh), F.layer_norm, softmax, log_softmax+gather, fused AdamW.
+- policy_train_step / policy_forward: the `base` policy shape as a plain PyTorch GPT-2 (see policy()).
 """
 import json
 import sys
@@ -145,12 +146,70 @@ def memory():
     bench("adamw_step", "n=64M", opt.step)
 
 
+def policy():
+    """The `base` policy shape (d768 L12 H12, V268) as a plain PyTorch GPT-2 (eager, SDPA attention,
+    tied head): the peer of medgym's policy_train_step / policy_forward rows, B=16 x T=1024 tokens,
+    loss = -mean logp (the work of medgym's backward from dlogp), fused AdamW; bf16 = autocast over
+    fp32 weights (medgym: fp32 master weights, bf16 GEMMs)."""
+    import torch.nn as nn
+
+    V, d, L, H, T, B = 268, 768, 12, 12, 1024, 16
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.attn, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.fc, self.fc_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            q, k, v = self.attn(self.ln1(x)).view(B, T, 3, H, d // H).permute(2, 0, 3, 1, 4)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, d)
+            x = x + self.proj(y)
+            return x + self.fc_proj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(V, d), nn.Embedding(T, d)
+            self.blocks = nn.ModuleList(Block() for _ in range(L))
+            self.lnf = nn.LayerNorm(d)
+
+        def forward(self, ids):
+            x = self.wte(ids) + self.wpe.weight[:T]
+            for b in self.blocks:
+                x = b(x)
+            return torch.log_softmax((self.lnf(x) @ self.wte.weight.t()).float(), -1)
+
+    model = GPT().cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    ids = torch.randint(0, 256, (B, T), device="cuda")
+    tgt = ids[:, 1:, None]
+    for dtype, tag in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
+        shape = f"base B=16 T=1024 {tag}"
+        bf16 = dtype == torch.bfloat16
+
+        def step():
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                logp = model(ids)[:, :-1].gather(-1, tgt)
+            (-logp.mean()).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        def forward():
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                model(ids)[:, :-1].gather(-1, tgt)
+
+        bench("policy_train_step", shape, step, iters=3)
+        bench("policy_forward", shape, forward, iters=5)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "torch-bench.json"
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}", flush=True)
-    for section in (gemm, memory, attention, fused, logprob_grpo):
+    for section in (gemm, memory, attention, fused, logprob_grpo, policy):
         try:
             section()
         except Exception as e:  # one failing peer row must not hide the others

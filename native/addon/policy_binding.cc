@@ -12,7 +12,9 @@
 #include <string>
 
 #include "addon/args.h"
+#include "addon/policy_device.h"
 #include "addon/prefix_args.h"
+#include "model/accelerator.h"
 #include "model/generate.h"
 #include "model/model.h"
 
@@ -178,6 +180,7 @@ BatchIn read_batch(Args& a, const Napi::CallbackInfo& info, const Config& c, boo
 
 // Refuses a batch whose activations would not fit in memory (rather than being OOM-killed later).
 void require_memory(Args& a, const Model& m, int64_t rows, bool keep) {
+  if (m.accel) return checked(a, [&] { m.accel->check_rows(rows, keep); });  // device memory
   const double need = 4.0 * static_cast<double>(rows) *
                       static_cast<double>(model::Acts::floats_per_row(m.cfg, keep) + (keep ? 14 * m.cfg.d : 0));
   const double phys = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
@@ -226,10 +229,22 @@ Napi::Value Create(const Napi::CallbackInfo& info, bool async) {
   c.image_id = a.integer("imageId", 0, (1 << 20) - 1);
   const double seed = a.number("seed", 0, 9007199254740991.0, 0);
   const bool init = a.boolean("init", true);
+  const bool cuda = a.choice("device", {"cpu", "cuda"}, 0) == 1;
+  const bool bf16 = a.choice("dtype", {"fp32", "bf16"}, 0) == 1;
   checked(a, [&] { c.validate(); });
+  if (bf16 && !cuda) a.range_error("`dtype` 'bf16' needs `device` 'cuda' (the CPU policy runs in fp32)");
+  if (cuda) {  // refuse now, with the runtime's reason, rather than from the worker
+    const CudaProbe p = probe_cuda();
+    if (!p.usable) throw Napi::Error::New(a.env(), std::string(a.fn()) + ": device 'cuda': " + p.reason);
+  }
   auto holder = std::make_shared<std::shared_ptr<Model>>();
   return a.run(
-      async, [=] { *holder = std::make_shared<Model>(c, static_cast<uint64_t>(seed), init); },
+      async,
+      [=] {
+        auto m = std::make_shared<Model>(c, static_cast<uint64_t>(seed), init);
+        if (cuda) use_cuda(*m, bf16);
+        *holder = std::move(m);
+      },
       [=](Napi::Env env) -> Napi::Value {
         auto* h = new ModelHandle{*holder};
         auto ext = Napi::External<ModelHandle>::New(env, h, [](Napi::Env, ModelHandle* p) { delete p; });
@@ -261,6 +276,10 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
 std::vector<float>* buffer(Args& a, Model& m, bool for_write) {
   int which = a.choice("which", {"params", "grads", "m", "v"});
   if (for_write && which == 0) ++m.weights_version;
+  if (m.accel) {  // on the device: read()/write() below go through the accelerator
+    if (which >= 2 && !for_write && !m.accel->has_moments()) a.range_error("no optimizer state yet (`which`)");
+    return nullptr;
+  }
   if (which >= 2 && m.m.empty()) {
     if (!for_write) a.range_error("no optimizer state yet (`which`)");
     m.m.assign(m.layout.total, 0.0f), m.v.assign(m.layout.total, 0.0f);
@@ -279,11 +298,13 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   auto m = get_model(a, info);
   auto busy = acquire(a, m);
   std::vector<float>* buf = buffer(a, *m, false);
-  const int64_t total = static_cast<int64_t>(buf->size());
+  const int64_t total = buf ? static_cast<int64_t>(buf->size()) : m->layout.total;
   int64_t off = a.integer("offset", 0, total, 0);
   int64_t size = a.integer("size", 0, total - off, total - off);
   auto out = Napi::Float32Array::New(info.Env(), size);
-  if (size) std::memcpy(out.Data(), buf->data() + off, size * sizeof(float));
+  if (!buf) m->accel->read(static_cast<model::FlatBuffer>(a.choice("which", {"params", "grads", "m", "v"})), off, size,
+                           out.Data());
+  else if (size) std::memcpy(out.Data(), buf->data() + off, size * sizeof(float));
   return out;
 }
 
@@ -293,14 +314,16 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   auto m = get_model(a, info);
   auto busy = acquire(a, m);
   std::vector<float>* buf = buffer(a, *m, true);
-  const int64_t total = static_cast<int64_t>(buf->size());
+  const int64_t total = buf ? static_cast<int64_t>(buf->size()) : m->layout.total;
   int64_t off = a.integer("offset", 0, total, 0);
   auto data = a.f32("data", -1);
   if (off + static_cast<int64_t>(data.length) > total)
     a.range_error("`data` of length " + std::to_string(data.length) + " at offset " + std::to_string(off) +
                   " runs past the buffer of " + std::to_string(total));
   a.require_finite("data", data);
-  if (data.length) std::memcpy(buf->data() + off, data.data, data.length * sizeof(float));
+  if (!buf) m->accel->write(static_cast<model::FlatBuffer>(a.choice("which", {"params", "grads", "m", "v"})), off,
+                            static_cast<int64_t>(data.length), data.data);
+  else if (data.length) std::memcpy(buf->data() + off, data.data, data.length * sizeof(float));
   return info.Env().Undefined();
 }
 
@@ -314,6 +337,17 @@ Napi::Value SetStep(const Napi::CallbackInfo& info) {
   auto busy = acquire(a, m);
   m->step_count = a.integer("step", 0, int64_t(1) << 52);
   return info.Env().Undefined();
+}
+
+// policyDevice({model}) -> {device: 'cpu' | 'cuda', dtype: 'fp32' | 'bf16', name}
+Napi::Value Device(const Napi::CallbackInfo& info) {
+  Args a(info, "policyDevice");
+  auto m = get_model(a, info);
+  auto o = Napi::Object::New(info.Env());
+  o.Set("device", m->accel ? "cuda" : "cpu");
+  o.Set("dtype", m->accel && m->accel->bf16() ? "bf16" : "fp32");
+  o.Set("name", device_description(*m));
+  return o;
 }
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
@@ -334,7 +368,8 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
   checked(a, [&] { m->validate(*seqs, b->n_images); });
   auto groups = std::make_shared<std::vector<model::PrefixGroup>>(read_prefix_groups(a, seqs->size()));
   checked(a, [&] { m->validate_groups(*seqs, *groups); });
-  const int64_t rows = m->packed_rows(*seqs, *groups);
+  // On a GPU, shared prefixes are computed unshared (model/accelerator.h).
+  const int64_t rows = m->packed_rows(*seqs, m->accel ? std::vector<model::PrefixGroup>{} : *groups);
   require_memory(a, *m, rows, keep);
   auto busy = acquire(a, m);
   const size_t total = b->tokens.size();
@@ -644,6 +679,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("policyGetStep", Napi::Function::New(env, GetStep, "policyGetStep"));
   exports.Set("policySetStep", Napi::Function::New(env, SetStep, "policySetStep"));
   exports.Set("policyDispose", Napi::Function::New(env, Dispose, "policyDispose"));
+  exports.Set("policyDevice", Napi::Function::New(env, Device, "policyDevice"));
   export_sync_async(env, exports, "policyForward", Forward);
   export_sync_async(env, exports, "policyBackward", Backward);
   export_sync_async(env, exports, "policyCrossEntropy", CrossEntropy);

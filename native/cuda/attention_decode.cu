@@ -13,7 +13,8 @@ constexpr int kChunk = 256;
 constexpr int kThreads = 128;
 
 __global__ void __launch_bounds__(kThreads) decode_partial_kernel(AttnDims dims, AttnView q, AttnView k, AttnView v,
-                                                                  const int32_t* kv_len, float scale, int nsplit,
+                                                                  const int32_t* kv_len, const int32_t* kv_slot,
+                                                                  float scale, int nsplit,
                                                                   float* pm, float* pl, float* po) {
   extern __shared__ float sm[];
   float* qs = sm;               // [hd]
@@ -22,6 +23,7 @@ __global__ void __launch_bounds__(kThreads) decode_partial_kernel(AttnDims dims,
   const int64_t bh = blockIdx.x, b = bh / dims.H, h = bh % dims.H, split = blockIdx.y;
   const int64_t Tq = dims.Tq, hd = dims.hd;
   const int64_t len = kv_len ? kv_len[b] : dims.Tk;
+  const int64_t kb = kv_slot ? kv_slot[b] : b;  // the cache slot of sequence b
   const int64_t j0 = split * kChunk;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for (int64_t i = 0; i < Tq; ++i) {
@@ -38,7 +40,7 @@ __global__ void __launch_bounds__(kThreads) decode_partial_kernel(AttnDims dims,
     for (int64_t d = threadIdx.x; d < hd; d += kThreads) qs[d] = qrow[d];
     __syncthreads();
     for (int64_t jj = warp; jj < n; jj += kThreads / 32) {
-      const float* krow = k.data + b * k.sb + (j0 + jj) * k.st + h * k.sh;
+      const float* krow = k.data + kb * k.sb + (j0 + jj) * k.st + h * k.sh;
       float dot = 0.0f;
       for (int64_t d = lane; d < hd; d += 32) dot += qs[d] * krow[d];
       dot = warp_sum(dot);
@@ -56,7 +58,7 @@ __global__ void __launch_bounds__(kThreads) decode_partial_kernel(AttnDims dims,
     }
     sum = block_sum(sum, red);  // its barriers also publish the probabilities in sc
     for (int64_t d = threadIdx.x; d < hd; d += kThreads) {
-      const float* vcol = v.data + b * v.sb + j0 * v.st + h * v.sh + d;
+      const float* vcol = v.data + kb * v.sb + j0 * v.st + h * v.sh + d;
       float o = 0.0f;
       for (int64_t jj = 0; jj < n; ++jj) o = fmaf(sc[jj], vcol[jj * v.st], o);
       po[rid * hd + d] = o;
@@ -92,6 +94,11 @@ __global__ void __launch_bounds__(kThreads) decode_combine_kernel(AttnDims dims,
 
 void attention_decode(const AttnDims& dims, AttnViewOut out, float* lse, AttnView q, AttnView k, AttnView v,
                       const int32_t* kv_len, float scale, Stream s) {
+  attention_decode(dims, out, lse, q, k, v, kv_len, nullptr, scale, s);
+}
+
+void attention_decode(const AttnDims& dims, AttnViewOut out, float* lse, AttnView q, AttnView k, AttnView v,
+                      const int32_t* kv_len, const int32_t* kv_slot, float scale, Stream s) {
   if (dims.B <= 0 || dims.H <= 0 || dims.Tq <= 0 || dims.hd <= 0 || dims.Tk <= 0) return;
   const char* name = "attention_decode kernel";
   const cudaStream_t st = to_stream(s);
@@ -105,7 +112,7 @@ void attention_decode(const AttnDims& dims, AttnViewOut out, float* lse, AttnVie
   const size_t smem = size_t(dims.hd + kChunk) * sizeof(float);
   allow_smem(decode_partial_kernel, smem, name);
   decode_partial_kernel<<<dim3(static_cast<unsigned>(dims.B * dims.H), static_cast<unsigned>(nsplit)), kThreads, smem,
-                          st>>>(dims, q, k, v, kv_len, scale, static_cast<int>(nsplit), pm, pl, po);
+                          st>>>(dims, q, k, v, kv_len, kv_slot, scale, static_cast<int>(nsplit), pm, pl, po);
   check_launch(name);
   decode_combine_kernel<<<static_cast<unsigned>(rows), kThreads, 0, st>>>(dims, out, lse, static_cast<int>(nsplit), pm,
                                                                           pl, po);

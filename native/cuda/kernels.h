@@ -66,6 +66,14 @@ void copy_to_device(void* dst_device, const void* src_host, size_t bytes, Stream
 void copy_to_host(void* dst_host, const void* src_device, size_t bytes, Stream s);  // then synchronizes s
 void copy_device(void* dst_device, const void* src_device, size_t bytes, Stream s);
 void memset_zero(void* dst_device, size_t bytes, Stream s);
+// `height` rows of `width` bytes from src (rows `spitch` bytes apart) to dst (rows `dpitch` apart).
+void copy_device_2d(void* dst_device, size_t dpitch, const void* src_device, size_t spitch, size_t width, size_t height,
+                    Stream s);
+// Free and total memory of the current device, in bytes.
+void memory_info(size_t* free_bytes, size_t* total_bytes);
+// Keeps freed stream-ordered scratch (the kernels' cudaMallocAsync) in the current device's pool instead of
+// returning it to the driver at every synchronization, so repeated calls reuse it (a process-wide setting).
+void keep_pool_memory();
 
 // Owning device buffer of n elements of T (no construction: raw storage).
 template <typename T>
@@ -180,6 +188,10 @@ void attention_backward_qkv(float* dqkv, const float* dout, const float* qkv, co
 // order. Any head dim.
 void attention_decode(const AttnDims& dims, AttnViewOut out, float* lse, AttnView q, AttnView k, AttnView v,
                       const int32_t* kv_len, float scale, Stream s);
+// The same over a pool of caches: sequence b reads the K/V rows of slot kv_slot[b] (device, [B]; null: slot
+// b), i.e. k.data + kv_slot[b] * k.sb, so a batch can be any subset of the pool's sequences.
+void attention_decode(const AttnDims& dims, AttnViewOut out, float* lse, AttnView q, AttnView k, AttnView v,
+                      const int32_t* kv_len, const int32_t* kv_slot, float scale, Stream s);
 
 // ---------------------------------------------------------------------------------------------
 // Log-probabilities and entropies from logits (cpu/logprob.h).

@@ -89,5 +89,21 @@ void copy_device(void* dst, const void* src, size_t bytes, Stream s) {
 void memset_zero(void* dst, size_t bytes, Stream s) {
   if (bytes) check(cudaMemsetAsync(dst, 0, bytes, to_stream(s)), "cudaMemsetAsync");
 }
+void copy_device_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height, Stream s) {
+  if (width && height)
+    check(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice, to_stream(s)),
+          "cudaMemcpy2DAsync (device)");
+}
+
+void memory_info(size_t* free_bytes, size_t* total_bytes) {
+  check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
+
+void keep_pool_memory() {
+  cudaMemPool_t pool;
+  check(cudaDeviceGetDefaultMemPool(&pool, get_device()), "cudaDeviceGetDefaultMemPool");
+  uint64_t keep = UINT64_MAX;
+  check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep), "cudaMemPoolSetAttribute");
+}
 
 }  // namespace medgym::cuda

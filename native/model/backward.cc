@@ -12,6 +12,7 @@
 #include "cpu/grad_clip.h"
 #include "cpu/layernorm.h"
 #include "cpu/threadpool.h"
+#include "model/accelerator.h"
 #include "model/model.h"
 #include "model/model_internal.h"
 #include "model/prefix.h"
@@ -25,7 +26,9 @@ Model::Model(const Config& c, uint64_t seed, bool init) : cfg(c), layout(build_l
 }
 
 Model::~Model() = default;
+bool Model::has_saved() const { return accel ? accel->has_saved() : saved_ != nullptr; }
 void Model::drop_saved() {
+  if (accel) return accel->drop_saved();
   saved_.reset();
   spare_.reset();
   bw_scratch_.clear();
@@ -43,6 +46,7 @@ static void colsum_add(float* db, const float* x, int64_t N, int64_t n) {
 }
 
 void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
+  if (accel) return accel->backward(dlogp_tok, dentropy_tok);
   if (!saved_) throw std::invalid_argument("backward: no activations saved (call forward with requireGrad: true first)");
   std::unique_ptr<Saved> sv = std::move(saved_);
   const Packed& pk = sv->pk;
@@ -135,6 +139,7 @@ void Model::backward(const float* dlogp_tok, const float* dentropy_tok) {
 }
 
 double Model::cross_entropy(const std::vector<SeqInput>& seqs, bool mean, double scale, int64_t* count) {
+  if (accel) return accel->cross_entropy(seqs, mean, scale, count);
   int64_t total = 0;
   for (const SeqInput& q : seqs) total += q.n_tokens;
   std::vector<float> logp(total, 0.0f);
@@ -152,9 +157,13 @@ double Model::cross_entropy(const std::vector<SeqInput>& seqs, bool mean, double
   return loss * w;
 }
 
-void Model::zero_grad() { std::fill(grads.begin(), grads.end(), 0.0f); }
+void Model::zero_grad() {
+  if (accel) return accel->zero_grad();
+  std::fill(grads.begin(), grads.end(), 0.0f);
+}
 
 StepInfo Model::step(const AdamHyper& hp) {
+  if (accel) return accel->step(hp);
   if (m.empty()) {
     m.assign(layout.total, 0.0f);
     v.assign(layout.total, 0.0f);

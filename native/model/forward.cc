@@ -12,6 +12,7 @@
 #include "cpu/gemm.h"
 #include "cpu/layernorm.h"
 #include "cpu/threadpool.h"
+#include "model/accelerator.h"
 #include "model/model.h"
 #include "model/model_internal.h"
 #include "model/prefix.h"
@@ -274,6 +275,7 @@ void Model::trunk(const std::vector<SeqInput>& seqs, const Packed& pk, Acts& a) 
 
 int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, bool want_entropy, bool keep, float* logp,
                        float* entropy, const std::vector<PrefixGroup>& groups) {
+  if (accel) return accel->forward(seqs, temperature, want_entropy, keep, logp, entropy);  // groups: unshared
   if (saved_) spare_ = std::move(saved_);  // an unconsumed forward: its buffers are reused
   std::unique_ptr<Saved> sv = spare_ ? std::move(spare_) : std::make_unique<Saved>();
   std::vector<SeqInput> segs;  // with shared prefixes: the packed segments
@@ -306,6 +308,7 @@ int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, boo
 }
 
 void Model::extend(const std::vector<SeqInput>& seqs, float* logits) {
+  if (accel) return accel->extend(seqs, logits);
   Packed& pk = gen_pk_;
   pack(seqs, pk, false);
   Acts& a = gen_acts_;  // reused across decode steps (no allocation, no page faults per token)

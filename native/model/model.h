@@ -15,11 +15,15 @@
 
 namespace medgym::model {
 
+class Accelerator;        // model/accelerator.h
+struct AcceleratorCache;
+
 // Per-sequence KV cache: per layer K and V, head-major [H, capacity, hd] (each head's rows contiguous).
 struct KVCache {
   std::vector<std::vector<float>> k, v;
   int64_t capacity = 0;
   void reserve(const Config& c, int64_t n);  // grows (doubling) to hold n positions
+  std::shared_ptr<AcceleratorCache> accel;   // the device's cache instead, when the model has an accelerator
 };
 
 // One sequence's new rows in a packed forward: `n_tokens` ids (IMAGE_ID expands to N_p rows, taking
@@ -114,7 +118,7 @@ class Model {
   // Backward of Σ dlogp·logp + dentropy·entropy (per token, flat as forward's outputs) through the
   // saved activations; gradients accumulate. Frees the activations.
   void backward(const float* dlogp, const float* dentropy);
-  bool has_saved() const { return saved_ != nullptr; }
+  bool has_saved() const;
   void drop_saved();
   // SFT: forward + backward of the mean (or sum) cross-entropy of the scored tokens, times scale.
   double cross_entropy(const std::vector<SeqInput>& seqs, bool mean, double scale, int64_t* count);
@@ -126,13 +130,17 @@ class Model {
   // and writes the logits [n_seq, V] of each sequence's last row.
   void extend(const std::vector<SeqInput>& seqs, float* logits);
 
+  // Set: the methods above run on this device (model/accelerator.h) and params/grads/m/v are empty.
+  std::unique_ptr<Accelerator> accel;
+  // Packs a batch's rows (used by accelerators too).
+  void pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) const;
+
   std::atomic<bool> busy{false};
   // Bumped whenever the weights change (optimizer step, a write): sessions built on older weights
   // refuse to continue (their KV caches would be stale).
   std::atomic<uint64_t> weights_version{0};
 
  private:
-  void pack(const std::vector<SeqInput>& seqs, Packed& pk, bool scoring) const;
   // pack() of the segments of a batch with shared prefixes (prefix.cc); fills `segs`.
   void pack_shared(const std::vector<SeqInput>& seqs, const std::vector<PrefixGroup>& groups, Packed& pk,
                    std::vector<SeqInput>& segs) const;

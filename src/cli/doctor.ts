@@ -2,6 +2,7 @@
 import * as os from 'os';
 import { addonCandidates, loadNative } from '../native/loader';
 import type { NativeInfo } from '../native/types';
+import { probeCuda } from '../policy/device';
 
 export interface DoctorReport {
   ok: boolean;
@@ -27,6 +28,12 @@ function cudaLine(info: NativeInfo): string {
   return `compiled (runtime ${version}), devices: ${devices.join(', ')}`;
 }
 
+/** Whether NativePolicy can run with device 'cuda' (what 'auto' would pick). */
+function policyGpuLine(): string {
+  const p = probeCuda();
+  return p.usable ? `yes, ${p.name} (device 'cuda' or 'auto'; dtype 'fp32' or 'bf16')` : `no (device 'auto' runs on the CPU): ${p.reason}`;
+}
+
 export function doctor(): DoctorReport {
   const lines: string[] = [];
   lines.push(`node ${process.version} on ${os.platform()}-${os.arch()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'})`);
@@ -41,6 +48,7 @@ export function doctor(): DoctorReport {
     lines.push(`cpu features: ${features.join(' ') || 'none detected'}; kernels use the ${info.simd} path`);
     lines.push(`threads: ${info.threads} (hardware ${info.hardwareThreads}; set MEDGYM_NUM_THREADS to change)`);
     lines.push(`cuda: ${cudaLine(info)}`);
+    lines.push(`policy on the GPU: ${policyGpuLine()}`);
   } catch (err) {
     ok = false;
     lines.push(`addon: NOT FOUND (tried ${addonCandidates().join(', ')})`);

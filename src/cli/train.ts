@@ -17,6 +17,7 @@ export interface TrainFlags {
   preset?: string;
   env?: string;
   device?: string;
+  dtype?: string;
   seed?: string;
   threads?: string;
   evalItems?: string;
@@ -44,6 +45,7 @@ export function configFromFlags(f: TrainFlags): TrainConfig {
     out: f.out,
     seed: int(f.seed, 'seed'),
     device: f.device,
+    dtype: f.dtype,
     threads: int(f.threads, 'threads'),
     stopAfter: int(f.stopAfter, 'stop-after'),
     report: f.report === false ? false : undefined,
@@ -89,7 +91,7 @@ export async function evalCommand(f: EvalFlags): Promise<number> {
   const runConfig = path.join(path.dirname(path.resolve(f.checkpoint)), RUN_FILES.config);
   const base = f.config ? readConfigFile(f.config) : fs.existsSync(runConfig) ? readConfigFile(runConfig) : {};
   const cfg = parseTrainConfig(mergeConfig(base, { seed: int(f.seed, 'seed'), eval: { items: int(f.items, 'items'), samples: int(f.samples, 'samples'), withoutTools: f.tools === false ? false : undefined } }));
-  const policy = await NativePolicy.load(f.checkpoint);
+  const policy = await NativePolicy.load(f.checkpoint, { device: cfg.device, dtype: cfg.dtype });
   const vec = makeTrainVec(cfg.env, Math.max(cfg.eval.samples, Math.min(64, cfg.eval.items * cfg.eval.samples)), { imageTokens: policy.imageTokens, maxSeq: policy.config.maxSeq });
   try {
     const r = await evaluate(policy, vec, { label: path.basename(f.checkpoint), items: cfg.eval.items, samples: cfg.eval.samples, temperature: cfg.eval.temperature, withoutTools: cfg.eval.withoutTools, seed: cfg.seed + 0x5eed, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn });

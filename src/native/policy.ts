@@ -20,6 +20,29 @@ export interface RawPolicyConfig {
   seed?: number;
   /** GPT-2 initialization (default true); false leaves zeros for a checkpoint to fill. */
   init?: boolean;
+  /** Where the model runs (default 'cpu'); 'cuda' throws when the addon has no CUDA or no usable GPU. */
+  device?: 'cpu' | 'cuda';
+  /** GEMM precision on 'cuda' (default 'fp32'); the CPU is always fp32. */
+  dtype?: 'fp32' | 'bf16';
+}
+
+/** policyCudaProbe(): can this process run the policy on a GPU, and if not, why. */
+export interface RawCudaProbe {
+  /** The addon was built with the CUDA sources. */
+  compiled: boolean;
+  /** Device 0 can run the policy now. */
+  usable: boolean;
+  /** Why not (empty when usable). */
+  reason: string;
+  /** E.g. "NVIDIA H100 80GB HBM3 (sm_90)" (empty when no device). */
+  name: string;
+}
+
+export interface RawPolicyDevice {
+  device: 'cpu' | 'cuda';
+  dtype: 'fp32' | 'bf16';
+  /** 'cpu', or e.g. "cuda:0 NVIDIA H100 80GB HBM3 (sm_90), bf16". */
+  name: string;
 }
 
 /** A packed ragged batch: concatenated tokens, per-sequence lengths, nImages views concatenated (HWC uint8). */
@@ -77,6 +100,8 @@ export interface NativePolicyFunctions {
   policyGetStep(o: { model: PolicyHandle }): number;
   policySetStep(o: { model: PolicyHandle; step: number }): void;
   policyDispose(o: { model: PolicyHandle }): void;
+  policyDevice(o: { model: PolicyHandle }): RawPolicyDevice;
+  policyCudaProbe(): RawCudaProbe;
   policyForward(o: RawForwardInput): RawForwardOut;
   policyForwardAsync(o: RawForwardInput): Promise<RawForwardOut>;
   policyBackwardAsync(o: { model: PolicyHandle; total: number; dlogp: Float32Array; dentropy?: Float32Array }): Promise<void>;

@@ -6,6 +6,7 @@ import { nativePolicyFunctions, type NativePolicyFunctions, type PolicyHandle, t
 import { parseHeader, toFloat32, writeSafetensors, type LoadedTensor, type TensorToWrite } from '../io/safetensors';
 import { BOS_ID, EOS_ID, IMAGE_ID, PAD_ID, SPECIAL_TOKENS, TOOL_CALL_END_ID, TOOL_RESPONSE_ID, VOCAB_SIZE, decode } from '../tokenizer';
 import type { ViewImage } from '../tools/image';
+import { resolveDevice, type ResolvedDevice } from './device';
 import { rawPrefixGroups } from './prefix';
 import { configFromJson, configToJson, resolveConfig } from './presets';
 import type {
@@ -14,6 +15,7 @@ import type {
   CreateOptions,
   CrossEntropyOptions,
   CrossEntropyResult,
+  DeviceOptions,
   ForwardOptions,
   ForwardResult,
   GenerateOptions,
@@ -22,6 +24,7 @@ import type {
   OptimizerOptions,
   ParameterInfo,
   PolicyConfig,
+  PolicyDeviceInfo,
   PolicyPreset,
   PolicySequence,
   SaveOptions,
@@ -169,11 +172,13 @@ export class NativePolicy implements TrainablePolicy {
   private queue: Promise<unknown> = Promise.resolve();
   private pendingLengths: number[] | null = null;
   private sessions = new Set<NativeGenerationSession>();
+  private readonly where: PolicyDeviceInfo;
 
-  private constructor(config: PolicyConfig, handle: PolicyHandle) {
+  private constructor(config: PolicyConfig, handle: PolicyHandle, device: ResolvedDevice) {
     this.fns = nativePolicyFunctions();
     this.config = config;
     this.handle = handle;
+    this.where = { ...device, name: this.fns.policyDevice({ model: handle }).name };
     this.table = this.fns.policyLayout({ model: this.handle }).map((t) => ({ ...t }));
     this.byName = new Map(this.table.map((t) => [t.name, t]));
     this.numParams = this.table.reduce((a, t) => a + t.size, 0);
@@ -186,23 +191,27 @@ export class NativePolicy implements TrainablePolicy {
    */
   static create(config: PolicyPreset | (Partial<PolicyConfig> & { preset?: PolicyPreset }) = 'small', options: CreateOptions = {}): NativePolicy {
     const cfg = resolveConfig(config);
-    const handle = nativePolicyFunctions().policyCreate({ ...cfg, imageId: IMAGE_ID, seed: checkSeed(options.seed) });
-    return new NativePolicy(cfg, handle);
+    const dev = resolveDevice(options);
+    const handle = nativePolicyFunctions().policyCreate({ ...cfg, imageId: IMAGE_ID, seed: checkSeed(options.seed), device: dev.device, dtype: dev.dtype });
+    return new NativePolicy(cfg, handle, dev);
   }
 
   /** create() with the initialization off the event loop (base: seconds). */
   static async createAsync(config: PolicyPreset | (Partial<PolicyConfig> & { preset?: PolicyPreset }) = 'small', options: CreateOptions = {}): Promise<NativePolicy> {
     const cfg = resolveConfig(config);
-    const handle = await nativePolicyFunctions().policyCreateAsync({ ...cfg, imageId: IMAGE_ID, seed: checkSeed(options.seed) });
-    return new NativePolicy(cfg, handle);
+    const dev = resolveDevice(options);
+    const handle = await nativePolicyFunctions().policyCreateAsync({ ...cfg, imageId: IMAGE_ID, seed: checkSeed(options.seed), device: dev.device, dtype: dev.dtype });
+    return new NativePolicy(cfg, handle, dev);
   }
 
   /**
    * Loads a SPEC checkpoint. Rejects (with the file and the problem in the message) a truncated file,
    * a hostile header, unknown/missing tensor names, wrong shapes or dtypes, a config or tokenizer that
-   * does not match, and non-finite weights.
+   * does not match, and non-finite weights. `options.device` / `dtype`: as create() (the weights
+   * are read on the host and copied to the device, so a checkpoint means the same on every device).
    */
-  static async load(path: string): Promise<NativePolicy> {
+  static async load(path: string, options: DeviceOptions = {}): Promise<NativePolicy> {
+    const dev = resolveDevice(options);
     const { metadata, tensors } = await readChecked(path);
     if (typeof metadata.config !== 'string') throw new RangeError(`${path}: metadata has no "config"`);
     const config = configFromJson(metadata.config, path);
@@ -218,7 +227,8 @@ export class NativePolicy implements TrainablePolicy {
         throw new RangeError(`${path}: metadata "tokenizer" (${metadata.tokenizer.slice(0, 200)}) differs from this tokenizer's special tokens`);
       }
     }
-    const policy = new NativePolicy(config, await nativePolicyFunctions().policyCreateAsync({ ...config, imageId: IMAGE_ID, init: false }));
+    const raw = await nativePolicyFunctions().policyCreateAsync({ ...config, imageId: IMAGE_ID, init: false, device: dev.device, dtype: dev.dtype });
+    const policy = new NativePolicy(config, raw, dev);
     try {
       for (const name of tensors.keys()) {
         if (!policy.byName.has(name)) throw new RangeError(`${path}: unexpected tensor '${name}' for this config`);
@@ -253,6 +263,16 @@ export class NativePolicy implements TrainablePolicy {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** 'cpu' or 'cuda': where this model's weights live and its calls run. */
+  get device(): 'cpu' | 'cuda' {
+    return this.where.device;
+  }
+
+  /** Where the model runs, in what precision, what was asked for and why this device (e.g. 'auto' without a GPU). */
+  get deviceInfo(): PolicyDeviceInfo {
+    return { ...this.where };
   }
 
   get stepCount(): number {

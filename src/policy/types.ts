@@ -25,7 +25,31 @@ export interface PolicyConfig {
 /** tiny ≈ 1M params (tests, d128 L4), small ≈ 11M (CPU default, d384 L6), base ≈ 87M (GPU, d768 L12). */
 export type PolicyPreset = 'tiny' | 'small' | 'base';
 
-export interface CreateOptions {
+/** Where a policy runs: 'auto' picks 'cuda' when a GPU can run it, else 'cpu' (see NativePolicy.deviceInfo). */
+export type PolicyDeviceRequest = 'cpu' | 'cuda' | 'auto';
+/** GEMM precision on the GPU: 'bf16' runs GEMMs (and their inputs) in bf16 with fp32 accumulation and fp32 master weights. */
+export type PolicyDtype = 'fp32' | 'bf16';
+
+export interface DeviceOptions {
+  /** Default 'cpu'. 'cuda' throws (with the reason) when no GPU can run the policy; 'auto' falls back to the CPU. */
+  device?: PolicyDeviceRequest;
+  /** Default 'fp32'. 'bf16' needs the GPU (with 'auto' on the CPU it is fp32, and deviceInfo.reason says so). */
+  dtype?: PolicyDtype;
+}
+
+/** Where a NativePolicy runs and why (NativePolicy.deviceInfo). */
+export interface PolicyDeviceInfo {
+  device: 'cpu' | 'cuda';
+  dtype: PolicyDtype;
+  /** What was asked for. */
+  requested: PolicyDeviceRequest;
+  /** 'cpu', or e.g. "cuda:0 NVIDIA H100 80GB HBM3 (sm_90), bf16". */
+  name: string;
+  /** Why this device: e.g. "requested", "CUDA device usable", or the reason the GPU is not usable. */
+  reason: string;
+}
+
+export interface CreateOptions extends DeviceOptions {
   /** Seed of the weight initialization (GPT-2 init: N(0, 0.02), residual projections / sqrt(2L)). Default 0. */
   seed?: number;
 }

@@ -140,8 +140,10 @@ export const TrainConfigSchema = z
     out: z.string().default('runs/medgym-train'),
     /** Master seed: item indices, sampling streams (SPEC §7 key (seed, step, prompt, sample)), demo mix. */
     seed: nonNegInt.default(0),
-    /** Only 'cpu' today (the native CPU engine). */
-    device: z.enum(['cpu']).default('cpu'),
+    /** Where the policy runs: 'cpu', 'cuda' (fails with the reason when no GPU can run it) or 'auto' (the GPU when usable, else the CPU; the run logs which and why). */
+    device: z.enum(['cpu', 'cuda', 'auto']).default('cpu'),
+    /** GEMM precision on the GPU: 'fp32', or 'bf16' (fp32 accumulation and master weights). The CPU runs fp32 whatever this says. */
+    dtype: z.enum(['fp32', 'bf16']).default('fp32'),
     /** Native threads (0: the addon's default). */
     threads: nonNegInt.default(0),
     env: Env.prefault({}),

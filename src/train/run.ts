@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../io/atomic';
 import { setNumThreads } from '../native';
-import { NativePolicy } from '../policy';
+import { describeDevice, NativePolicy } from '../policy';
 import { decode } from '../tokenizer';
 import type { VectorEnv } from '../env';
 import { evaluate, evalEpisodes, type EvalResult } from '../eval';
@@ -86,6 +86,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   const progress = makeProgress(cfg.progress, cfg.logEvery, log);
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   fs.mkdirSync(P(RUN_FILES.checkpoints), { recursive: true });
+  const dev = { device: cfg.device, dtype: cfg.dtype }; // every policy of the run (docs/cuda.md)
 
   // ---- state: fresh or from the latest checkpoint
   let state: RunState = { phase: 'sft', step: 0, metricsBytes: 0, trajectoriesBytes: 0, badSteps: 0, elapsed: 0 };
@@ -95,7 +96,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     const latest = JSON.parse(fs.readFileSync(P(RUN_FILES.latest), 'utf8')) as { dir: string; state: RunState };
     state = latest.state;
     lastCheckpoint = P(latest.dir);
-    policy = await NativePolicy.load(path.join(lastCheckpoint, 'policy.safetensors'));
+    policy = await NativePolicy.load(path.join(lastCheckpoint, 'policy.safetensors'), dev);
     const optim = path.join(lastCheckpoint, 'optimizer.safetensors');
     if (fs.existsSync(optim)) await policy.loadOptimizer(optim); // absent: a fresh optimizer (phase start)
     // Drop what was logged after the checkpoint: those steps run again, identically.
@@ -105,8 +106,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   } else {
     if (opts.resume) log(`no checkpoint in ${dir}: starting fresh`);
     for (const f of [RUN_FILES.metrics, RUN_FILES.trajectories]) fs.writeFileSync(P(f), '');
-    policy = cfg.policy.init ? await NativePolicy.load(cfg.policy.init) : await NativePolicy.createAsync(cfg.policy.preset, { seed: cfg.policy.seed });
+    policy = cfg.policy.init ? await NativePolicy.load(cfg.policy.init, dev) : await NativePolicy.createAsync(cfg.policy.preset, { seed: cfg.policy.seed, ...dev });
   }
+  log(`policy device: ${describeDevice(policy.deviceInfo)}`);
   await writeFileAtomic(P(RUN_FILES.config), JSON.stringify(cfg, null, 2) + '\n');
   const t0 = Date.now();
   const elapsed = (): number => state.elapsed + (Date.now() - t0) / 1000;
@@ -232,7 +234,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       if (cfg.sft.steps > 0) await policy.saveOptimizer(P(RUN_FILES.sftOptimizer));
       // GRPO starts from the SFT weights with a fresh optimizer (its own warmup, its own lr).
       policy.dispose();
-      policy = await NativePolicy.load(P(RUN_FILES.sftPolicy));
+      policy = await NativePolicy.load(P(RUN_FILES.sftPolicy), dev);
       await nextPhase('eval_sft');
     }
 
@@ -261,7 +263,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       if (cfg.grpo.steps > 0) {
         const g = cfg.grpo;
         const rv = vec(g.promptsPerStep * g.groupSize, trainEnvExtra(cfg.env));
-        const ref = g.loss.beta > 0 ? await NativePolicy.load(P(RUN_FILES.sftPolicy)) : null;
+        const ref = g.loss.beta > 0 ? await NativePolicy.load(P(RUN_FILES.sftPolicy), dev) : null;
         progress.start('grpo', g.steps, state.step);
         let gen = 0;
         const ts = Date.now();
@@ -308,7 +310,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       if (cfg.control && cfg.sft.steps > 0 && cfg.grpo.steps > 0 && budget > 0) {
         if (state.step === 0) {
           policy.dispose();
-          policy = await NativePolicy.load(P(RUN_FILES.sftPolicy));
+          policy = await NativePolicy.load(P(RUN_FILES.sftPolicy), dev);
           await policy.loadOptimizer(P(RUN_FILES.sftOptimizer));
           state.controlSeconds = 0;
         }

@@ -57,7 +57,7 @@ struct Diff {
 Diff compare(const std::vector<float>& got, const std::vector<float>& want, double floor = 1e-3);
 Diff compare_scalar(double got, double want);  // one value, relative to max(|want|, 1e-30)
 
-enum class Metric { Normwise, Elementwise };
+enum class Metric { Normwise, Elementwise, Absolute };  // Absolute: max |got - want|
 
 struct Result {
   std::string kernel, shape, output, metric;
@@ -101,6 +101,7 @@ struct BenchResult {
   double ms = 0, flops = 0, bytes = 0;
   double tflops = 0, gbs = 0, frac = 0;  // frac: of the relevant peak (compute or bandwidth)
   std::string roof;                       // "bf16", "fp32" or "hbm"
+  double tokens_per_s = 0;                // policy rows (native/model/gpu/check/bench_policy.cc)
 };
 
 // ---- the suites (check_*.cc, bench.cc) -----------------------------------------------------------
@@ -110,7 +111,10 @@ void check_layers(Checker& c);  // layernorm, gelu, softmax
 void check_attention(Checker& c);
 void check_logprob(Checker& c);  // logprob, log_softmax, cross-entropy, fused linear log-prob
 void check_optim(Checker& c);    // grpo, adamw, grad clip
+void check_rowops(Checker& c);   // cuda/rowops.h, KV-cache slots (native/model/gpu/check)
+void check_policy(Checker& c);   // the GPU policy against the CPU policy (native/model/gpu/check)
 std::vector<BenchResult> run_bench(const Peaks& p, const std::string& only);
+std::vector<BenchResult> run_policy_bench(const Peaks& p, const std::string& only);  // `base` training, decode
 
 std::string fmt(const char* f, ...);
 

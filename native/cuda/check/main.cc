@@ -61,10 +61,10 @@ bool write_json(const std::string& path, const std::string& status, const std::s
     for (size_t i = 0; i < bench->size(); ++i) {
       const BenchResult& b = (*bench)[i];
       std::fprintf(f, "%s\n    {\"name\": \"%s\", \"shape\": \"%s\", \"ms\": %s, \"flops\": %s, \"bytes\": %s, "
-                      "\"tflops\": %s, \"gbs\": %s, \"frac_of_peak\": %s, \"roof\": \"%s\"}",
+                      "\"tflops\": %s, \"gbs\": %s, \"frac_of_peak\": %s, \"roof\": \"%s\", \"tokens_per_s\": %s}",
                    i ? "," : "", json_escape(b.name).c_str(), json_escape(b.shape).c_str(), num(b.ms).c_str(),
                    num(b.flops).c_str(), num(b.bytes).c_str(), num(b.tflops).c_str(), num(b.gbs).c_str(),
-                   num(b.frac).c_str(), b.roof.c_str());
+                   num(b.frac).c_str(), b.roof.c_str(), num(b.tokens_per_s).c_str());
     }
     std::fprintf(f, "\n  ]");
   }
@@ -127,7 +127,8 @@ int main(int argc, char** argv) {
       const char* name;
       void (*fn)(Checker&);
     } suites[] = {{"gemm", check_gemm}, {"layers", check_layers}, {"attention", check_attention},
-                  {"logprob", check_logprob}, {"optim", check_optim}};
+                  {"logprob", check_logprob}, {"optim", check_optim}, {"rowops", check_rowops},
+                  {"policy", check_policy}};
     for (const auto& s : suites) {
       if (!only.empty() && std::string(s.name).find(only) == std::string::npos) continue;
       std::printf("checking %s ...\n", s.name);
@@ -147,6 +148,11 @@ int main(int argc, char** argv) {
       bench = run_bench(p, only);
     } catch (const std::exception& e) {
       c.error("bench", e.what());
+    }
+    try {
+      for (const BenchResult& r : run_policy_bench(p, only)) bench.push_back(r);
+    } catch (const std::exception& e) {
+      c.error("policy bench", e.what());
     }
   }
   if (!json.empty() && !write_json(json, c.failures ? "failed" : "passed", "", &p, do_check ? &c : nullptr,
