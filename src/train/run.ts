@@ -111,7 +111,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   log(`policy device: ${describeDevice(policy.deviceInfo)}`);
   await writeFileAtomic(P(RUN_FILES.config), JSON.stringify(cfg, null, 2) + '\n');
   const t0 = Date.now();
-  const elapsed = (): number => state.elapsed + (Date.now() - t0) / 1000;
+  const before = state.elapsed; // seconds of earlier invocations (checkpoints overwrite state.elapsed with the total)
+  const elapsed = (): number => before + (Date.now() - t0) / 1000;
   const dims = { imageTokens: policy.imageTokens, maxSeq: policy.config.maxSeq };
 
   // ---- stopping: Ctrl-C, stopAfter, caller
