@@ -18,4 +18,30 @@ void attention_decode(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnViewOut
 void attention_decode_ref(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnViewOut out, float* lse, AttnView q,
                           AttnView k, AttnView v, float scale);
 
+// The same decode attention over a paged KV cache, for nq query rows. Query i (H heads of hd floats
+// at q + i*q_stride) attends keys 0..n_keys[i]-1, which lie in its extents in order: extent e holds
+// the next `rows` keys in rows 0..rows-1 of its block, where the K row r of head h is at
+// block + k_off + h*sh + r*hd and the V row at block + v_off + h*sh + r*hd.
+//   s_j = scale q·k_j,  out = Σ_j softmax(s)_j v_j,  lse (nullable) [nq, H] = log Σ_j exp(s_j)
+// Every extent but a query's last holds a multiple of 8 rows; then a query's arithmetic depends only
+// on its q, its keys and values and n_keys[i] — not on how its keys are split into extents (keys are
+// scored 8 at a time at absolute positions 0, 8, 16, ...), nor on the other queries. So sequences
+// that share a prompt's blocks (a fork) compute exactly what they would with copies of their own.
+// Queries run one after the other (siblings that share blocks find them hot in cache); serial:
+// callers parallelize over query sets. `scratch`: at least max(n_keys) floats.
+struct KVExtent {
+  const float* block;
+  int64_t rows;
+};
+struct PagedKV {
+  const KVExtent* const* extents;  // per query: its extents, in key order
+  int64_t k_off, v_off, sh;        // offsets (floats) of K and V in a block; head stride
+};
+void attention_decode_paged(int64_t nq, int64_t H, int64_t hd, const float* q, int64_t q_stride, const int64_t* n_keys,
+                            const PagedKV& kv, float scale, float* out, int64_t out_stride, float* lse, float* scratch);
+// Plain scalar reference (double accumulation).
+void attention_decode_paged_ref(int64_t nq, int64_t H, int64_t hd, const float* q, int64_t q_stride,
+                                const int64_t* n_keys, const PagedKV& kv, float scale, float* out, int64_t out_stride,
+                                float* lse);
+
 }  // namespace medgym

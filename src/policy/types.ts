@@ -204,6 +204,14 @@ export interface GenerationSession {
   add(seqs: SessionSequenceInput[]): Promise<number[]>;
   /** Appends tokens (+ images) after the sequences' current content (a sampled stop token included). */
   append(items: { id: number; input: AppendInput }[]): Promise<void>;
+  /**
+   * `n` new sequences that continue sequence `id` (prefilled first if it has pending tokens): each
+   * holds its tokens and images and shares its KV cache (copy-on-write), so a GRPO group prefills its
+   * prompt once. Child j samples from stream `keys[j]` (fields default to `id`'s key, sampleIndex to
+   * j) from its start: exactly what add() of `id`'s tokens and images with that key would give —
+   * same tokens, bit-identical logp. `id` stays usable (release it when done).
+   */
+  fork(id: number, n: number, keys?: SampleKey[]): Promise<number[]>;
   /** Samples for the given sequences (batched KV-cache decoding) until each stops. */
   generate(ids: number[], options?: GenerateOptions): Promise<GenerateResult[]>;
   /** Every token of a sequence so far (prompt, appended and sampled), in token space. */
