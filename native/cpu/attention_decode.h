@@ -4,7 +4,8 @@
 // Same views and semantics as attention_forward (attention.h) with B = 1 and no key mask, but it
 // walks the cache row by row instead of in 32-query blocks, so a single query costs O(Tk·hd)
 // instead of a padded 32-row tile. Serial (callers parallelize over sequences); `scores` is
-// caller-provided scratch of at least H*Tk floats.
+// caller-provided scratch of at least H*Tk floats. attention_decode_paged (below) is the same over a
+// paged cache whose blocks sequences may share: the generation engine's (native/model/extend.cc).
 #pragma once
 #include <cstdint>
 

@@ -1,12 +1,12 @@
-// Forward pass of medgym-vlm: embeddings (text + patches), L pre-LN blocks, ln_f, and either the
-// fused log-prob head (scoring/training) or logits of each sequence's last row (generation).
+// Forward pass of medgym-vlm for scoring and training: embeddings (text + patches), L pre-LN blocks,
+// ln_f and the fused log-prob head. (Generation over KV caches is extend.cc; the row packing is
+// shared.)
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "cpu/attention.h"
-#include "cpu/attention_decode.h"
 #include "cpu/fused_linear_logprob.h"
 #include "cpu/gelu.h"
 #include "cpu/gemm.h"

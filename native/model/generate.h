@@ -57,9 +57,11 @@ class Session {
                            const std::vector<std::array<uint64_t, 4>>& keys);
   void append(const std::vector<int64_t>& ids, const std::vector<std::vector<int32_t>>& tokens,
               const std::vector<std::vector<uint8_t>>& pixels);
-  // One new sequence per key, each continuing sequence `id`: its tokens and images, its KV cache
-  // (shared, copy-on-write) and last logits, and a fresh stream (key, count 0). Exactly what add() of
-  // id's tokens and images with that key gives, without prefilling them again. `id` itself goes on.
+  // One new sequence per key, each continuing sequence `id` (prefilled first if it has pending
+  // tokens): its tokens and images, its KV cache (shared, copy-on-write) and last logits, and a fresh
+  // stream (key, count 0). A child computes exactly what a sequence that went through id's calls
+  // would, with the child's key: forked right after add(), exactly what add() of the same prompt with
+  // that key gives, bit for bit, without prefilling it again. `id` itself goes on.
   std::vector<int64_t> fork(int64_t id, const std::vector<std::array<uint64_t, 4>>& keys);
   std::vector<GenerateOut> generate(const std::vector<int64_t>& ids, const GenerateParams& gp);
   const std::vector<int32_t>& tokens(int64_t id) const;

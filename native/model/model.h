@@ -119,7 +119,6 @@ class Model {
   std::vector<float> bw_scratch_;  // backward's per-layer gradient buffers, reused
   Packed gen_pk_;   // generation scratch, reused by extend()
   Acts gen_acts_;
-  std::vector<float> gen_last_;  // [n_seq, d] last rows for the head
 };
 
 }  // namespace medgym::model

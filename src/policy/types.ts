@@ -208,8 +208,9 @@ export interface GenerationSession {
    * `n` new sequences that continue sequence `id` (prefilled first if it has pending tokens): each
    * holds its tokens and images and shares its KV cache (copy-on-write), so a GRPO group prefills its
    * prompt once. Child j samples from stream `keys[j]` (fields default to `id`'s key, sampleIndex to
-   * j) from its start: exactly what add() of `id`'s tokens and images with that key would give —
-   * same tokens, bit-identical logp. `id` stays usable (release it when done).
+   * j), counted from 0. Forked right after add(), a child gives exactly what add() of the same prompt
+   * with its key gives (same tokens, bit-identical logp); forked later, it goes on from `id`'s cache
+   * as `id` computed it. `id` stays usable (release it when done). At most 4096 children per call.
    */
   fork(id: number, n: number, keys?: SampleKey[]): Promise<number[]>;
   /** Samples for the given sequences (batched KV-cache decoding) until each stops. */
