@@ -6,7 +6,10 @@
 //   separate: every sample prefills its own copy of the prompt (what rollouts did before fork).
 // Both must give identical trajectories (same stream keys); the bench checks it before timing.
 // Prints episodes/s, generated tokens/s and the ratio. Run: `npx tsx bench/run.ts rollout` (~1 min).
+// With MEDGYM_ADDON=<an addon built before session.fork> only the separate-prefill row runs (the
+// "before" figure of bench/RESULTS.md).
 import { nativeInfo } from '../src/native';
+import { nativePolicyFunctions } from '../src/native/policy';
 import { NativePolicy } from '../src/policy';
 import { makeTrainVec } from '../src/train/envs';
 import { parseTrainConfig } from '../src/train/config';
@@ -26,11 +29,16 @@ export async function run(): Promise<void> {
     const opts = (step: number, sharePrompts: boolean) => ({ seed: 1, step, items, groupSize: G, temperature: 1, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn, sharePrompts });
     const same = (a: Trajectory[], b: Trajectory[]) =>
       a.every((t, i) => t.tokens.length === b[i].tokens.length && t.tokens.every((x, k) => x === b[i].tokens[k]) && t.oldLogp.every((x, k) => x === b[i].oldLogp[k]));
-    const check = [await rollout(policy, vec, opts(0, true)), await rollout(policy, vec, opts(0, false))];
-    if (!same(check[0], check[1])) throw new Error('rollout bench: shared-prompt and separate-prefill rollouts differ');
+    const canFork = typeof (nativePolicyFunctions() as Partial<ReturnType<typeof nativePolicyFunctions>>).sessionForkAsync === 'function';
+    if (canFork) {
+      const check = [await rollout(policy, vec, opts(0, true)), await rollout(policy, vec, opts(0, false))];
+      if (!same(check[0], check[1])) throw new Error('rollout bench: shared-prompt and separate-prefill rollouts differ');
+    } else {
+      await rollout(policy, vec, opts(0, false)); // warmup
+    }
     const rows: (string | number)[][] = [];
     const base: Record<string, number> = {};
-    for (const share of [false, true]) {
+    for (const share of canFork ? [false, true] : [false]) {
       let episodes = 0;
       let generated = 0;
       let turns = 0;

@@ -90,9 +90,10 @@ std::vector<int64_t> Session::fork(int64_t id, const std::vector<std::array<uint
 
 void Session::prefill(const std::vector<int64_t>& ids, const std::function<void(size_t)>& after) {
   const Config& c = model_->cfg;
-  std::vector<SeqInput> in;
-  std::vector<size_t> which;  // index into ids of each input
-  std::vector<Seq*> seq;
+  std::vector<SeqInput>& in = in_;
+  std::vector<size_t>& which = which_;  // index into ids of each input
+  std::vector<Seq*>& seq = pending_;
+  in.clear(), which.clear(), seq.clear();
   for (size_t k = 0; k < ids.size(); ++k) {
     Seq& s = seqs_.at(ids[k]);
     if (!kv_) s.committed = 0, s.committed_images = 0, s.cache_len = 0, s.cache.clear();  // reference mode: recompute all

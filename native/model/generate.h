@@ -91,7 +91,11 @@ class Session {
   std::vector<std::string> specials_;
   std::shared_ptr<KVPool> pool_;  // before seqs_: their blocks go back to it
   std::map<int64_t, Seq> seqs_;
-  std::vector<float> logits_;     // extend()'s output, reused
+  // prefill()'s scratch, reused (no allocation per decode step)
+  std::vector<float> logits_;
+  std::vector<SeqInput> in_;
+  std::vector<size_t> which_;
+  std::vector<Seq*> pending_;
   int64_t next_id_ = 0;
 };
 

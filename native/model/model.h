@@ -117,8 +117,10 @@ class Model {
   std::unique_ptr<Saved> saved_;
   std::unique_ptr<Saved> spare_;  // buffers of a consumed forward, reused by the next one
   std::vector<float> bw_scratch_;  // backward's per-layer gradient buffers, reused
-  Packed gen_pk_;   // generation scratch, reused by extend()
+  Packed gen_pk_;   // generation scratch, reused by extend() (no allocation per decode step)
   Acts gen_acts_;
+  std::vector<int64_t> gen_patch0_, gen_cost_;
+  std::vector<std::vector<KVExtent>> gen_extents_;
 };
 
 }  // namespace medgym::model
