@@ -88,7 +88,7 @@ std::vector<int64_t> Session::fork(int64_t id, const std::vector<std::array<uint
   return ids;
 }
 
-void Session::prefill(const std::vector<int64_t>& ids, const std::function<void(size_t)>& after) {
+void Session::prefill(const std::vector<int64_t>& ids, const std::function<void(size_t, const float*)>& after) {
   const Config& c = model_->cfg;
   std::vector<SeqInput>& in = in_;
   std::vector<size_t>& which = which_;  // index into ids of each input
@@ -110,7 +110,8 @@ void Session::prefill(const std::vector<int64_t>& ids, const std::function<void(
   }
   if (in.empty()) return;
   logits_.resize(in.size() * c.V);
-  // Per sequence, on whichever thread finished it: its bookkeeping, its logits, then the caller's hook.
+  // Per sequence, on whichever thread finished it: its bookkeeping, its logits (kept for a later
+  // call, unless the caller samples from them right away), then the caller's hook.
   model_->extend(in, logits_.data(), [&](int64_t i) {
     Seq& s = *seq[i];
     const SeqInput& q = in[i];
@@ -119,8 +120,9 @@ void Session::prefill(const std::vector<int64_t>& ids, const std::function<void(
     s.cache_len += model_->expanded_length(q.tokens, q.n_tokens);
     s.committed = static_cast<int64_t>(s.tokens.size());
     s.committed_images += imgs;
-    s.logits.assign(logits_.begin() + i * c.V, logits_.begin() + (i + 1) * c.V);
-    if (after) after(which[i]);
+    const float* logits = logits_.data() + i * c.V;
+    if (after) after(which[i], logits);
+    else s.logits.assign(logits, logits + c.V);
   });
 }
 
@@ -149,17 +151,17 @@ std::vector<GenerateOut> Session::generate(const std::vector<int64_t>& ids, cons
   sp.temperature = gp.temperature, sp.top_p = gp.top_p, sp.banned = &banned;
   std::vector<int32_t> toks(ids.size());
   std::vector<float> lps(ids.size());
-  // Sequence i's next token from its stored logits and its own stream: independent of every other
-  // sequence, so it may run on any thread (the decode step samples inside extend's parallel region).
-  auto sample = [&](size_t i) {
+  // Sequence i's next token from `logits` and its own stream: independent of every other sequence,
+  // so it may run on any thread (the decode step samples inside extend's parallel region).
+  auto sample = [&](size_t i, const float* logits) {
     thread_local std::vector<double> scratch;
     thread_local std::vector<int32_t> order;
     Seq& s = *seq[i];
     if (s.cache_len >= c.T) return;  // no room for another token: finishes as MaxSeq
-    toks[i] = sample_token(s.logits.data(), c.V, sp, uniform01(s.key, s.counter), &lps[i], scratch, order);
+    toks[i] = sample_token(logits, c.V, sp, uniform01(s.key, s.counter), &lps[i], scratch, order);
   };
   parallel_for(static_cast<int64_t>(active.size()), [&](int64_t b, int64_t e) {
-    for (int64_t a = b; a < e; ++a) sample(active[a]);
+    for (int64_t a = b; a < e; ++a) sample(active[a], seq[active[a]]->logits.data());
   }, 8);
   std::vector<size_t> next;
   std::vector<int64_t> ext;
@@ -190,7 +192,9 @@ std::vector<GenerateOut> Session::generate(const std::vector<int64_t>& ids, cons
     // Feed the new tokens; each sequence samples its next one as soon as its logits are in.
     ext.clear();
     for (size_t i : next) ext.push_back(ids[i]);
-    prefill(ext, [&](size_t k) { sample(next[k]); });
+    // (A sequence that stops leaves its last token pending, so a later call prefills it and gets
+    // fresh logits: the decode step's logits are never needed again and are not kept.)
+    prefill(ext, [&](size_t k, const float* logits) { sample(next[k], logits); });
     active.swap(next);
   }
   return out;

@@ -80,9 +80,10 @@ class Session {
     std::vector<float> logits;     // of the last cached position (valid when committed == tokens.size())
     uint64_t key = 0, counter = 0;
   };
-  // Brings caches up to date with the tokens; then after(k) for each ids[k] that had pending tokens,
-  // possibly on a pool thread, once that sequence's logits are in.
-  void prefill(const std::vector<int64_t>& ids, const std::function<void(size_t)>& after = {});
+  // Brings caches up to date with the tokens and keeps each sequence's last logits; or, given
+  // `after`, calls after(k, logits) for each ids[k] that had pending tokens (possibly on a pool
+  // thread) instead of keeping them.
+  void prefill(const std::vector<int64_t>& ids, const std::function<void(size_t, const float*)>& after = {});
 
   std::shared_ptr<Model> model_;
   bool kv_;
