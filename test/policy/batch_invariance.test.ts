@@ -9,6 +9,7 @@ import { encode, EOS_ID, IMAGE_ID } from '../../src/tokenizer';
 import type { ViewImage } from '../../src/tools/image';
 import { expectClose } from '../helpers/compare';
 import { Rng } from '../helpers/random';
+import { digestWithThreads } from '../helpers/threads';
 import { TEST_CONFIG, randomView, randomizeWeights } from './common';
 
 type Out = { t: number[]; l: number[]; f: string };
@@ -119,4 +120,35 @@ describe.each([
       expectClose(outs[0].logp, r[0].logp, 1e-4, 1e-2);
     });
   });
+});
+
+// Generation does not depend on the thread count either: its GEMM paths and attention split work
+// between threads without changing any element's operations (unlike the training forward's
+// reductions). Child processes, so the shared pool keeps its size here.
+test.each([
+  ['a small model (one parallel region per decode step)', { dModel: 64, nLayer: 2, nHead: 2 }],
+  ['a model over 8 MiB of weights (GEMM columns split per op)', { dModel: 256, nLayer: 3, nHead: 4 }],
+])('generation is bit-identical with 1, 2 and 3 threads: %s', (_, dims) => {
+  const cfg = { vocabSize: 268, maxSeq: 256, patch: 8, imageSize: 16, channels: 3, imageId: IMAGE_ID, seed: 1, ...dims };
+  const body = `
+    const model = addon.policyCreate(${JSON.stringify(cfg)});
+    for (const t of addon.policyLayout({ model })) {
+      const w = fill(t.size, t.offset + 1);
+      if (t.name.includes('.weight') && t.shape.length === 2) for (let i = 0; i < w.length; i++) w[i] *= 0.3;
+      addon.policyWrite({ model, which: 'params', offset: t.offset, data: w });
+    }
+    const session = addon.sessionCreate({ model, seed: 3 });
+    const n = 12, lens = Array.from({ length: n }, (_, i) => 20 + 7 * i);
+    const tokens = Int32Array.from(lens.flatMap((L, i) => Array.from({ length: L }, (_, k) => (k === 2 ? ${IMAGE_ID} : 65 + ((k * 7 + i) % 50)))));
+    const images = Uint8Array.from({ length: n * 768 }, (_, i) => (i * 31) % 251);
+    const keys = (m, base) => ({ seeds: new Array(m).fill(1), steps: new Array(m).fill(2), promptIndices: Array.from({ length: m }, (_, i) => base + i), sampleIndices: new Array(m).fill(0) });
+    const ids = addon.sessionAdd({ session, tokens, lengths: Int32Array.from(lens), images, nImages: n, ...keys(n, 0) });
+    const kids = addon.sessionFork({ session, id: ids[3], ...keys(5, 100) });
+    const all = Int32Array.from([...ids, ...kids]);
+    const out = addon.sessionGenerate({ session, ids: all, maxNewTokens: 24, temperature: 1, stopTokens: Int32Array.from([65, 70, 75]) });
+    if (out.reduce((a, o) => a + o.tokens.length, 0) < 4 * all.length) throw new Error('too few decode steps to compare');
+    return out.flatMap((o) => [o.tokens, o.logp]);`;
+  const digests = [1, 2, 3].map((t) => digestWithThreads(t, body));
+  expect(digests.map((d) => d.threads)).toEqual([1, 2, 3]);
+  expect(new Set(digests.map((d) => d.digest)).size).toBe(1);
 });
