@@ -336,20 +336,6 @@ MEDGYM_AVX2 inline float exp_shift_sum(float* s, int64_t n, float m) {
   return z;
 }
 
-// Software prefetch of the 8 rows kPrefetchRows keys ahead of row r of extent e (whose row 0 is key
-// j), into the next extents when this one ends: the hardware prefetchers stop at 4 KiB pages, and a
-// head's rows of one block span two of them.
-constexpr int64_t kPrefetchRows = 32;
-MEDGYM_AVX2 inline void prefetch_ahead(const KVExtent* ext, int64_t e, int64_t j, int64_t r, int64_t n, int64_t off,
-                                       int64_t hd) {
-  int64_t at = r + kPrefetchRows;
-  if (j + at >= n) return;
-  while (at >= ext[e].rows) at -= ext[e++].rows;
-  const char* p = reinterpret_cast<const char*>(ext[e].block + off + at * hd);
-  const int64_t bytes = std::min<int64_t>(8, ext[e].rows - at) * hd * static_cast<int64_t>(sizeof(float));
-  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
-}
-
 // hd = 8 * NC (AVX2) or 16 * NC (AVX-512): q and the output accumulators stay in registers; the
 // scores of 8 keys are reduced with one transpose-add. The value pass keeps two accumulator sets
 // (even and odd keys: extents start at multiples of 8) to halve the FMA dependency chain.
@@ -367,7 +353,6 @@ MEDGYM_AVX2 void paged_head_avx2(const float* qh, const KVExtent* ext, int64_t n
     const float* kb = ext[e].block + k_off;
     int64_t r = 0;
     for (; r + 8 <= rows; r += 8) {
-      prefetch_ahead(ext, e, j, r, n, k_off, hd);
       __m256 acc[8];
       for (int u = 0; u < 8; ++u) {
         const float* kr = kb + (r + u) * hd;
@@ -396,7 +381,6 @@ MEDGYM_AVX2 void paged_head_avx2(const float* qh, const KVExtent* ext, int64_t n
     const float* vb = ext[e].block + v_off;
     int64_t r = 0;
     for (; r + 2 <= rows; r += 2) {  // extents start at even keys: o0 takes the even ones, o1 the odd
-      if ((r & 7) == 0) prefetch_ahead(ext, e, j, r, n, v_off, hd);
       const __m256 p0 = _mm256_set1_ps(s[j + r]), p1 = _mm256_set1_ps(s[j + r + 1]);
       const float* vr = vb + r * hd;
       for (int c = 0; c < NC; ++c) {
@@ -429,7 +413,6 @@ MEDGYM_AVX512 void paged_head_avx512(const float* qh, const KVExtent* ext, int64
     const float* kb = ext[e].block + k_off;
     int64_t r = 0;
     for (; r + 8 <= rows; r += 8) {
-      prefetch_ahead(ext, e, j, r, n, k_off, hd);
       __m256 acc[8];
       for (int u = 0; u < 8; ++u) {
         const float* kr = kb + (r + u) * hd;
@@ -458,7 +441,6 @@ MEDGYM_AVX512 void paged_head_avx512(const float* qh, const KVExtent* ext, int64
     const float* vb = ext[e].block + v_off;
     int64_t r = 0;
     for (; r + 2 <= rows; r += 2) {  // extents start at even keys: o0 takes the even ones, o1 the odd
-      if ((r & 7) == 0) prefetch_ahead(ext, e, j, r, n, v_off, hd);
       const __m512 p0 = _mm512_set1_ps(s[j + r]), p1 = _mm512_set1_ps(s[j + r + 1]);
       const float* vr = vb + r * hd;
       for (int c = 0; c < NC; ++c) {

@@ -1,7 +1,7 @@
 // SPEC §7 bit for bit: a sequence's sampled tokens and logp depend only on its prompt (and the calls
 // made on it) and its stream key — not on how many other sequences decode beside it, nor on whether
 // its prompt's KV cache is its own or shared with forked siblings. Checked at every SIMD level, for
-// head dims 8 and 16, across KV-cache block boundaries (64 positions) and fork points that are and
+// head dims 8 and 16, across KV-cache block boundaries (128 positions) and fork points that are and
 // are not multiples of 8.
 import { NativePolicy, type GenerateResult, type GenerationSession, type SessionSequenceInput } from '../../src/policy';
 import { setSimdLevel } from '../../src/native';
@@ -61,8 +61,9 @@ describe.each([
   });
 
   test('forked samples equal separately prefilled ones, over several turns; the parent goes on unaffected', async () => {
-    // 70: past the first 64-position block, 6 mod 8; 75 with the image: 8-aligned.
-    for (const n of [13, 16, 70, 72]) {
+    // Prompt positions (the image is 4): 16 (8-aligned) and 19; past the first 128-position block,
+    // 133 and 136 (aligned).
+    for (const n of [13, 16, 130, 133]) {
       const p = prompt(n);
       const keys = Array.from({ length: 4 }, (_, g) => ({ step: 5, promptIndex: n, sampleIndex: g }));
       const replies = keys.map((_, g) => ({ tokens: [...encode(`\n<tool_response>r${g} `), IMAGE_ID, ...encode('</tool_response>\nassistant: ')], images: [view()] }));
