@@ -21,8 +21,8 @@ void attention_decode_ref(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnVie
 
 // The same decode attention over a paged KV cache, for nq query rows. Query i (H heads of hd floats
 // at q + i*q_stride) attends keys 0..n_keys[i]-1, which lie in its extents in order: extent e holds
-// the next `rows` keys in rows 0..rows-1 of its block, where the K row r of head h is at
-// block + k_off + h*sh + r*hd and the V row at block + v_off + h*sh + r*hd.
+// the next `rows` keys in rows 0..rows-1 of its block, a block of `cap` rows per slot: the K row r of
+// head h is at block + ((k_slot + h)*cap + r)*hd and the V row at block + ((v_slot + h)*cap + r)*hd.
 //   s_j = scale q·k_j,  out = Σ_j softmax(s)_j v_j,  lse (nullable) [nq, H] = log Σ_j exp(s_j)
 // Every extent but a query's last holds a multiple of 8 rows; then a query's arithmetic depends only
 // on its q, its keys and values and n_keys[i] — not on how its keys are split into extents (keys are
@@ -32,11 +32,11 @@ void attention_decode_ref(int64_t H, int64_t Tq, int64_t Tk, int64_t hd, AttnVie
 // callers parallelize over query sets. `scratch`: at least max(n_keys) floats.
 struct KVExtent {
   const float* block;
-  int64_t rows;
+  int64_t rows, cap;  // keys held; rows per slot of the block
 };
 struct PagedKV {
   const KVExtent* const* extents;  // per query: its extents, in key order
-  int64_t k_off, v_off, sh;        // offsets (floats) of K and V in a block; head stride
+  int64_t k_slot, v_slot;          // slots of head 0's K and V rows in every block
 };
 void attention_decode_paged(int64_t nq, int64_t H, int64_t hd, const float* q, int64_t q_stride, const int64_t* n_keys,
                             const PagedKV& kv, float scale, float* out, int64_t out_stride, float* lse, float* scratch);

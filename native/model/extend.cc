@@ -157,16 +157,14 @@ void embed(const Batch& g, int64_t s0, int64_t s1, int64_t r0, int64_t r1) {
 // K and V of the new rows into the caches.
 void write_kv(const Batch& g, int64_t layer, const float* qkv, int64_t s0, int64_t s1) {
   const Config& c = g.m.cfg;
-  const int64_t d = c.d, hd = c.hd(), hs = KVCache::head_stride(c);
+  const int64_t d = c.d, hd = c.hd();
   for (int64_t s = s0; s < s1; ++s) {
     const SeqInput& q = g.seqs[s];
     for (int64_t i = 0; i < g.pk.nrows[s]; ++i) {
       const float* src = qkv + (g.pk.row0[s] + i) * 3 * d;
-      float* K = q.cache->k(c, layer, q.past + i);
-      float* V = q.cache->v(c, layer, q.past + i);
       for (int64_t h = 0; h < c.H; ++h) {
-        std::memcpy(K + h * hs, src + d + h * hd, hd * sizeof(float));
-        std::memcpy(V + h * hs, src + 2 * d + h * hd, hd * sizeof(float));
+        std::memcpy(q.cache->at(c, 0, layer, h, q.past + i), src + d + h * hd, hd * sizeof(float));
+        std::memcpy(q.cache->at(c, 1, layer, h, q.past + i), src + 2 * d + h * hd, hd * sizeof(float));
       }
     }
   }
@@ -187,7 +185,7 @@ void attend_decode(const Batch& g, int64_t layer, const float* qkv, float* atty,
       sc.n_keys[pk.row0[s] + i - r0] = g.seqs[s].past + i + 1;
       sc.extents[pk.row0[s] + i - r0] = g.extents[s].data();
     }
-  const PagedKV kv{sc.extents.data(), KVCache::k_offset(c, layer), KVCache::v_offset(c, layer), KVCache::head_stride(c)};
+  const PagedKV kv{sc.extents.data(), KVCache::k_slot(c, layer), KVCache::v_slot(c, layer)};
   float* scratch = sc.get(sc.attn, c.T);  // scores of one query (at most T keys)
   attention_decode_paged(nq, H, hd, qkv + r0 * 3 * d, 3 * d, sc.n_keys.data(), kv, 1.0f / std::sqrt(static_cast<float>(hd)),
                          atty + r0 * d, d, nullptr, scratch);
@@ -209,14 +207,17 @@ void attend_prefill(const Batch& g, int64_t layer, const float* qkv, float* atty
     return;
   }
   float* buf = t_scratch.get(t_scratch.kv, 2 * H * Tk * hd);  // K then V, head-major [H, Tk, hd]
-  const int64_t hs = KVCache::head_stride(c), ko = KVCache::k_offset(c, layer), vo = KVCache::v_offset(c, layer);
+  const int64_t ks = KVCache::k_slot(c, layer), vs = KVCache::v_slot(c, layer);
   int64_t j = 0;
-  for (const KVExtent& e : g.extents[s])
-    for (int64_t r = 0; r < e.rows && j < Tk; ++r, ++j)
-      for (int64_t h = 0; h < H; ++h) {
-        std::memcpy(buf + (h * Tk + j) * hd, e.block + ko + h * hs + r * hd, hd * sizeof(float));
-        std::memcpy(buf + ((H + h) * Tk + j) * hd, e.block + vo + h * hs + r * hd, hd * sizeof(float));
-      }
+  for (const KVExtent& e : g.extents[s]) {  // a head's rows of an extent are contiguous
+    const int64_t rows = std::min(e.rows, Tk - j);
+    if (rows <= 0) break;
+    for (int64_t h = 0; h < H; ++h) {
+      std::memcpy(buf + (h * Tk + j) * hd, e.block + (ks + h) * e.cap * hd, rows * hd * sizeof(float));
+      std::memcpy(buf + ((H + h) * Tk + j) * hd, e.block + (vs + h) * e.cap * hd, rows * hd * sizeof(float));
+    }
+    j += rows;
+  }
   attention_forward(dims, ov, nullptr, qv, AttnView{buf, 0, hd, Tk * hd}, AttnView{buf + H * Tk * hd, 0, hd, Tk * hd},
                     nullptr, scale);
 }
@@ -296,7 +297,7 @@ void Model::extend(const std::vector<SeqInput>& seqs, float* logits, const std::
   bool decode = true;
   for (int64_t s = 0; s < S; ++s) {
     const SeqInput& q = seqs[s];
-    q.cache->reserve(q.past + pk.nrows[s]);
+    q.cache->reserve(cfg, q.past + pk.nrows[s]);
     q.cache->extents(extents[s]);
     int64_t imgs = 0;
     for (int64_t i = 0; i < q.n_tokens; ++i) imgs += q.tokens[i] == cfg.image_id;
