@@ -5,27 +5,33 @@
 #include <cstring>
 #include <new>
 
+#include <sys/mman.h>
+
 namespace medgym::model {
 
 KVPool::~KVPool() {
-  for (auto& [cap, list] : free_)
-    for (float* p : list) std::free(p);
+  for (void* p : slabs_) std::free(p);
 }
 
 std::shared_ptr<float> KVPool::take(int64_t cap) {
   float* p = nullptr;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    auto it = free_.find(cap);
-    if (it != free_.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
+    std::vector<float*>& list = free_[cap];
+    if (list.empty()) {  // a new slab of blocks of this size, on huge pages where the OS gives them
+      const size_t block = ((static_cast<size_t>(cap * floats_per_row_) * sizeof(float) + 63) / 64) * 64;
+      // 2 MiB holding as many blocks as fit, or one big block rounded up to 2 MiB: < 2 MiB wasted.
+      const size_t slab = (std::max(kSlabBytes, block) + kSlabBytes - 1) / kSlabBytes * kSlabBytes;
+      char* base = static_cast<char*>(std::aligned_alloc(kSlabBytes, slab));
+      if (!base) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+      madvise(base, slab, MADV_HUGEPAGE);  // advice only: failure is harmless
+#endif
+      slabs_.push_back(base);
+      for (size_t off = 0; off + block <= slab; off += block) list.push_back(reinterpret_cast<float*>(base + off));
     }
-  }
-  if (!p) {
-    const size_t bytes = ((static_cast<size_t>(cap * floats_per_row_) * sizeof(float) + 63) / 64) * 64;
-    p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (!p) throw std::bad_alloc();
+    p = list.back();
+    list.pop_back();
   }
   // The deleter keeps the pool alive, so a block may outlive its session.
   std::shared_ptr<KVPool> self = shared_from_this();
