@@ -85,7 +85,7 @@ void linear(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const 
 // Per-thread scratch, grown on demand and kept (pool threads live as long as the process).
 struct Scratch {
   std::vector<float> attn, kv, patch, head;
-  std::vector<int64_t> n_keys;
+  std::vector<int64_t> n_keys, prefills;
   std::vector<const KVExtent*> extents;
   float* get(std::vector<float>& v, int64_t n) {
     if (static_cast<int64_t>(v.size()) < n) v.resize(n);
@@ -224,9 +224,11 @@ void attend_prefill(const Batch& g, int64_t layer, const float* qkv, float* atty
 
 void attend(const Batch& g, int64_t layer, const float* qkv, float* atty, int64_t s0, int64_t s1) {
   const Packed& pk = g.pk;
+  std::vector<int64_t>& prefills = t_scratch.prefills;
+  prefills.clear();
   for (int64_t s = s0; s < s1;) {
     if (!is_decode(pk, s)) {
-      attend_prefill(g, layer, qkv, atty, s++);
+      prefills.push_back(s++);
       continue;
     }
     int64_t e = s;
@@ -236,6 +238,11 @@ void attend(const Batch& g, int64_t layer, const float* qkv, float* atty, int64_
     parallel_for(e - s, [&](int64_t b, int64_t f) { attend_decode(g, layer, qkv, atty, s + b, s + f); }, 8);
     s = e;
   }
+  // Several prefills: one parallel region over them (each serial); one: parallel inside.
+  if (prefills.size() == 1) return attend_prefill(g, layer, qkv, atty, prefills[0]);
+  parallel_for(static_cast<int64_t>(prefills.size()), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) attend_prefill(g, layer, qkv, atty, prefills[i]);
+  });
 }
 
 // Sequences [s0, s1) (their rows are contiguous) through every layer, the head and `after`.
