@@ -5,12 +5,17 @@
 // - onnxruntime-node (CPU EP) running the same PyTorch model exported with torch.onnx.export: forward.
 // Before timing anything it asserts that both peers reproduce medgym's log-probs (max |Δlogp| < 1e-3).
 // Targets: training ≥ 2× PyTorch eager, forward ≥ 1× onnxruntime-node. Ratios > 1: medgym is faster.
+// Generation is timed twice for medgym: B separately added copies of the prompt (each prefilled, each
+// with its own KV cache, as the peer does) and one prompt forked into B sequences (session.fork: one
+// prefill, the prompt's KV cache shared — what GRPO rollouts do); both must give the peer's greedy ids.
 // Run: `npx tsx bench/run.ts policy` (about 5 minutes on 2 busy cores; MEDGYM_POLICY_BENCH_QUICK=1 for a
-// smoke run of the same code on the tiny model in ~30 s). Needs /usr/bin/python3 with torch 1.13+.
+// smoke run of the same code on the tiny model in ~30 s; MEDGYM_POLICY_BENCH_PARTS=generation or
+// =train for one half). Needs /usr/bin/python3 with torch 1.13+.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { nativeInfo } from '../src/native';
+import { nativePolicyFunctions } from '../src/native/policy';
 import { DEFAULT_BANNED_TOKENS, NativePolicy, type PolicySequence, type TrainablePolicy } from '../src/policy';
 import type { ViewImage } from '../src/tools/image';
 import { BOS_ID, IMAGE_ID, PAD_ID } from '../src/tokenizer';
@@ -18,6 +23,7 @@ import { printTable, runPeer, timeAsync, type Timing } from './harness';
 
 // MEDGYM_POLICY_BENCH_QUICK=1: a seconds-long smoke run of the same code (tiny model, small batches).
 const QUICK = process.env.MEDGYM_POLICY_BENCH_QUICK === '1';
+const PARTS = (process.env.MEDGYM_POLICY_BENCH_PARTS ?? 'train,generation').split(',');
 const TRAIN = QUICK ? { preset: 'tiny' as const, B: 2, T: 256 } : { preset: 'small' as const, B: 16, T: 512 };
 const GEN = { presets: QUICK ? (['tiny'] as const) : (['tiny', 'small'] as const), batches: QUICK ? [1, 4] : [1, 16, 64], newTokens: 32 };
 const TOL = 1e-3;
@@ -222,8 +228,8 @@ export async function run(): Promise<void> {
   const threads = nativeInfo().threads;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgym-policy-bench-'));
   try {
-    await trainAndForward(dir, threads);
-    await generation(dir);
+    if (PARTS.includes('train')) await trainAndForward(dir, threads);
+    if (PARTS.includes('generation')) await generation(dir);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -314,6 +320,9 @@ async function trainAndForward(dir: string, threads: number): Promise<void> {
 async function generation(dir: string): Promise<void> {
   const prompt = genPrompt();
   const rows: (string | number)[][] = [];
+  // An addon built before session.fork (MEDGYM_ADDON=<old build>, for before/after figures) has no fork.
+  const canFork = typeof (nativePolicyFunctions() as Partial<ReturnType<typeof nativePolicyFunctions>>).sessionForkAsync === 'function';
+  const greedyOpts = { maxNewTokens: GEN.newTokens, temperature: 0, stopTokens: [], bannedTokens: BANNED };
   for (const preset of GEN.presets) {
     const policy = NativePolicy.create(preset, { seed: 0 });
     try {
@@ -321,8 +330,13 @@ async function generation(dir: string): Promise<void> {
       const ckpt = path.join(dir, `gen-${preset}.safetensors`);
       await policy.save(ckpt);
       const image = genImage(c.imageSize, c.channels);
-      const results: { B: number; t: Timing; prefillMs: number; greedy: Int32Array }[] = [];
-      for (const B of GEN.batches) {
+      const check = (outs: { tokens: Int32Array; finishReason: string }[]) => {
+        for (const o of outs) {
+          if (o.tokens.length !== GEN.newTokens) throw new Error(`policy bench: generate gave ${o.tokens.length} tokens (${o.finishReason}), expected ${GEN.newTokens}`);
+        }
+      };
+      /** Median total and prefill time of B sequences of the prompt, added separately or forked from one. */
+      const timeGen = async (B: number, fork: boolean) => {
         let greedy: Int32Array = new Int32Array(0);
         const addMs: number[] = [];
         const t = await timeAsync(
@@ -330,12 +344,13 @@ async function generation(dir: string): Promise<void> {
             const s = policy.createSession({ seed: 0 });
             try {
               const t0 = performance.now();
-              const ids = await s.add(Array.from({ length: B }, () => ({ tokens: prompt, images: [image] })));
+              const ids = fork
+                ? await s.fork((await s.add([{ tokens: prompt, images: [image] }]))[0], B)
+                : await s.add(Array.from({ length: B }, () => ({ tokens: prompt, images: [image] })));
               addMs.push(performance.now() - t0);
-              const outs = await s.generate(ids, { maxNewTokens: GEN.newTokens, temperature: 0, stopTokens: [], bannedTokens: BANNED });
-              for (const o of outs) {
-                if (o.tokens.length !== GEN.newTokens) throw new Error(`policy bench: generate gave ${o.tokens.length} tokens (${o.finishReason}), expected ${GEN.newTokens}`);
-              }
+              const outs = await s.generate(ids, greedyOpts);
+              check(outs);
+              if (outs.some((o) => o.tokens.some((x, k) => x !== outs[0].tokens[k]))) throw new Error('policy bench: greedy samples of one prompt differ');
               greedy = outs[0].tokens;
             } finally {
               s.dispose();
@@ -343,30 +358,35 @@ async function generation(dir: string): Promise<void> {
           },
           { warmup: 1, minRuns: genRuns(B), minTimeMs: 0 },
         );
-        results.push({ B, t, prefillMs: median(addMs.slice(1)), greedy });
-      }
+        return { t, prefillMs: median(addMs.slice(1)), greedy };
+      };
+      const results: { B: number; sep: Awaited<ReturnType<typeof timeGen>>; forked?: Awaited<ReturnType<typeof timeGen>> }[] = [];
+      for (const B of GEN.batches) results.push({ B, sep: await timeGen(B, false), forked: canFork ? await timeGen(B, true) : undefined });
       const peer = runPeer<GenPeer>('policy_torch.py', {
         checkpoint: ckpt,
         generate: GEN.batches.map((B) => ({ B, promptIds: prompt, newTokens: GEN.newTokens, banned: BANNED, minRuns: genRuns(B) })),
       });
-      for (const { B, t, prefillMs, greedy } of results) {
+      for (const { B, sep, forked } of results) {
         const p = peer?.generate.find((g) => g.B === B);
         const n = B * GEN.newTokens;
-        const ours = (n / t.medianMs) * 1e3;
+        const ours = (n / sep.t.medianMs) * 1e3;
         const theirs = p ? (n / p.medianMs) * 1e3 : NaN;
-        const oursDec = (n / (t.medianMs - prefillMs)) * 1e3;
+        const oursDec = (n / (sep.t.medianMs - sep.prefillMs)) * 1e3;
+        const forkTok = forked ? (n / forked.t.medianMs) * 1e3 : NaN;
+        const forkDec = forked ? (n / (forked.t.medianMs - forked.prefillMs)) * 1e3 : NaN;
         const theirsDec = p ? (n / (p.medianMs - p.prefillMs)) * 1e3 : NaN;
         let same = 0;
-        while (p && same < greedy.length && greedy[same] === p.greedy[same]) same++;
-        rows.push([`${preset} d${c.dModel} L${c.nLayer}`, String(B), ours, theirs, ours / theirs, oursDec, theirsDec, oursDec / theirsDec, p ? String(p.threads) : '', p ? `${same}/${GEN.newTokens}` : '']);
+        while (p && same < sep.greedy.length && sep.greedy[same] === p.greedy[same]) same++;
+        if (forked && forked.greedy.some((x, k) => x !== sep.greedy[k])) throw new Error('policy bench: forked and separate greedy ids differ');
+        rows.push([`${preset} d${c.dModel} L${c.nLayer}`, String(B), ours, forkTok, theirs, ours / theirs, oursDec, forkDec, theirsDec, oursDec / theirsDec, forkDec / theirsDec, p ? String(p.threads) : '', p ? `${same}/${GEN.newTokens}` : '']);
       }
     } finally {
       policy.dispose();
     }
   }
   printTable(
-    `policy generation: greedy, KV cache, prompt of ${prompt.length} tokens (1 view) + ${GEN.newTokens} new tokens per sequence, tok/s = new tokens / (prefill + decode) time; decode tok/s leaves the prefill out; PyTorch: the faster of N threads and 1`,
-    ['model', 'batch', 'medgym tok/s', 'PyTorch tok/s', 'ratio', 'medgym decode tok/s', 'PyTorch decode tok/s', 'ratio', 'PyTorch threads', 'greedy ids = peer'],
+    `policy generation: greedy, KV cache, prompt of ${prompt.length} tokens (1 view) + ${GEN.newTokens} new tokens per sequence, tok/s = new tokens / (prefill + decode) time; decode tok/s leaves the prefill out; "fork": one prompt prefilled and forked into B sequences sharing its KV cache; PyTorch: the faster of N threads and 1`,
+    ['model', 'batch', 'medgym tok/s', 'medgym fork tok/s', 'PyTorch tok/s', 'ratio', 'medgym decode tok/s', 'medgym fork decode tok/s', 'PyTorch decode tok/s', 'ratio', 'fork ratio', 'PyTorch threads', 'greedy ids = peer'],
     rows,
   );
 }

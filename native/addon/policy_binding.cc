@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -526,6 +527,25 @@ Segments read_segments(Args& a, const Napi::CallbackInfo& info, const Config& c)
           std::make_shared<std::vector<std::vector<uint8_t>>>(split_pixels(b, c))};
 }
 
+// The four stream-key arrays of n sequences (SPEC §7: seed, step, prompt index, sample index).
+std::shared_ptr<std::vector<std::array<uint64_t, 4>>> read_keys(Args& a, const Napi::CallbackInfo& info, size_t n) {
+  auto seeds = read_numbers(a, info, "seeds", n, 9007199254740991.0);
+  auto steps = read_numbers(a, info, "steps", n, 9007199254740991.0);
+  auto prompts = read_numbers(a, info, "promptIndices", n, 9007199254740991.0);
+  auto samples = read_numbers(a, info, "sampleIndices", n, 9007199254740991.0);
+  auto keys = std::make_shared<std::vector<std::array<uint64_t, 4>>>();
+  for (size_t i = 0; i < n; ++i)
+    keys->push_back({static_cast<uint64_t>(seeds[i]), static_cast<uint64_t>(steps[i]), static_cast<uint64_t>(prompts[i]),
+                     static_cast<uint64_t>(samples[i])});
+  return keys;
+}
+
+Napi::Value ids_to_js(Napi::Env env, const std::vector<int64_t>& ids) {
+  auto arr = Napi::Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) arr.Set(static_cast<uint32_t>(i), static_cast<double>(ids[i]));
+  return arr;
+}
+
 Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
   Args a(info, "sessionAdd");
   auto s = get_session(a, info);
@@ -534,18 +554,11 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
   const Config& c = m->cfg;
   Segments seg = read_segments(a, info, c);
   const size_t n = seg.count();
-  auto seeds = read_numbers(a, info, "seeds", n, 9007199254740991.0);
-  auto steps = read_numbers(a, info, "steps", n, 9007199254740991.0);
-  auto prompts = read_numbers(a, info, "promptIndices", n, 9007199254740991.0);
-  auto samples = read_numbers(a, info, "sampleIndices", n, 9007199254740991.0);
+  auto keys = read_keys(a, info, n);
   auto toks = seg.tokens;
   auto pix = seg.pixels;
   for (size_t i = 0; i < n; ++i)
     checked(a, [&] { s->check_add((*toks)[i].data(), static_cast<int64_t>((*toks)[i].size()), images_in((*toks)[i], c)); });
-  auto keys = std::make_shared<std::vector<std::array<uint64_t, 4>>>();
-  for (size_t i = 0; i < n; ++i)
-    keys->push_back({static_cast<uint64_t>(seeds[i]), static_cast<uint64_t>(steps[i]), static_cast<uint64_t>(prompts[i]),
-                     static_cast<uint64_t>(samples[i])});
   auto busy = acquire(a, m);
   auto ids = std::make_shared<std::vector<int64_t>>();
   return a.run(
@@ -553,11 +566,31 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
         auto guard = busy;
         *ids = s->add(*toks, *pix, *keys);
       },
-      [=](Napi::Env env) {
-        auto arr = Napi::Array::New(env, ids->size());
-        for (size_t i = 0; i < ids->size(); ++i) arr.Set(static_cast<uint32_t>(i), static_cast<double>((*ids)[i]));
-        return arr;
-      });
+      [=](Napi::Env env) { return ids_to_js(env, *ids); });
+}
+
+// sessionFork({session, id, seeds, steps, promptIndices, sampleIndices}) -> ids: one new sequence per
+// key, continuing `id` (its tokens, images and KV cache, shared copy-on-write).
+Napi::Value SessionFork(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "sessionFork");
+  auto s = get_session(a, info);
+  auto m = s->model();
+  require_fresh(a, *s);
+  const int64_t id = a.integer("id", 0, std::numeric_limits<int32_t>::max());
+  if (!s->has(id)) a.range_error("unknown or released sequence id " + std::to_string(id) + " (`id`)");
+  Napi::Value seeds = options(info).Get("seeds");
+  if (!seeds.IsArray()) a.type_error("Expected an Array of integers for `seeds`");
+  const size_t n = seeds.As<Napi::Array>().Length();
+  if (n < 1 || n > 4096) a.range_error("Expected 1 to 4096 entries for `seeds` (one per new sequence) but received " + std::to_string(n));
+  auto keys = read_keys(a, info, n);
+  auto busy = acquire(a, m);
+  auto ids = std::make_shared<std::vector<int64_t>>();
+  return a.run(
+      async, [=] {
+        auto guard = busy;
+        *ids = s->fork(id, *keys);
+      },
+      [=](Napi::Env env) { return ids_to_js(env, *ids); });
 }
 
 std::vector<int64_t> read_ids(Args& a, size_t expect) {
@@ -688,6 +721,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sessionCreate", Napi::Function::New(env, SessionCreate, "sessionCreate"));
   export_sync_async(env, exports, "sessionAdd", SessionAdd);
   export_sync_async(env, exports, "sessionAppend", SessionAppend);
+  export_sync_async(env, exports, "sessionFork", SessionFork);
   export_sync_async(env, exports, "sessionGenerate", SessionGenerate);
   exports.Set("sessionTokens", Napi::Function::New(env, SessionTokens, "sessionTokens"));
   exports.Set("sessionRelease", Napi::Function::New(env, SessionRelease, "sessionRelease"));

@@ -1,12 +1,12 @@
-// Forward pass of medgym-vlm: embeddings (text + patches), L pre-LN blocks, ln_f, and either the
-// fused log-prob head (scoring/training) or logits of each sequence's last row (generation).
+// Forward pass of medgym-vlm for scoring and training: embeddings (text + patches), L pre-LN blocks,
+// ln_f and the fused log-prob head. (Generation over KV caches is extend.cc; the row packing is
+// shared.)
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "cpu/attention.h"
-#include "cpu/attention_decode.h"
 #include "cpu/fused_linear_logprob.h"
 #include "cpu/gelu.h"
 #include "cpu/gemm.h"
@@ -20,31 +20,9 @@
 namespace medgym::model {
 
 constexpr float kLnEps = 1e-5f;
-// New rows per sequence up to which the cached attention uses attention_decode.
-constexpr int64_t kDecodeMaxQueries = 4;
 // Rows per thread at least, for the cheap row loops (bias, embeddings): a decode step's few rows
 // then run without a thread-pool round trip.
 constexpr int64_t kElementwiseRowChunk = 128;
-
-void KVCache::reserve(const Config& c, int64_t n) {
-  if (n <= capacity) return;
-  int64_t cap = capacity > 0 ? capacity : 64;
-  while (cap < n) cap *= 2;
-  if (cap > c.T) cap = c.T;
-  if (cap < n) cap = n;
-  const int64_t H = c.H, hd = c.hd();
-  k.resize(c.L);
-  v.resize(c.L);
-  for (int64_t l = 0; l < c.L; ++l) {
-    for (auto* buf : {&k[l], &v[l]}) {  // head-major [H, cap, hd]: re-lay the rows out at the new stride
-      std::vector<float> grown(H * cap * hd);
-      for (int64_t h = 0; h < H && capacity > 0; ++h)
-        std::memcpy(grown.data() + h * cap * hd, buf->data() + h * capacity * hd, capacity * hd * sizeof(float));
-      buf->swap(grown);
-    }
-  }
-  capacity = cap;
-}
 
 int64_t Acts::floats_per_row(const Config& c, bool keep) {
   const int64_t d = c.d;
@@ -201,26 +179,9 @@ void run_attention(const Config& c, const std::vector<SeqInput>& seqs, const Pac
     AttnView qv{qkv + r0 * 3 * d, 0, 3 * d, hd};
     AttnViewOut ov{atty + r0 * d, 0, d, hd};
     float* l = lse + H * r0;
-    if (q.cache) {
-      float* K = q.cache->k[layer].data();
-      float* Vv = q.cache->v[layer].data();
-      const int64_t hs = q.cache->capacity * hd;  // head stride of the head-major cache
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t h = 0; h < H; ++h) {
-          std::memcpy(K + h * hs + (q.past + i) * hd, qkv + (r0 + i) * 3 * d + d + h * hd, hd * sizeof(float));
-          std::memcpy(Vv + h * hs + (q.past + i) * hd, qkv + (r0 + i) * 3 * d + 2 * d + h * hd, hd * sizeof(float));
-        }
-      const AttnView kv{K, 0, hd, hs}, vv{Vv, 0, hd, hs};
-      if (n <= kDecodeMaxQueries) {  // decode step: walk the cache row by row (no padded query tile)
-        std::vector<float> scores(H * (q.past + n));
-        attention_decode(H, n, q.past + n, hd, ov, l, qv, kv, vv, scale, scores.data());
-      } else {
-        attention_forward(dims, ov, l, qv, kv, vv, nullptr, scale);
-      }
-    } else {
-      attention_forward(dims, ov, l, qv, AttnView{qkv + r0 * 3 * d + d, 0, 3 * d, hd},
-                        AttnView{qkv + r0 * 3 * d + 2 * d, 0, 3 * d, hd}, nullptr, scale);
-    }
+    // Training and scoring only: the generation path (extend.cc) has its own, over the KV cache.
+    attention_forward(dims, ov, l, qv, AttnView{qkv + r0 * 3 * d + d, 0, 3 * d, hd},
+                      AttnView{qkv + r0 * 3 * d + 2 * d, 0, 3 * d, hd}, nullptr, scale);
   };
   if (seqs.size() == 1) {
     one(0);
@@ -305,23 +266,6 @@ int64_t Model::forward(const std::vector<SeqInput>& seqs, float temperature, boo
     spare_ = std::move(sv);
   }
   return scored;
-}
-
-void Model::extend(const std::vector<SeqInput>& seqs, float* logits) {
-  if (accel) return accel->extend(seqs, logits);
-  Packed& pk = gen_pk_;
-  pack(seqs, pk, false);
-  Acts& a = gen_acts_;  // reused across decode steps (no allocation, no page faults per token)
-  a.allocate(cfg, pk.N, false);
-  for (const SeqInput& q : seqs) q.cache->reserve(cfg, q.past + expanded_length(q.tokens, q.n_tokens));
-  trunk(seqs, pk, a);
-  const int64_t M = static_cast<int64_t>(seqs.size()), d = cfg.d;
-  const float* xL = a.layers[cfg.L - 1].x_out;
-  std::vector<float> last(M * d), h(M * d), mean(M), rstd(M);
-  for (int64_t s = 0; s < M; ++s) std::memcpy(last.data() + s * d, xL + (pk.row0[s] + pk.nrows[s] - 1) * d, d * sizeof(float));
-  layernorm_forward(h.data(), mean.data(), rstd.data(), last.data(), params.data() + layout.lnf_w,
-                    params.data() + layout.lnf_b, M, d, kLnEps);
-  sgemm(false, true, M, cfg.V, d, 1.0f, h.data(), d, params.data() + layout.wte, d, 0.0f, logits, cfg.V);
 }
 
 }  // namespace medgym::model

@@ -1,4 +1,5 @@
 #include "model/generate.h"
+#include "model/accelerator.h"
 
 #include <stdexcept>
 
@@ -8,7 +9,12 @@
 namespace medgym::model {
 
 Session::Session(std::shared_ptr<Model> model, bool kv_cache, uint64_t seed, std::vector<std::string> specials)
-    : model_(std::move(model)), kv_(kv_cache), seed_(seed), version_(model_->weights_version), specials_(std::move(specials)) {}
+    : model_(std::move(model)),
+      kv_(kv_cache),
+      seed_(seed),
+      version_(model_->weights_version),
+      specials_(std::move(specials)),
+      pool_(std::make_shared<KVPool>(model_->cfg)) {}
 
 void Session::check_add(const int32_t* tokens, int64_t n, int64_t n_images) const {
   SeqInput q;
@@ -44,6 +50,7 @@ std::vector<int64_t> Session::add(const std::vector<std::vector<int32_t>>& token
     s.pixels = pixels[i];
     s.length = model_->expanded_length(s.tokens.data(), static_cast<int64_t>(s.tokens.size()));
     s.key = stream_key(keys[i][0], keys[i][1], keys[i][2], keys[i][3]);
+    s.cache = KVCache(pool_);
     int64_t id = next_id_++;
     seqs_.emplace(id, std::move(s));
     ids.push_back(id);
@@ -63,13 +70,40 @@ void Session::append(const std::vector<int64_t>& ids, const std::vector<std::vec
   prefill(ids);
 }
 
-void Session::prefill(const std::vector<int64_t>& ids) {
+std::vector<int64_t> Session::fork(int64_t id, const std::vector<std::array<uint64_t, 4>>& keys) {
+  prefill({id});  // the children start from an up-to-date cache and its last logits
+  const Seq& p = seqs_.at(id);
+  std::vector<int64_t> ids;
+  for (const auto& k : keys) {
+    Seq s;
+    s.tokens = p.tokens;
+    s.pixels = p.pixels;
+    s.committed = p.committed, s.committed_images = p.committed_images, s.cache_len = p.cache_len, s.length = p.length;
+    s.cache = p.cache.fork(model_->cfg, p.cache_len);
+    s.logits = p.logits;
+    s.key = stream_key(k[0], k[1], k[2], k[3]);
+    if (model_->accel) {
+      // The device cache is not shared (yet): the child recomputes its prompt; same tokens and logp.
+      s.cache = KVCache(pool_);
+      s.committed = 0, s.committed_images = 0, s.cache_len = 0;
+    }
+    const int64_t child = next_id_++;
+    seqs_.emplace(child, std::move(s));
+    ids.push_back(child);
+  }
+  if (model_->accel) prefill(ids);
+  return ids;
+}
+
+void Session::prefill(const std::vector<int64_t>& ids, const std::function<void(size_t, const float*)>& after) {
   const Config& c = model_->cfg;
-  std::vector<SeqInput> in;
-  std::vector<Seq*> which;
-  for (int64_t id : ids) {
-    Seq& s = seqs_.at(id);
-    if (!kv_) s.committed = 0, s.committed_images = 0, s.cache_len = 0;  // reference mode: recompute all
+  std::vector<SeqInput>& in = in_;
+  std::vector<size_t>& which = which_;  // index into ids of each input
+  std::vector<Seq*>& seq = pending_;
+  in.clear(), which.clear(), seq.clear();
+  for (size_t k = 0; k < ids.size(); ++k) {
+    Seq& s = seqs_.at(ids[k]);
+    if (!kv_) s.committed = 0, s.committed_images = 0, s.cache_len = 0, s.cache.clear();  // reference mode: recompute all
     if (s.committed == static_cast<int64_t>(s.tokens.size())) continue;
     SeqInput q;
     q.tokens = s.tokens.data() + s.committed;
@@ -78,20 +112,25 @@ void Session::prefill(const std::vector<int64_t>& ids) {
     q.past = s.cache_len;
     q.cache = &s.cache;
     in.push_back(q);
-    which.push_back(&s);
+    which.push_back(k);
+    seq.push_back(&s);
   }
   if (in.empty()) return;
-  std::vector<float> logits(in.size() * c.V);
-  model_->extend(in, logits.data());
-  for (size_t i = 0; i < in.size(); ++i) {
-    Seq& s = *which[i];
+  logits_.resize(in.size() * c.V);
+  // Per sequence, on whichever thread finished it: its bookkeeping, its logits (kept for a later
+  // call, unless the caller samples from them right away), then the caller's hook.
+  model_->extend(in, logits_.data(), [&](int64_t i) {
+    Seq& s = *seq[i];
+    const SeqInput& q = in[i];
     int64_t imgs = 0;
-    for (int64_t k = 0; k < in[i].n_tokens; ++k) imgs += in[i].tokens[k] == c.image_id;
-    s.cache_len += model_->expanded_length(in[i].tokens, in[i].n_tokens);
+    for (int64_t t = 0; t < q.n_tokens; ++t) imgs += q.tokens[t] == c.image_id;
+    s.cache_len += model_->expanded_length(q.tokens, q.n_tokens);
     s.committed = static_cast<int64_t>(s.tokens.size());
     s.committed_images += imgs;
-    s.logits.assign(logits.begin() + i * c.V, logits.begin() + (i + 1) * c.V);
-  }
+    const float* logits = logits_.data() + i * c.V;
+    if (after) after(which[i], logits);
+    else s.logits.assign(logits, logits + c.V);
+  });
 }
 
 static bool ends_with(const std::string& s, const std::string& suf) {
@@ -104,8 +143,10 @@ std::vector<GenerateOut> Session::generate(const std::vector<int64_t>& ids, cons
   std::vector<GenerateOut> out(ids.size());
   std::vector<std::string> text(ids.size());
   std::vector<size_t> active;
+  std::vector<Seq*> seq(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
     out[i].id = ids[i];
+    seq[i] = &seqs_.at(ids[i]);
     if (gp.max_new_tokens <= 0) out[i].finish = Finish::MaxNewTokens;
     else active.push_back(i);
   }
@@ -117,21 +158,24 @@ std::vector<GenerateOut> Session::generate(const std::vector<int64_t>& ids, cons
   sp.temperature = gp.temperature, sp.top_p = gp.top_p, sp.banned = &banned;
   std::vector<int32_t> toks(ids.size());
   std::vector<float> lps(ids.size());
+  // Sequence i's next token from `logits` and its own stream: independent of every other sequence,
+  // so it may run on any thread (the decode step samples inside extend's parallel region).
+  auto sample = [&](size_t i, const float* logits) {
+    thread_local std::vector<double> scratch;
+    thread_local std::vector<int32_t> order;
+    Seq& s = *seq[i];
+    if (s.cache_len >= c.T) return;  // no room for another token: finishes as MaxSeq
+    toks[i] = sample_token(logits, c.V, sp, uniform01(s.key, s.counter), &lps[i], scratch, order);
+  };
+  parallel_for(static_cast<int64_t>(active.size()), [&](int64_t b, int64_t e) {
+    for (int64_t a = b; a < e; ++a) sample(active[a], seq[active[a]]->logits.data());
+  }, 8);
+  std::vector<size_t> next;
+  std::vector<int64_t> ext;
   while (!active.empty()) {
-    // Sample every active sequence (independent streams: parallel over sequences, deterministic).
-    parallel_for(static_cast<int64_t>(active.size()), [&](int64_t b, int64_t e) {
-      std::vector<double> scratch;
-      std::vector<int32_t> order;
-      for (int64_t a = b; a < e; ++a) {
-        const size_t i = active[a];
-        Seq& s = seqs_.at(ids[i]);
-        if (s.cache_len >= c.T) continue;
-        toks[i] = sample_token(s.logits.data(), c.V, sp, uniform01(s.key, s.counter), &lps[i], scratch, order);
-      }
-    }, 8);
-    std::vector<size_t> next;
+    next.clear();
     for (size_t i : active) {
-      Seq& s = seqs_.at(ids[i]);
+      Seq& s = *seq[i];
       if (s.cache_len >= c.T) {
         out[i].finish = Finish::MaxSeq;
         continue;
@@ -152,9 +196,12 @@ std::vector<GenerateOut> Session::generate(const std::vector<int64_t>& ids, cons
       else if (static_cast<int64_t>(out[i].tokens.size()) >= gp.max_new_tokens) out[i].finish = Finish::MaxNewTokens;
       else next.push_back(i);
     }
-    std::vector<int64_t> ext;
+    // Feed the new tokens; each sequence samples its next one as soon as its logits are in.
+    ext.clear();
     for (size_t i : next) ext.push_back(ids[i]);
-    prefill(ext);
+    // (A sequence that stops leaves its last token pending, so a later call prefills it and gets
+    // fresh logits: the decode step's logits are never needed again and are not kept.)
+    prefill(ext, [&](size_t k, const float* logits) { sample(next[k], logits); });
     active.swap(next);
   }
   return out;

@@ -6,10 +6,15 @@
 // generate(); logits of the last cached position are kept, so sampling resumes without recomputing
 // anything. Each sequence draws from its own counter-based stream (rng.h), keyed by
 // (seed, step, prompt index, sample index) and its count of sampled tokens, so what it samples does
-// not depend on which other sequences share the batch or when they finish.
+// not depend on which other sequences share the batch or when they finish (and Model::extend makes
+// each row's numbers independent of the batch too, so this holds bit for bit).
+//
+// Caches are paged (kv_cache.h): fork() gives new sequences that share a prefilled prompt's blocks,
+// so the G samples of a GRPO group prefill their prompt once.
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,6 +57,12 @@ class Session {
                            const std::vector<std::array<uint64_t, 4>>& keys);
   void append(const std::vector<int64_t>& ids, const std::vector<std::vector<int32_t>>& tokens,
               const std::vector<std::vector<uint8_t>>& pixels);
+  // One new sequence per key, each continuing sequence `id` (prefilled first if it has pending
+  // tokens): its tokens and images, its KV cache (shared, copy-on-write) and last logits, and a fresh
+  // stream (key, count 0). A child computes exactly what a sequence that went through id's calls
+  // would, with the child's key: forked right after add(), exactly what add() of the same prompt with
+  // that key gives, bit for bit, without prefilling it again. `id` itself goes on.
+  std::vector<int64_t> fork(int64_t id, const std::vector<std::array<uint64_t, 4>>& keys);
   std::vector<GenerateOut> generate(const std::vector<int64_t>& ids, const GenerateParams& gp);
   const std::vector<int32_t>& tokens(int64_t id) const;
   void release(int64_t id);
@@ -69,14 +80,23 @@ class Session {
     std::vector<float> logits;     // of the last cached position (valid when committed == tokens.size())
     uint64_t key = 0, counter = 0;
   };
-  void prefill(const std::vector<int64_t>& ids);  // brings caches up to date with the tokens
+  // Brings caches up to date with the tokens and keeps each sequence's last logits; or, given
+  // `after`, calls after(k, logits) for each ids[k] that had pending tokens (possibly on a pool
+  // thread) instead of keeping them.
+  void prefill(const std::vector<int64_t>& ids, const std::function<void(size_t, const float*)>& after = {});
 
   std::shared_ptr<Model> model_;
   bool kv_;
   uint64_t seed_;
   uint64_t version_;
   std::vector<std::string> specials_;
+  std::shared_ptr<KVPool> pool_;  // before seqs_: their blocks go back to it
   std::map<int64_t, Seq> seqs_;
+  // prefill()'s scratch, reused (no allocation per decode step)
+  std::vector<float> logits_;
+  std::vector<SeqInput> in_;
+  std::vector<size_t> which_;
+  std::vector<Seq*> pending_;
   int64_t next_id_ = 0;
 };
 

@@ -7,24 +7,18 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "model/config.h"
+#include "model/kv_cache.h"
 #include "model/params.h"
 
 namespace medgym::model {
 
 class Accelerator;        // model/accelerator.h
 struct AcceleratorCache;
-
-// Per-sequence KV cache: per layer K and V, head-major [H, capacity, hd] (each head's rows contiguous).
-struct KVCache {
-  std::vector<std::vector<float>> k, v;
-  int64_t capacity = 0;
-  void reserve(const Config& c, int64_t n);  // grows (doubling) to hold n positions
-  std::shared_ptr<AcceleratorCache> accel;   // the device's cache instead, when the model has an accelerator
-};
 
 // One sequence's new rows in a packed forward: `n_tokens` ids (IMAGE_ID expands to N_p rows, taking
 // the next image of `pixels`, HWC uint8 views of S*S*C bytes) at absolute positions past, past+1, ...
@@ -33,7 +27,7 @@ struct SeqInput {
   int64_t n_tokens = 0;
   const uint8_t* pixels = nullptr;
   int64_t past = 0;           // positions already in `cache` (0 without a cache)
-  KVCache* cache = nullptr;   // null: attention over these rows only (training / scoring)
+  KVCache* cache = nullptr;   // null: attention over these rows only (training / scoring); extend() needs one
   const int32_t* mask = nullptr;  // scoring only: tokens to score (null: all)
 };
 
@@ -126,9 +120,11 @@ class Model {
   StepInfo step(const AdamHyper& hp);
   void zero_grad();
 
-  // Generation: runs the new rows of each sequence through the model, appending K/V to the caches,
-  // and writes the logits [n_seq, V] of each sequence's last row.
-  void extend(const std::vector<SeqInput>& seqs, float* logits);
+  // Generation (extend.cc): runs the new rows of each sequence through the model, appending K/V to
+  // the caches, and writes the logits [n_seq, V] of each sequence's last row; then calls
+  // after(s) (if given) for each sequence s, possibly on a pool thread (sequences are independent).
+  // A row's results do not depend on the other sequences of the call (SPEC §7).
+  void extend(const std::vector<SeqInput>& seqs, float* logits, const std::function<void(int64_t)>& after = {});
 
   // Set: the methods above run on this device (model/accelerator.h) and params/grads/m/v are empty.
   std::unique_ptr<Accelerator> accel;
@@ -149,8 +145,10 @@ class Model {
   std::unique_ptr<Saved> saved_;
   std::unique_ptr<Saved> spare_;  // buffers of a consumed forward, reused by the next one
   std::vector<float> bw_scratch_;  // backward's per-layer gradient buffers, reused
-  Packed gen_pk_;   // generation scratch, reused by extend()
+  Packed gen_pk_;   // generation scratch, reused by extend() (no allocation per decode step)
   Acts gen_acts_;
+  std::vector<int64_t> gen_patch0_, gen_cost_;
+  std::vector<std::vector<KVExtent>> gen_extents_;
 };
 
 }  // namespace medgym::model

@@ -124,6 +124,8 @@ export interface NativePolicyFunctions {
     o: RawBatch & { session: SessionHandle; seeds: number[]; steps: number[]; promptIndices: number[]; sampleIndices: number[] },
   ): Promise<number[]>;
   sessionAppendAsync(o: RawBatch & { session: SessionHandle; ids: Int32Array }): Promise<void>;
+  /** One new sequence per key (the four arrays have one entry each), continuing sequence `id`. */
+  sessionForkAsync(o: { session: SessionHandle; id: number; seeds: number[]; steps: number[]; promptIndices: number[]; sampleIndices: number[] }): Promise<number[]>;
   sessionGenerateAsync(o: {
     session: SessionHandle;
     ids: Int32Array;

@@ -27,6 +27,7 @@ import type {
   PolicyDeviceInfo,
   PolicyPreset,
   PolicySequence,
+  SampleKey,
   SaveOptions,
   SessionOptions,
   SessionSequenceInput,
@@ -461,9 +462,14 @@ export class NativePolicy implements TrainablePolicy {
   }
 }
 
+type FullKey = Required<SampleKey>;
+const KEY_FIELDS = ['seed', 'step', 'promptIndex', 'sampleIndex'] as const;
+
 class NativeGenerationSession implements GenerationSession {
   private handle: SessionHandle | null;
   private added = 0;
+  /** Stream key of each live sequence (fork's defaults). */
+  private keys = new Map<number, FullKey>();
   constructor(
     private readonly policy: NativePolicy,
     private readonly fns: NativePolicyFunctions,
@@ -494,6 +500,7 @@ class NativeGenerationSession implements GenerationSession {
       const sampleIndices = Array.from({ length: n }, (_, i) => key(i, 'sampleIndex', 0));
       const ids = await this.fns.sessionAddAsync({ session: this.h, ...raw, seeds, steps, promptIndices, sampleIndices });
       this.added += n; // handles are assigned 0, 1, 2, ... in add order (calls are serialized)
+      ids.forEach((id, i) => this.keys.set(id, { seed: seeds[i], step: steps[i], promptIndex: promptIndices[i], sampleIndex: sampleIndices[i] }));
       return ids;
     });
   }
@@ -504,6 +511,38 @@ class NativeGenerationSession implements GenerationSession {
       const raw = packBatch(this.policy.config, items.map((it) => it.input), 'items[].input', false);
       const ids = Int32Array.from(items.map((it) => it.id));
       await this.fns.sessionAppendAsync({ session: this.h, ...raw, ids });
+    });
+  }
+
+  fork(id: number, n: number, keys?: SampleKey[]): Promise<number[]> {
+    return this.enqueue(async () => {
+      if (!Number.isSafeInteger(id) || id < 0) throw new RangeError(`Expected a sequence id (a non-negative integer) for \`id\` but received ${String(id)}`);
+      const parent = this.keys.get(id);
+      if (!parent) throw new RangeError(`unknown or released sequence id ${id} (\`id\`)`);
+      if (!Number.isSafeInteger(n) || n < 1 || n > 4096) throw new RangeError(`Expected an integer in [1, 4096] for \`n\` but received ${String(n)}`);
+      if (keys !== undefined && (!Array.isArray(keys) || keys.length !== n)) throw new RangeError(`Expected an Array of ${n} keys for \`keys\` (one per new sequence)`);
+      const full: FullKey[] = Array.from({ length: n }, (_, j) => {
+        const k = keys?.[j];
+        if (k !== undefined && (k === null || typeof k !== 'object')) throw new TypeError(`Expected an object for \`keys[${j}]\``);
+        const out = { ...parent, sampleIndex: j };
+        for (const f of KEY_FIELDS) {
+          const v = k?.[f];
+          if (v === undefined) continue;
+          if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`Expected a non-negative integer for \`keys[${j}].${f}\` but received ${String(v)}`);
+          out[f] = v;
+        }
+        return out;
+      });
+      const ids = await this.fns.sessionForkAsync({
+        session: this.h,
+        id,
+        seeds: full.map((k) => k.seed),
+        steps: full.map((k) => k.step),
+        promptIndices: full.map((k) => k.promptIndex),
+        sampleIndices: full.map((k) => k.sampleIndex),
+      });
+      ids.forEach((child, j) => this.keys.set(child, full[j]));
+      return ids;
     });
   }
 
@@ -539,6 +578,7 @@ class NativeGenerationSession implements GenerationSession {
 
   release(ids: number[]): void {
     this.fns.sessionRelease({ session: this.h, ids: Int32Array.from(ids) });
+    for (const id of ids) this.keys.delete(id);
   }
 
   dispose(): void {

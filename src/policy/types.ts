@@ -246,6 +246,15 @@ export interface GenerationSession {
   add(seqs: SessionSequenceInput[]): Promise<number[]>;
   /** Appends tokens (+ images) after the sequences' current content (a sampled stop token included). */
   append(items: { id: number; input: AppendInput }[]): Promise<void>;
+  /**
+   * `n` new sequences that continue sequence `id` (prefilled first if it has pending tokens): each
+   * holds its tokens and images and shares its KV cache (copy-on-write), so a GRPO group prefills its
+   * prompt once. Child j samples from stream `keys[j]` (fields default to `id`'s key, sampleIndex to
+   * j), counted from 0. Forked right after add(), a child gives exactly what add() of the same prompt
+   * with its key gives (same tokens, bit-identical logp); forked later, it goes on from `id`'s cache
+   * as `id` computed it. `id` stays usable (release it when done). At most 4096 children per call.
+   */
+  fork(id: number, n: number, keys?: SampleKey[]): Promise<number[]>;
   /** Samples for the given sequences (batched KV-cache decoding) until each stops. */
   generate(ids: number[], options?: GenerateOptions): Promise<GenerateResult[]>;
   /** Every token of a sequence so far (prompt, appended and sampled), in token space. */

@@ -2,9 +2,11 @@
 // env. Token in, token out: a trajectory is the env's prompt ids, the ids the policy sampled (mask 1,
 // with their sampled logp = old_logp), the env's response ids (mask 0), exactly as generated. Each
 // sequence samples from its own stream keyed (seed, step, promptIndex, sampleIndex), so batch size
-// and finishing order change nothing.
+// and finishing order change nothing. The G samples of a prompt see the same observation: it is
+// prefilled once and forked into G sequences that share its KV cache (the same tokens and logp as
+// G separate prefills, bit for bit).
 import type { VectorEnv, StepInfo } from '../env';
-import type { NativePolicy } from '../policy';
+import type { GenerationSession, NativePolicy } from '../policy';
 import { ANSWER_END_ID, EOS_ID, TOOL_CALL_END_ID, TOOL_CALL_ID, DEFAULT_BANNED } from './tokens';
 import type { ViewImage } from '../tools/image';
 import { zoomHit } from '../rewards';
@@ -54,6 +56,11 @@ export interface RolloutOptions {
   maxNewTokensPerTurn: number;
   /** Ban <tool_call> (evaluation without tools). */
   noTools?: boolean;
+  /**
+   * Prefill each prompt once and fork it into its G samples (default true). The trajectories are
+   * identical either way; false prefills every sample's copy (for benchmarks and checks).
+   */
+  sharePrompts?: boolean;
   /** Accumulates wall seconds spent sampling (prefill + decode) and in the env (resets, tool calls). */
   timing?: RolloutTiming;
 }
@@ -83,9 +90,7 @@ export async function rollout(policy: NativePolicy, vec: VectorEnv, o: RolloutOp
   spent('envSeconds');
   const session = policy.createSession({ seed: o.seed });
   try {
-    const ids = await session.add(
-      resets.map((r, b) => ({ tokens: r.observation.tokens, images: r.observation.images, key: { seed: o.seed, step: o.step, promptIndex: Math.floor(b / G), sampleIndex: b % G } })),
-    );
+    const ids = await addPrompts(session, resets.map((r) => r.observation), G, { seed: o.seed, step: o.step }, o.sharePrompts ?? true);
     const banned = [...DEFAULT_BANNED, ...(o.noTools ? [TOOL_CALL_ID] : [])];
     let active = [...Array(B).keys()];
     while (active.length > 0) {
@@ -142,6 +147,40 @@ export async function rollout(policy: NativePolicy, vec: VectorEnv, o: RolloutOp
     t.oldLogp = Float32Array.from(logp[b]);
   });
   return trajs;
+}
+
+type PromptObs = { tokens: number[]; images: ViewImage[] };
+
+function sameObservation(a: PromptObs, b: PromptObs): boolean {
+  if (a.tokens.length !== b.tokens.length || a.images.length !== b.images.length) return false;
+  if (a.tokens.some((t, k) => t !== b.tokens[k])) return false;
+  return a.images.every((x, i) => {
+    const y = b.images[i];
+    return x.width === y.width && x.height === y.height && x.channels === y.channels && x.data.length === y.data.length && x.data.every((v, k) => v === y.data[k]);
+  });
+}
+
+/**
+ * Sequence handles for observations[b] (prompt ⌊b/G⌋, sample b mod G), keyed (seed, step, prompt,
+ * sample). With `share`, a prompt whose G observations are identical is prefilled once and forked.
+ */
+async function addPrompts(session: GenerationSession, obs: PromptObs[], G: number, k: { seed: number; step: number }, share: boolean): Promise<number[]> {
+  const key = (b: number) => ({ ...k, promptIndex: Math.floor(b / G), sampleIndex: b % G });
+  const prompts = Math.ceil(obs.length / G);
+  const shared = Array.from({ length: prompts }, (_, p) => share && obs.slice(p * G + 1, (p + 1) * G).every((x) => sameObservation(x, obs[p * G])));
+  const single = obs.map((_, b) => b).filter((b) => !shared[Math.floor(b / G)]);
+  const parents = shared.map((s, p) => (s ? p : -1)).filter((p) => p >= 0);
+  const ids = new Array<number>(obs.length);
+  const added = await session.add([...parents.map((p) => ({ ...obs[p * G], key: key(p * G) })), ...single.map((b) => ({ ...obs[b], key: key(b) }))]);
+  single.forEach((b, i) => (ids[b] = added[parents.length + i]));
+  for (let i = 0; i < parents.length; i++) {
+    const p = parents[i];
+    const n = Math.min(G, obs.length - p * G);
+    const children = await session.fork(added[i], n, Array.from({ length: n }, (_, g) => key(p * G + g)));
+    children.forEach((id, g) => (ids[p * G + g] = id));
+  }
+  if (parents.length) session.release(added.slice(0, parents.length));
+  return ids;
 }
 
 function newTrajectory(b: number, G: number, itemIndex: number, tokens: number[], images: ViewImage[], info: StepInfo): Trajectory {
