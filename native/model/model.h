@@ -120,10 +120,11 @@ class Model {
   StepInfo step(const AdamHyper& hp);
   void zero_grad();
 
-  // Generation (extend.cc): runs the new rows of each sequence through the model, appending K/V to
-  // the caches, and writes the logits [n_seq, V] of each sequence's last row; then calls
-  // after(s) (if given) for each sequence s, possibly on a pool thread (sequences are independent).
-  // A row's results do not depend on the other sequences of the call (SPEC §7).
+  // Generation (extend.cc): runs the new rows of each sequence (at least one token each) through the
+  // model, appending K/V to the caches, and writes the logits [n_seq, V] of each sequence's last row;
+  // then calls after(s) (if given) for each sequence s, possibly on a pool thread (sequences are
+  // independent). A row's results do not depend on the other sequences of the call, nor on the
+  // thread count (SPEC §7).
   void extend(const std::vector<SeqInput>& seqs, float* logits, const std::function<void(int64_t)>& after = {});
 
   // Set: the methods above run on this device (model/accelerator.h) and params/grads/m/v are empty.
