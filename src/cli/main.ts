@@ -28,7 +28,10 @@ program
   .action((opts: { json?: boolean }) => {
     const specs = listEnvs();
     if (opts.json) console.log(JSON.stringify(specs, null, 2));
-    else for (const s of specs) console.log(`${s.id.padEnd(26)} ${s.description}`);
+    else {
+      const w = Math.max(...specs.map((s) => s.id.length));
+      for (const s of specs) console.log(`${s.id.padEnd(w)}  ${s.description}`);
+    }
   });
 
 program
