@@ -5,7 +5,7 @@ import type { VectorEnv } from '../env';
 import type { NativePolicy } from '../policy';
 import { rollout, type Trajectory } from '../train/rollout';
 import { INDEX_BASE } from '../train/envs';
-import { zoomHitRate } from '../train/grpo';
+import { zoomHitRate } from '../rewards';
 import { breakdown, summarizeGroup, type EvalGroupResult, type GroupBreakdown, type ItemOutcome } from './groups';
 
 export type { EvalGroupResult, GroupBreakdown };

@@ -43,6 +43,12 @@ export function zoomHit(ep: Pick<EpisodeSummary, 'zoomBoxes' | 'gtBox'>): boolea
   return ep.zoomBoxes.some((b) => b[0] <= cx && cx < b[2] && b[1] <= cy && cy < b[3]);
 }
 
+/** Share of episodes with a finding box whose zoom hit it (null when none has a box). */
+export function zoomHitRate(episodes: { zoomHit?: boolean }[]): number | null {
+  const boxed = episodes.filter((e) => e.zoomHit !== undefined);
+  return boxed.length ? boxed.filter((e) => e.zoomHit).length / boxed.length : null;
+}
+
 export const BUILTIN_REWARDS = { accuracy: accuracyReward, format: formatReward, tool: toolReward, iou: iouReward };
 
 /**

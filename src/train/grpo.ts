@@ -5,6 +5,7 @@
 // A prompt's trajectories share its tokens: with sharePrefix, micro-batches keep groups together and
 // the forward computes each group's common prefix once (exact, native/model/prefix.h).
 import { grpoAdvantages, grpoLoss } from '../native';
+import { zoomHitRate } from '../rewards';
 import type { NativePolicy } from '../policy';
 import { lrAt, type TrainConfig } from './config';
 import type { Trajectory } from './rollout';
@@ -44,12 +45,6 @@ export interface GrpoStepMetrics {
   lossSeconds: number;
   backwardSeconds: number;
   optimizerSeconds: number;
-}
-
-/** Share of trajectories with a finding box whose zoom hit it (null when none has a box). */
-export function zoomHitRate(trajs: Pick<Trajectory, 'zoomHit'>[]): number | null {
-  const boxed = trajs.filter((t) => t.zoomHit !== undefined);
-  return boxed.length ? boxed.filter((t) => t.zoomHit).length / boxed.length : null;
 }
 
 /** Splits [0, n) into k nearly equal contiguous chunks (no empty chunk). */
