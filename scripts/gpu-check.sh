@@ -6,8 +6,9 @@
 # and the PyTorch eager peer (bench/peers/cuda_torch.py), then prints the ratio and policy tables.
 #   bash scripts/gpu-check.sh            (from the repository root; ~3-5 minutes on an H100)
 # Writes into $OUT (default ./gpu-out): cuda-check.{json,txt}, cuda-bench.{json,txt},
-# torch-bench.{json,txt}, ratios.txt, nvidia-smi.txt, build.log. Exit code: the checker's (0 all
-# checks passed, 1 a check failed, 77 no usable GPU), or 3 when the build failed.
+# torch-bench.{json,txt}, ratios.txt, nvidia-smi.txt, build.log. CHECK_TIMEOUT, BENCH_TIMEOUT and
+# TORCH_TIMEOUT (seconds) cap each stage. Exit code: the checker's (0 all checks passed, 1 a check
+# failed, 77 no usable GPU), or 3 when the build failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-./gpu-out}"
@@ -36,7 +37,7 @@ fi
 bin=build/gpu-check/medgym_cuda_check
 
 stamp "checks (CUDA kernels vs their CPU twins; the GPU policy vs the CPU policy)"
-timeout 300 "$bin" --check --json "$OUT/cuda-check.json" 2>&1 | tee "$OUT/cuda-check.txt"
+timeout "${CHECK_TIMEOUT:-300}" "$bin" --check --json "$OUT/cuda-check.json" 2>&1 | tee "$OUT/cuda-check.txt"
 check_rc=${PIPESTATUS[0]}
 if [ "$check_rc" = 77 ]; then
   echo "no usable GPU: nothing was run"
@@ -44,10 +45,10 @@ if [ "$check_rc" = 77 ]; then
 fi
 
 stamp "benchmarks (medgym CUDA kernels, then the policy)"
-timeout 420 "$bin" --bench --json "$OUT/cuda-bench.json" 2>&1 | tee "$OUT/cuda-bench.txt"
+timeout "${BENCH_TIMEOUT:-420}" "$bin" --bench --json "$OUT/cuda-bench.json" 2>&1 | tee "$OUT/cuda-bench.txt"
 
 stamp "benchmarks (PyTorch eager peer)"
-timeout 240 python3 bench/peers/cuda_torch.py "$OUT/torch-bench.json" 2>&1 | tee "$OUT/torch-bench.txt"
+timeout "${TORCH_TIMEOUT:-240}" python3 bench/peers/cuda_torch.py "$OUT/torch-bench.json" 2>&1 | tee "$OUT/torch-bench.txt"
 
 stamp "ratios"
 python3 - "$OUT/cuda-bench.json" "$OUT/torch-bench.json" <<'PY' 2>&1 | tee "$OUT/ratios.txt"
