@@ -56,6 +56,10 @@ struct Diff {
 };
 Diff compare(const std::vector<float>& got, const std::vector<float>& want, double floor = 1e-3);
 Diff compare_scalar(double got, double want);  // one value, relative to max(|want|, 1e-30)
+// A reference that is a difference of cancelling terms (softmax - onehot at V=1, lse - logit) can be
+// exactly zero, where the relative error has no scale: measure normwise against max(max|want|, scale),
+// scale being the size of the terms that cancel.
+Diff relative_to(Diff d, double scale);
 
 enum class Metric { Normwise, Elementwise, Absolute };  // Absolute: max |got - want|
 

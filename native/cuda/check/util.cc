@@ -82,6 +82,11 @@ Diff compare_scalar(double got, double want) {
   return d;
 }
 
+Diff relative_to(Diff d, double scale) {
+  d.normwise = d.max_abs / std::max({d.max_ref, scale, 1e-30});
+  return d;
+}
+
 bool Checker::expect(const std::string& kernel, const std::string& shape, const std::string& output, const Diff& d,
                      double bound, Metric m) {
   const double err = m == Metric::Normwise ? d.normwise : m == Metric::Absolute ? d.max_abs : d.elem_rel;
