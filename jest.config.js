@@ -8,4 +8,5 @@ module.exports = {
   transformIgnorePatterns: ['/node_modules/(?!nifti-reader-js/)'],
   moduleNameMapper: { '^nifti-reader-js$': '<rootDir>/node_modules/nifti-reader-js/dist/nifti.js' },
   testTimeout: 60000,
+  reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.js'],
 };
