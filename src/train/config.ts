@@ -68,8 +68,12 @@ const Sft = z.object({
   minLrRatio: Schedule.minLrRatio.default(0.1),
   weightDecay: Schedule.weightDecay.default(0.01),
   maxGradNorm: Schedule.maxGradNorm.default(1),
-  /** Annotated demonstrations in the pool (RECIPE's default situation: scarce). 0 = a fresh demo per draw (unlimited, the upper reference). */
-  demoPool: nonNegInt.default(256),
+  /**
+   * Annotated demonstrations in the pool (RECIPE's default situation: boxes scarce, answers plentiful).
+   * At 64 SFT memorizes the pool and more SFT stops paying, which is where GRPO on fresh answer-only
+   * items does (docs/training.md). 0 = a fresh demo per draw (unlimited, the upper reference).
+   */
+  demoPool: nonNegInt.default(64),
   /** Share of demonstrations that answer without any tool call. */
   noToolShare: share.default(0),
   /** Share of demonstrations whose zoom goes to a random (usually wrong) cell before the right answer. */
@@ -80,7 +84,7 @@ const Sft = z.object({
 
 const Grpo = z.object({
   /** GRPO steps (batches of prompts); `--steps` sets this. 0 skips GRPO. */
-  steps: nonNegInt.default(100),
+  steps: nonNegInt.default(200),
   /** Prompts per step (answer-only items, never in the demo pool or the eval set). */
   promptsPerStep: posInt.default(8),
   /** G: sampled trajectories per prompt. */
@@ -124,7 +128,7 @@ const Grpo = z.object({
 
 const Eval = z.object({
   /** Held-out items (index range disjoint from training). */
-  items: posInt.default(96),
+  items: posInt.default(192),
   /** n samples per item for Pass@K (K = 1..n), at `temperature`. */
   samples: posInt.default(16),
   temperature: z.number().positive().default(1),
