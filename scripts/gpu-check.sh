@@ -44,6 +44,14 @@ if [ "$check_rc" = 77 ]; then
   exit 77
 fi
 
+if grep -q "GEMM: cuBLAS" "$OUT/cuda-check.txt"; then
+  stamp "the built-in GEMM kernels too (MEDGYM_CUBLAS=0): check and benchmark"
+  MEDGYM_CUBLAS=0 timeout "${CHECK_TIMEOUT:-300}" "$bin" --check --only gemm 2>&1 | tee "$OUT/cuda-check-builtin-gemm.txt" |
+    grep -E "FAIL|checks,|GEMM:"
+  { MEDGYM_CUBLAS=0 timeout "${BENCH_TIMEOUT:-420}" "$bin" --bench --only gemm
+    MEDGYM_CUBLAS=0 timeout "${BENCH_TIMEOUT:-420}" "$bin" --bench --only policy_train; } > "$OUT/cuda-bench-builtin-gemm.txt" 2>&1
+fi
+
 stamp "benchmarks (medgym CUDA kernels, then the policy)"
 timeout "${BENCH_TIMEOUT:-420}" "$bin" --bench --json "$OUT/cuda-bench.json" 2>&1 | tee "$OUT/cuda-bench.txt"
 

@@ -1,6 +1,7 @@
 // GEMM twins of cpu/gemm.h: sgemm (fp32, SIMT) and gemm_bf16 / gemm_bf16_out (bf16 tensor cores,
-// fp32 accumulation). The block computes its tile with an engine of gemm_tile.cuh, then the epilogue
+// fp32 accumulation). Where the build has cuBLAS, it runs them instead (gemm_cublas.h). The block computes its tile with an engine of gemm_tile.cuh, then the epilogue
 // writes alpha * T + beta * C row by row (coalesced).
+#include "cuda/gemm_cublas.h"
 #include "cuda/gemm_tile.cuh"
 
 namespace medgym::cuda {
@@ -58,6 +59,7 @@ void gemm_any(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
     check_launch(name);
     return;
   }
+  if (cublas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, s)) return;
   if (ceil_div(M, Eng::BM) > 65535) throw std::invalid_argument(std::string(name) + ": M too large for the grid");
   const bool va = bf16_rows_vectorizable(A, lda), vb = bf16_rows_vectorizable(B, ldb);
   if (!ta && !tb) launch<Eng, false, false>(M, N, K, alpha, A, lda, va, B, ldb, vb, beta, C, ldc, s, name);

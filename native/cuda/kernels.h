@@ -118,6 +118,11 @@ void convert_bf16_to_f32(float* out, const Bf16* in, int64_t n, Stream s);
 // [K,M] when trans_a), op(B) [K,N] (B stored [N,K] when trans_b); beta == 0 overwrites C.
 // ---------------------------------------------------------------------------------------------
 
+// Built with cuBLAS (CMake found CUDA::cublas; option MEDGYM_CUBLAS), the three GEMMs run on it
+// (fp32 without TF32; bf16 accumulating in fp32); MEDGYM_CUBLAS=0 in the environment, or no cuBLAS
+// in the build, runs the built-in kernels described below. gemm_backend() names the one in use.
+const char* gemm_backend();
+
 // fp32 in, fp32 accumulate (SIMT FMA, no TF32), fp32 out.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, Stream s);

@@ -117,9 +117,9 @@ int main(int argc, char** argv) {
   }
   const Peaks p = device_peaks();
   std::printf("device: %s (sm_%d%d), %d SMs @ %.2f GHz, HBM %.0f GB/s (%d-bit @ %.2f GHz), peaks: fp32 %.1f TFLOP/s, "
-              "bf16 dense %.1f TFLOP/s%s; CPU twin threads: %d\n",
+              "bf16 dense %.1f TFLOP/s%s; GEMM: %s; CPU twin threads: %d\n",
               p.name.c_str(), p.major, p.minor, p.sms, p.sm_clock_ghz, p.hbm_gbs, p.bus_bits, p.mem_clock_ghz,
-              p.fp32_tflops, p.bf16_tflops, p.bf16_per_clk ? "" : " (unknown arch)", num_threads());
+              p.fp32_tflops, p.bf16_tflops, p.bf16_per_clk ? "" : " (unknown arch)", cuda::gemm_backend(), num_threads());
 
   Checker c;
   if (do_check) {
