@@ -3,6 +3,8 @@
 // fp32 runs without TF32 (CUBLAS_COMPUTE_32F, the handle's default math), bf16 accumulates in fp32.
 #include "cuda/gemm_cublas.h"
 
+#include <library_types.h>
+
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -72,33 +74,42 @@ bool gemm_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
 }  // namespace
 #endif
 
-bool cublas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
+namespace {
+
 #ifdef MEDGYM_CUBLAS
-  return gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, CUDA_R_32F, beta, C, ldc, CUDA_R_32F, s, "sgemm (cuBLAS)");
+template <class T>
+constexpr cudaDataType_t data_type();
+template <>
+constexpr cudaDataType_t data_type<float>() { return CUDA_R_32F; }
+template <>
+constexpr cudaDataType_t data_type<__nv_bfloat16>() { return CUDA_R_16BF; }
+#endif
+
+template <class In, class Out>
+bool gemm_typed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const In* A, int64_t lda, const In* B,
+                int64_t ldb, float beta, Out* C, int64_t ldc, cudaStream_t s, const char* name) {
+#ifdef MEDGYM_CUBLAS
+  return gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, data_type<In>(), beta, C, ldc, data_type<Out>(), s, name);
 #else
   return false;
 #endif
+}
+
+}  // namespace
+
+bool cublas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
+  return gemm_typed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, s, "sgemm (cuBLAS)");
 }
 
 bool cublas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A, int64_t lda,
                  const __nv_bfloat16* B, int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
-#ifdef MEDGYM_CUBLAS
-  return gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, CUDA_R_16BF, beta, C, ldc, CUDA_R_32F, s,
-                 "gemm_bf16 (cuBLAS)");
-#else
-  return false;
-#endif
+  return gemm_typed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, s, "gemm_bf16 (cuBLAS)");
 }
 
 bool cublas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A, int64_t lda,
                  const __nv_bfloat16* B, int64_t ldb, float beta, __nv_bfloat16* C, int64_t ldc, cudaStream_t s) {
-#ifdef MEDGYM_CUBLAS
-  return gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, CUDA_R_16BF, beta, C, ldc, CUDA_R_16BF, s,
-                 "gemm_bf16_out (cuBLAS)");
-#else
-  return false;
-#endif
+  return gemm_typed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, s, "gemm_bf16_out (cuBLAS)");
 }
 
 const char* gemm_backend() { return cublas_enabled() ? "cuBLAS" : "built-in (WMMA / SIMT)"; }
