@@ -9,6 +9,9 @@
 #include "cpu/threadpool.h"
 #ifdef MEDGYM_WITH_CUDA
 #include "cuda/device.h"
+#ifdef MEDGYM_WITH_CUDA
+#include "cuda/kernels.h"
+#endif
 #endif
 
 #ifndef MEDGYM_VERSION
@@ -39,6 +42,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #ifdef MEDGYM_WITH_CUDA
   o.Set("cudaCompiled", true);
   o.Set("cudaRuntimeVersion", cuda::runtime_version());
+  o.Set("cudaGemm", cuda::gemm_backend());
   std::string why;
   auto devices = cuda::list_devices(&why);
   Napi::Array list = Napi::Array::New(env, devices.size());

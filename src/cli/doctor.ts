@@ -22,7 +22,7 @@ function sharpVersion(): string {
 function cudaLine(info: NativeInfo): string {
   if (!info.cudaCompiled) return 'not compiled (no nvcc at build time; CPU backend only)';
   const rt = info.cudaRuntimeVersion ?? 0;
-  const version = `${Math.floor(rt / 1000)}.${Math.floor((rt % 1000) / 10)}`;
+  const version = `${Math.floor(rt / 1000)}.${Math.floor((rt % 1000) / 10)}, GEMM: ${info.cudaGemm ?? 'unknown'}`;
   if (info.cudaDevices.length === 0) return `compiled (runtime ${version}), no usable device: ${info.cudaUnavailableReason ?? 'unknown'}`;
   const devices = info.cudaDevices.map((d) => `${d.name} (sm_${d.computeCapability.replace('.', '')}, ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB)`);
   return `compiled (runtime ${version}), devices: ${devices.join(', ')}`;

@@ -13,6 +13,8 @@ export interface NativeInfo {
   cudaCompiled: boolean;
   /** CUDA runtime the addon was built against, e.g. 13000 (when compiled). */
   cudaRuntimeVersion?: number;
+  /** Which GEMMs the CUDA kernels run: 'cuBLAS' or the built-in ones (when compiled). */
+  cudaGemm?: string;
   /** Devices the CUDA runtime sees now (empty without a driver or GPU). */
   cudaDevices: { name: string; computeCapability: string; totalMemory: number; multiprocessors: number }[];
   /** Why no device is usable, as the CUDA runtime says it. */
