@@ -150,3 +150,24 @@ export function refLogprob(cfg: PolicyConfig, P: RefParams, seq: RefSequence, ta
   }
   return { logp, entropy };
 }
+
+/**
+ * The scalar Σ_seq Σ_t wl[t]·logp[t] + we[t]·entropy[t] over a batch, as a function of the parameters:
+ * the loss whose finite differences check the policy's backward from dlogp and dentropy.
+ */
+export function refWeightedLogprobLoss(
+  cfg: PolicyConfig,
+  batch: RefSequence[],
+  wl: number[][],
+  we: number[][],
+  tau: number,
+): (P: RefParams) => number {
+  return (P) => {
+    let l = 0;
+    batch.forEach((s, i) => {
+      const r = refLogprob(cfg, P, s, tau);
+      for (let t = 0; t < s.tokens.length; t++) l += wl[i][t] * r.logp[t] + we[i][t] * r.entropy[t];
+    });
+    return l;
+  };
+}

@@ -2,7 +2,7 @@
 // handful of elements of every tensor kind; SFT cross-entropy; gradient accumulation.
 import { NativePolicy } from '../../src/policy';
 import { Rng } from '../helpers/random';
-import { refLogprob, type RefParams } from '../helpers/ref_policy';
+import { refWeightedLogprobLoss } from '../helpers/ref_policy';
 import { TEST_CONFIG, mixedBatch, paramsF64, randomizeWeights } from './common';
 
 const KINDS = [
@@ -23,14 +23,7 @@ describe('NativePolicy.backward', () => {
   const we = batch.map((s) => s.tokens.map(() => 0.3 * rng.normal()));
   const tau = 0.9;
   const P = paramsF64(policy);
-  const loss = (p: RefParams): number => {
-    let l = 0;
-    batch.forEach((s, i) => {
-      const r = refLogprob(cfg, p, s, tau);
-      for (let t = 0; t < s.tokens.length; t++) l += wl[i][t] * r.logp[t] + we[i][t] * r.entropy[t];
-    });
-    return l;
-  };
+  const loss = refWeightedLogprobLoss(cfg, batch, wl, we, tau);
   afterAll(() => policy.dispose());
 
   test('gradients of Σ w·logp + u·entropy match finite differences for every tensor kind', async () => {

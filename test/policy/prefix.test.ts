@@ -7,7 +7,7 @@ import { packBatch } from '../../src/policy/native_policy';
 import { rawPrefixGroups } from '../../src/policy/prefix';
 import { BOS_ID, IMAGE_ID } from '../../src/tokenizer';
 import { Rng } from '../helpers/random';
-import { refLogprob, type RefParams } from '../helpers/ref_policy';
+import { refWeightedLogprobLoss } from '../helpers/ref_policy';
 import { TEST_CONFIG, paramsF64, randomView, randomizeWeights } from './common';
 
 type Seq = PolicySequence & { tokens: number[]; mask?: number[] };
@@ -159,14 +159,7 @@ test('shared-prefix gradients match finite differences of the float64 reference'
   const we = batch.map((s) => s.tokens.map(() => 0.3 * rng.normal()));
   const tau = 0.9;
   const P = paramsF64(policy);
-  const loss = (p: RefParams): number => {
-    let l = 0;
-    batch.forEach((s, i) => {
-      const r = refLogprob(cfg, p, s, tau);
-      for (let t = 0; t < s.tokens.length; t++) l += wl[i][t] * r.logp[t] + we[i][t] * r.entropy[t];
-    });
-    return l;
-  };
+  const loss = refWeightedLogprobLoss(cfg, batch, wl, we, tau);
   await policy.zeroGrad();
   const out = await policy.forward(batch, { temperature: tau, requireGrad: true, prefixGroups: [{ seqs: [0, 1, 2], length: prompt.length }] });
   expect(out.rows).toBeLessThan(out.positions);
