@@ -1,6 +1,7 @@
 #include "addon/args.h"
 
 #include <cmath>
+#include <new>
 #include <stdexcept>
 
 namespace medgym::addon {
@@ -37,6 +38,11 @@ std::string describe(const Napi::Value& v) {
   return "a value of another type";
 }
 
+// std::bad_alloc names nothing; say which call ran out and what to do.
+std::string out_of_memory(const char* fn) {
+  return std::string(fn) + ": out of memory (the inputs, or the model they need, are too large for this machine)";
+}
+
 std::vector<InitFn>& registry() {
   static std::vector<InitFn> inits;
   return inits;
@@ -44,9 +50,10 @@ std::vector<InitFn>& registry() {
 
 class PromiseWorker : public Napi::AsyncWorker {
  public:
-  PromiseWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result,
+  PromiseWorker(Napi::Env env, const char* fn, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result,
                 std::vector<Napi::Reference<Napi::Value>> keep)
       : Napi::AsyncWorker(env, "medgym"),
+        name_(fn),
         deferred_(Napi::Promise::Deferred::New(env)),
         work_(std::move(work)),
         result_(std::move(result)),
@@ -61,6 +68,10 @@ class PromiseWorker : public Napi::AsyncWorker {
       kind_ = 2, SetError(e.what());
     } catch (const std::invalid_argument& e) {
       kind_ = 1, SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      kind_ = 2, SetError(out_of_memory(name_));
+    } catch (const std::length_error&) {
+      kind_ = 2, SetError(out_of_memory(name_));
     } catch (const std::exception& e) {
       SetError(e.what());
     } catch (...) {
@@ -84,6 +95,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
  private:
+  const char* name_;
   Napi::Promise::Deferred deferred_;
   std::function<void()> work_;
   std::function<Napi::Value(Napi::Env)> result_;
@@ -252,10 +264,14 @@ Napi::Value Args::run(bool async, std::function<void()> work, std::function<Napi
       throw Napi::RangeError::New(env_, e.what());
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env_, e.what());
+    } catch (const std::bad_alloc&) {
+      throw Napi::RangeError::New(env_, out_of_memory(fn_));
+    } catch (const std::length_error&) {
+      throw Napi::RangeError::New(env_, out_of_memory(fn_));
     }
     return result ? result(env_) : env_.Undefined();
   }
-  auto* worker = new PromiseWorker(env_, std::move(work), std::move(result), std::move(keep_));
+  auto* worker = new PromiseWorker(env_, fn_, std::move(work), std::move(result), std::move(keep_));
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

@@ -24,6 +24,8 @@ export interface RawPolicyConfig {
   device?: 'cpu' | 'cuda';
   /** GEMM precision on 'cuda' (default 'fp32'); the CPU is always fp32. */
   dtype?: 'fp32' | 'bf16';
+  /** Refuse (RangeError, before allocating) a config of more parameters (default 2^31); 3/4 of RAM caps it too. */
+  maxParams?: number;
 }
 
 /** policyCudaProbe(): can this process run the policy on a GPU, and if not, why. */
@@ -95,6 +97,8 @@ export interface NativePolicyFunctions {
   policyCreate(o: RawPolicyConfig): PolicyHandle;
   policyCreateAsync(o: RawPolicyConfig): Promise<PolicyHandle>;
   policyLayout(o: { model: PolicyHandle }): RawParamInfo[];
+  /** The tensor table of a config, without building the model (RangeError past `maxParams` or 3/4 of RAM). */
+  policyConfigLayout(o: Omit<RawPolicyConfig, 'seed' | 'init' | 'device' | 'dtype'>): RawParamInfo[];
   policyRead(o: { model: PolicyHandle; which: RawBufferName; offset?: number; size?: number }): Float32Array;
   policyWrite(o: { model: PolicyHandle; which: RawBufferName; offset?: number; data: Float32Array }): void;
   policyGetStep(o: { model: PolicyHandle }): number;

@@ -37,6 +37,14 @@ export interface DeviceOptions {
   dtype?: PolicyDtype;
 }
 
+export interface LoadOptions extends DeviceOptions {
+  /**
+   * Refuse a checkpoint whose config asks for more parameters than this (default 2^31). The file's
+   * tensors must match its config exactly, and weights plus gradients must fit in 3/4 of RAM, either way.
+   */
+  maxParams?: number;
+}
+
 /** Where a NativePolicy runs and why (NativePolicy.deviceInfo). */
 export interface PolicyDeviceInfo {
   device: 'cpu' | 'cuda';

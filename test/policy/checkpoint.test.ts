@@ -96,6 +96,29 @@ describe('NativePolicy checkpoints', () => {
     await rejects('garbage', (f) => fs.writeFileSync(f, garbage), /not valid JSON|must be an object/);
   });
 
+  test('a small file whose config claims a huge model is refused before the model is allocated', async () => {
+    const base = tensorsOf(policy);
+    const claim = (d: number, L: number): Record<string, string> => meta({ config: JSON.stringify({ vocab_size: 268, d_model: d, n_layer: L, n_head: 16, max_seq: 1024, patch: 8, image_size: 64, channels: 3 }) });
+    for (const [d, L] of [[1024, 20], [2048, 48]]) {
+      const f = path.join(dir, `claims-d${d}-L${L}.safetensors`);
+      writeSafetensorsSync(f, base, claim(d, L));
+      const rss0 = process.memoryUsage().rss;
+      const t0 = Date.now();
+      const err = await NativePolicy.load(f).then(() => null, (e: Error) => e);
+      // The tensors are compared with the table the config implies before anything is built:
+      // milliseconds, not the seconds and gigabytes of allocating first.
+      expect(err?.name).toBe('RangeError'); // by name: the addon's errors come from another realm than jest's
+      expect(err!.message).toContain(f);
+      expect(err!.message).toMatch(/unexpected tensor|missing tensor|shape|maxParams|RAM/);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(process.memoryUsage().rss - rss0).toBeLessThan(64 << 20);
+    }
+    // A config over the ceiling is refused as such, whatever the tensors.
+    const f = path.join(dir, 'ceiling.safetensors');
+    writeSafetensorsSync(f, base, meta());
+    await expect(NativePolicy.load(f, { maxParams: 1000 })).rejects.toThrow(new RegExp(`${f}.*more than \`maxParams\` 1000`));
+  });
+
   test('wrong shape, missing, extra or non-finite tensors are rejected by name', async () => {
     const base = tensorsOf(policy);
     await rejects('shape', (f) => writeSafetensorsSync(f, base.map((t) => (t.name === 'h.1.mlp.c_fc.weight' ? { ...t, shape: [t.shape[1], t.shape[0]] } : t)), meta()), /h\.1\.mlp\.c_fc\.weight.*shape/);
