@@ -32,6 +32,8 @@ export class MedGymEnv {
   private session: ToolSession | undefined;
   private info: StepInfo | undefined;
   private zoomBoxes: Box[] = [];
+  /** Tool calls of this episode (name + canonical arguments) → the turn of their first use. */
+  private calls = new Map<string, number>();
   private done = true;
   private readonly caches: EnvCaches;
   // One call at a time: a step awaiting a tool must not interleave with another step or a reset.
@@ -52,6 +54,7 @@ export class MedGymEnv {
       imageTokens: posInt('imageTokens', options.imageTokens ?? 1),
       maxToolCallsPerTurn: posInt('maxToolCallsPerTurn', options.maxToolCallsPerTurn ?? 4),
       revealGroundTruth: options.revealGroundTruth ?? false,
+      requireTool: options.requireTool ?? false,
       itemCacheSize: options.itemCacheSize ?? 64,
       viewCacheSize: options.viewCacheSize ?? 1024,
     };
@@ -116,6 +119,7 @@ export class MedGymEnv {
       cacheKey: item.id,
     });
     this.zoomBoxes = [];
+    this.calls.clear();
     this.done = false;
     const text = buildPrompt(this.options.systemPrompt, item.question, item.options, item.image.width, item.image.height);
     const images = [await this.session.view()];
@@ -135,7 +139,8 @@ export class MedGymEnv {
   }
 
   private async doStep(action: string | ArrayLike<number>): Promise<StepResult> {
-    if (this.done || !this.info || !this.session || !this.item) throw new Error('step() called on a finished episode: call reset() first');
+    if (!this.info || !this.session || !this.item) throw new Error('step() called before reset(): call reset() first');
+    if (this.done) throw new Error('step() called on a finished episode: call reset() to start the next one');
     const info = this.info;
     const text = typeof action === 'string' ? action : decode(action);
     const nTokens = typeof action === 'string' ? encode(action).length : action.length;
@@ -146,7 +151,10 @@ export class MedGymEnv {
 
     const seg = parseAssistant(text);
     for (const e of seg.formatErrors) info.formatErrors.push(`turn ${info.turn}: ${e}`);
-    if (seg.answer !== undefined) return this.finish(seg.answer, undefined);
+    if (seg.answer !== undefined) {
+      if (this.options.requireTool && !info.toolCalls.some((c) => c.ok)) info.formatErrors.push(`turn ${info.turn}: answered before any tool output (this task requires a tool call first)`);
+      return this.finish(seg.answer, undefined);
+    }
     if (info.turn >= this.options.maxTurns) return this.finish('', 'max_turns');
 
     let response = '';
@@ -166,6 +174,12 @@ export class MedGymEnv {
         rec = { turn: info.turn, name: '', ok: false, error: pc.error, boxes: [] };
         body = `error: ${pc.error}`;
       } else {
+        // Tools are pure functions of the image: the same call again returns what the context already
+        // holds, so it only pads the episode (format error, executed all the same).
+        const key = callKey(pc.call);
+        const first = this.calls.get(key);
+        if (first !== undefined) info.formatErrors.push(`turn ${info.turn}: repeated tool call (the same as in turn ${first})`);
+        else this.calls.set(key, info.turn);
         const r = await executeToolCall(this.session, pc.call);
         rec = { turn: info.turn, name: r.name, ok: r.ok, error: r.error, boxes: r.boxes };
         body = r.text;
@@ -203,7 +217,8 @@ export class MedGymEnv {
     const summary: EpisodeSummary = {
       answerStatus: graded ? graded.status : 'none',
       correct: graded?.correct ?? false,
-      wellFormed: graded !== undefined && info.formatErrors.length === 0 && failed === 0,
+      // A gradable answer (not empty, not several options, not too long), no format error, no failed call.
+      wellFormed: graded?.status === 'ok' && info.formatErrors.length === 0 && failed === 0,
       toolCalls: info.toolCalls.length,
       toolErrors: failed,
       zoomBoxes: [...this.zoomBoxes],
@@ -253,4 +268,11 @@ export class MedGymEnv {
     const i = this.info!;
     return { ...i, options: [...i.options], toolCalls: i.toolCalls.map((c) => ({ ...c, boxes: [...c.boxes] })), formatErrors: [...i.formatErrors] };
   }
+}
+
+/** A tool call as text with object keys sorted, so that the same call written twice compares equal. */
+function callKey(call: { name: unknown; arguments: unknown }): string {
+  const canon = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canon) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : v;
+  return JSON.stringify([call.name, canon(call.arguments ?? {})]);
 }

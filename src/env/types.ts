@@ -102,6 +102,11 @@ export interface MedGymOptions {
   viewCacheSize?: number;
   /** Put the ground truth in info from reset on (scripted experts, SFT demonstrations). Default false. */
   revealGroundTruth?: boolean;
+  /**
+   * The task needs a tool: an answer given before any successful tool call's output is a format
+   * error (no format reward; accuracy is graded as usual). Default false.
+   */
+  requireTool?: boolean;
 }
 
 export interface ResetOptions {

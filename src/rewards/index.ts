@@ -12,7 +12,11 @@ export interface EpisodeSummary {
   /** Answer status; 'none' when the episode ended without an <answer>. */
   answerStatus: AnswerStatus | 'none';
   correct: boolean;
-  /** No format errors in any segment, no failed tool call, and the episode answered. */
+  /**
+   * The episode answered with a gradable answer (status 'ok': one option, not empty, not too long),
+   * with no format error in any segment (a repeated tool call, or an answer before any tool output
+   * where the task requires a tool, count as such) and no failed tool call.
+   */
   wellFormed: boolean;
   toolCalls: number;
   toolErrors: number;
@@ -27,7 +31,7 @@ export type RewardFn = (ep: EpisodeSummary) => number;
 
 /** accuracy: 1 for a correct, valid answer (SPEC §7 rules), else 0. */
 export const accuracyReward: RewardFn = (ep) => (ep.correct ? 1 : 0);
-/** format: 1 when every segment was well formed and the episode answered, else 0. */
+/** format: 1 for a well-formed episode with a gradable answer (EpisodeSummary.wellFormed), else 0. */
 export const formatReward: RewardFn = (ep) => (ep.wellFormed ? 1 : 0);
 /** tool: 1 when at least one tool call succeeded and the answer is correct (failed calls earn nothing). */
 export const toolReward: RewardFn = (ep) => (ep.correct && ep.toolCalls - ep.toolErrors > 0 ? 1 : 0);
