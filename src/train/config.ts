@@ -34,6 +34,8 @@ const Env = z.object({
    * matrix` assembles Med-R1's cross-modality matrix from such runs). Default: all. Synthetic envs only.
    */
   trainModalities: z.array(z.enum(MODALITIES)).min(1).optional(),
+  /** An answer before any successful tool call's output loses the format reward (the task needs a tool). */
+  requireTool: z.boolean().default(false),
   /** Reward weights (SPEC §4; RECIPE: accuracy + 0.1 format). */
   rewards: z.object({ accuracy: z.number().default(1), format: z.number().default(0.1), tool: z.number().default(0), iou: z.number().default(0) }).prefault({}),
 });

@@ -23,6 +23,7 @@ export function envOptions(c: TrainConfig['env'], p: { imageTokens: number; maxS
     maxTotalTokens: Math.max(1, p.maxSeq - c.maxNewTokensPerTurn),
     imageTokens: p.imageTokens,
     rewards: c.rewards,
+    requireTool: c.requireTool,
     ...extra,
     synth: { seed: c.synthSeed, ...extra.synth },
   };

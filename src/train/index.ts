@@ -2,6 +2,8 @@ export { TrainConfigSchema, parseTrainConfig, readConfigFile, mergeConfig, lrAt 
 export type { TrainConfig, TrainConfigInput } from './config';
 export { runTraining, TrainingDivergedError, RUN_FILES, trajectoryRecord } from './run';
 export type { RunState, RunResult, RunOptions, Phase } from './run';
+export { PreflightError, preflight } from './preflight';
+export { ResumeError } from './checkpoints';
 export { rollout } from './rollout';
 export type { Trajectory, RolloutOptions } from './rollout';
 export { grpoUpdate } from './grpo';

@@ -1,8 +1,9 @@
-// The `medgym train` orchestrator: SFT warm start → eval of the SFT policy → GRPO → final eval →
-// report. Writes metrics.jsonl and trajectories.jsonl, checkpoints atomically (policy, optimizer,
-// phase, step; every random stream is keyed by (seed, step), so the step is the RNG and data
-// position), resumes exactly, skips non-finite steps and stops after repeated ones, and saves on
-// Ctrl-C (or after `stopAfter` steps).
+// The `medgym train` orchestrator: preflight checks → SFT warm start → eval of the SFT policy → GRPO →
+// final eval → control → report. Writes metrics.jsonl and trajectories.jsonl, checkpoints atomically
+// (./checkpoints: policy, optimizer, phase, step; every random stream is keyed by (seed, step), so the
+// step is the RNG and data position), resumes exactly (past a damaged checkpoint to the newest that
+// verifies), skips non-finite steps and stops after repeated ones, and saves on Ctrl-C (or after
+// `stopAfter` steps).
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../io/atomic';
@@ -12,31 +13,15 @@ import { decode } from '../tokenizer';
 import type { VectorEnv } from '../env';
 import { evaluate, evalEpisodes, type EvalResult } from '../eval';
 import { lrAt, type TrainConfig } from './config';
+import { CHECKPOINTS_DIR, LATEST, restoreLatest, saveCheckpoint, type Phase, type RunState } from './checkpoints';
 import { INDEX_BASE, makeTrainVec, trainEnvExtra } from './envs';
 import { grpoUpdate } from './grpo';
 import { makeProgress, type Progress } from './progress';
 import { rollout, type Trajectory } from './rollout';
+import { PreflightError, preflight } from './preflight';
 import { makeDemos, sftIndices, sftStep, type Demo } from './sft';
 
-export type Phase = 'sft' | 'eval_sft' | 'grpo' | 'eval_final' | 'control' | 'eval_control' | 'done';
-const PHASES: Phase[] = ['sft', 'eval_sft', 'grpo', 'eval_final', 'control', 'eval_control', 'done'];
-
-/** What a checkpoint records besides the weights and the optimizer. */
-export interface RunState {
-  phase: Phase;
-  /** Next step of the phase (the data position: SFT batches and GRPO prompts are functions of it). */
-  step: number;
-  /** Bytes of metrics.jsonl / trajectories.jsonl written when the checkpoint was taken (resume truncates to them). */
-  metricsBytes: number;
-  trajectoriesBytes: number;
-  /** Consecutive skipped (non-finite) steps. */
-  badSteps: number;
-  /** Wall-clock seconds spent in earlier invocations. */
-  elapsed: number;
-  /** Seconds GRPO took (steps only, as the control's budget) and the control has spent so far. */
-  grpoSeconds?: number;
-  controlSeconds?: number;
-}
+export type { Phase, RunState } from './checkpoints';
 
 export interface RunResult {
   dir: string;
@@ -61,8 +46,8 @@ export const RUN_FILES = {
   sftOptimizer: 'sft.optimizer.safetensors',
   controlPolicy: 'control.safetensors',
   finalPolicy: 'final.safetensors',
-  checkpoints: 'checkpoints',
-  latest: 'checkpoints/latest.json',
+  checkpoints: CHECKPOINTS_DIR,
+  latest: LATEST,
 } as const;
 
 export interface RunOptions {
@@ -83,26 +68,26 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   const dir = path.resolve(cfg.out);
   const P = (f: string): string => path.join(dir, f);
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  // Every problem that would stop the run is found before any work (and before the folder is written).
+  const problems = await preflight(cfg, { resume: opts.resume });
+  if (problems.length) throw new PreflightError(problems);
   const progress = makeProgress(cfg.progress, cfg.logEvery, log);
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   fs.mkdirSync(P(RUN_FILES.checkpoints), { recursive: true });
   const dev = { device: cfg.device, dtype: cfg.dtype }; // every policy of the run (docs/cuda.md)
 
-  // ---- state: fresh or from the latest checkpoint
+  // ---- state: fresh or from the newest checkpoint that verifies
   let state: RunState = { phase: 'sft', step: 0, metricsBytes: 0, trajectoriesBytes: 0, badSteps: 0, elapsed: 0 };
   let policy: NativePolicy;
   let lastCheckpoint = '';
-  if (opts.resume && fs.existsSync(P(RUN_FILES.latest))) {
-    const latest = JSON.parse(fs.readFileSync(P(RUN_FILES.latest), 'utf8')) as { dir: string; state: RunState };
-    state = latest.state;
-    lastCheckpoint = P(latest.dir);
-    policy = await NativePolicy.load(path.join(lastCheckpoint, 'policy.safetensors'), dev);
-    const optim = path.join(lastCheckpoint, 'optimizer.safetensors');
-    if (fs.existsSync(optim)) await policy.loadOptimizer(optim); // absent: a fresh optimizer (phase start)
+  const restored = opts.resume ? await restoreLatest(dir, dev, log) : undefined;
+  if (restored) {
+    ({ policy, state } = restored);
+    lastCheckpoint = restored.dir;
     // Drop what was logged after the checkpoint: those steps run again, identically.
     fs.truncateSync(P(RUN_FILES.metrics), Math.min(state.metricsBytes, fileSize(P(RUN_FILES.metrics))));
     if (fs.existsSync(P(RUN_FILES.trajectories))) fs.truncateSync(P(RUN_FILES.trajectories), Math.min(state.trajectoriesBytes, fileSize(P(RUN_FILES.trajectories))));
-    log(`resuming ${dir} at ${state.phase} step ${state.step} (checkpoint ${latest.dir})`);
+    log(`resuming ${dir} at ${state.phase} step ${state.step} (checkpoint ${path.relative(dir, restored.dir)})`);
   } else {
     if (opts.resume) log(`no checkpoint in ${dir}: starting fresh`);
     for (const f of [RUN_FILES.metrics, RUN_FILES.trajectories]) fs.writeFileSync(P(f), '');
@@ -130,22 +115,11 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     if (rows.length) fs.appendFileSync(P(file), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
   };
   const checkpoint = async (): Promise<string> => {
-    const name = `${PHASES.indexOf(state.phase)}-${state.phase}-${String(state.step).padStart(6, '0')}`;
-    const cdir = P(path.join(RUN_FILES.checkpoints, name));
-    fs.mkdirSync(cdir, { recursive: true });
     state.metricsBytes = fileSize(P(RUN_FILES.metrics));
     state.trajectoriesBytes = fileSize(P(RUN_FILES.trajectories));
     state.elapsed = elapsed();
-    await policy.save(path.join(cdir, 'policy.safetensors'));
-    await saveOptimizerIfAny(policy, path.join(cdir, 'optimizer.safetensors'));
-    await writeFileAtomic(path.join(cdir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
-    // The pointer moves last: a crash before this line leaves the previous checkpoint in force.
-    await writeFileAtomic(P(RUN_FILES.latest), JSON.stringify({ dir: path.join(RUN_FILES.checkpoints, name), state }, null, 2) + '\n');
-    // Keep the two newest checkpoints.
-    const all = fs.readdirSync(P(RUN_FILES.checkpoints)).filter((d) => /^\d-/.test(d)).sort();
-    for (const old of all.slice(0, -2)) fs.rmSync(P(path.join(RUN_FILES.checkpoints, old)), { recursive: true, force: true });
-    lastCheckpoint = cdir;
-    return cdir;
+    lastCheckpoint = await saveCheckpoint(dir, policy, state);
+    return lastCheckpoint;
   };
   const badStep = (what: string): void => {
     state.badSteps++;
@@ -334,16 +308,6 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     for (const v of vecs) v.close();
     policy.dispose();
     if (opts.handleSigint ?? true) process.off('SIGINT', onSigint);
-  }
-}
-
-/** The optimizer state, when a step has created one (a phase starts with a fresh optimizer). */
-async function saveOptimizerIfAny(policy: NativePolicy, file: string): Promise<void> {
-  try {
-    await policy.saveOptimizer(file);
-  } catch (err) {
-    if (!/no optimizer state/.test((err as Error).message)) throw err;
-    fs.rmSync(file, { force: true });
   }
 }
 

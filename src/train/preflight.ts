@@ -1,0 +1,93 @@
+// Everything a `medgym train` run needs, checked before any work (no policy built, no run folder
+// written): the env id and its options, the device, the policy (preset, or the init checkpoint's
+// header, config and tensor table), the output folder (writable, not another run's unless resuming)
+// and the disk space checkpoints take. Every problem found is reported, one line each.
+import * as fs from 'fs';
+import * as path from 'path';
+import { envSpec, make } from '../env';
+import { nativePolicyFunctions } from '../native/policy';
+import { POLICY_PRESETS, resolveDevice, type PolicyConfig } from '../policy';
+import { openPolicyCheckpoint } from '../policy/checkpoint';
+import { IMAGE_ID } from '../tokenizer';
+import { hasCheckpoint } from './checkpoints';
+import type { TrainConfig } from './config';
+import { envOptions, trainEnvExtra } from './envs';
+
+export class PreflightError extends Error {
+  override name = 'PreflightError';
+  constructor(readonly problems: string[]) {
+    super(`medgym train: ${problems.length} problem${problems.length > 1 ? 's' : ''} before starting:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Bytes a run keeps on disk per parameter: 2 checkpoints (policy + AdamW m, v), sft + its optimizer, final, control. */
+const BYTES_PER_PARAM = 4 * (2 * 3 + 3 + 1 + 1);
+/** Room for metrics, trajectories and the report. */
+const LOG_BYTES = 256 << 20;
+
+/** The problems that would stop the run (empty when it can start). */
+export async function preflight(cfg: TrainConfig, opts: { resume?: boolean } = {}): Promise<string[]> {
+  const problems: string[] = [];
+  const check = async (what: string, fn: () => unknown): Promise<void> => {
+    try {
+      await fn();
+    } catch (err) {
+      problems.push(`${what}: ${(err as Error).message}`);
+    }
+  };
+
+  let envOk = false;
+  await check('env.id', () => {
+    if (envSpec(cfg.env.id).requiresDataset) throw new Error(`${cfg.env.id} reads a dataset, which \`medgym train\` cannot take from its config yet`);
+    envOk = true;
+  });
+  if (envOk) await check('env.trainModalities', () => trainEnvExtra(cfg.env));
+  await check('device', () => resolveDevice({ device: cfg.device, dtype: cfg.dtype }));
+
+  let policy: PolicyConfig | undefined;
+  if (cfg.policy.init) {
+    const init = cfg.policy.init;
+    await check('policy.init', async () => {
+      const ckpt = await openPolicyCheckpoint(init);
+      await ckpt.file.close();
+      policy = ckpt.config;
+    });
+  } else policy = POLICY_PRESETS[cfg.policy.preset];
+
+  let params = 0;
+  if (policy) {
+    const p = policy;
+    await check('policy', () => (params = nativePolicyFunctions().policyConfigLayout({ ...p, imageId: IMAGE_ID }).reduce((a, t) => a + t.size, 0)));
+    if (cfg.env.maxNewTokensPerTurn >= p.maxSeq) problems.push(`env.maxNewTokensPerTurn: ${cfg.env.maxNewTokensPerTurn} leaves no room for the prompt in the policy's ${p.maxSeq} positions`);
+    // The env validates its own options at construction: build one (no item is generated).
+    if (envOk) await check('env', () => make(cfg.env.id, envOptions(cfg.env, { imageTokens: (p.imageSize / p.patch) ** 2, maxSeq: p.maxSeq })).close());
+  }
+
+  problems.push(...checkRunFolder(cfg.out, opts.resume ?? false, params * BYTES_PER_PARAM + LOG_BYTES));
+  return problems;
+}
+
+/** The run folder: a folder (or creatable), writable, not another run unless resuming, with `needBytes` free. */
+export function checkRunFolder(out: string, resume: boolean, needBytes: number): string[] {
+  const problems: string[] = [];
+  const dir = path.resolve(out);
+  let existing = dir;
+  while (!fs.existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  if (!fs.statSync(existing).isDirectory()) {
+    return [`out: ${existing} is a file, not a folder`];
+  }
+  try {
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    return [`out: ${existing} is not writable`];
+  }
+  if (existing === dir && !resume && (hasCheckpoint(dir) || fs.existsSync(path.join(dir, 'metrics.jsonl')))) {
+    problems.push(`out: ${dir} already holds a run; continue it with --resume, or choose another --out (or delete it) to start anew`);
+  }
+  const fsStat = fs.statfsSync(existing);
+  const free = Number(fsStat.bavail) * Number(fsStat.bsize);
+  if (free < needBytes) {
+    problems.push(`out: ${existing} has ${(free / 2 ** 20).toFixed(0)} MiB free; the run's checkpoints need about ${(needBytes / 2 ** 20).toFixed(0)} MiB`);
+  }
+  return problems;
+}
