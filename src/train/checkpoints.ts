@@ -14,11 +14,16 @@ export type Phase = (typeof PHASES)[number];
 const nonNeg = z.number().finite().nonnegative();
 const RunStateSchema = z.object({
   phase: z.enum(PHASES),
+  /** Next step of the phase (the data position: SFT batches and GRPO prompts are functions of it). */
   step: z.number().int().nonnegative(),
+  /** Bytes of metrics.jsonl / trajectories.jsonl written when the checkpoint was taken (resume truncates to them). */
   metricsBytes: z.number().int().nonnegative(),
   trajectoriesBytes: z.number().int().nonnegative(),
+  /** Consecutive skipped (non-finite) steps. */
   badSteps: z.number().int().nonnegative(),
+  /** Wall-clock seconds spent in earlier invocations. */
   elapsed: nonNeg,
+  /** Seconds GRPO took (steps only, as the control's budget) and the control has spent so far. */
   grpoSeconds: nonNeg.optional(),
   controlSeconds: nonNeg.optional(),
 });
