@@ -4,6 +4,7 @@ import { MedGymEnv } from './env';
 import type { MedGymOptions } from './types';
 import { SHORT_SYSTEM_PROMPT } from './protocol';
 import { VectorEnv } from './vector';
+import { didYouMean } from '../util/did_you_mean';
 
 export interface EnvSpec {
   id: string;
@@ -28,7 +29,7 @@ export function listEnvs(): EnvSpec[] {
 
 export function envSpec(id: string): EnvSpec {
   const s = REGISTRY.get(id);
-  if (!s) throw new Error(`Unknown env id ${JSON.stringify(id)}; registered: ${[...REGISTRY.keys()].join(', ')}`);
+  if (!s) throw new Error(`Unknown env id ${JSON.stringify(id)}${didYouMean(String(id), REGISTRY.keys())}; registered: ${[...REGISTRY.keys()].join(', ')}`);
   return s;
 }
 

@@ -7,13 +7,14 @@ import * as path from 'path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { MODALITIES } from '../data/synth/looks';
+import { didYouMean } from '../util/did_you_mean';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
 const share = z.number().min(0).max(1);
 const lr = z.number().positive().finite();
 
-const Env = z.object({
+const Env = z.strictObject({
   /** Registered env id (`medgym envs`). */
   id: z.string().default('MedVista-Synth-Lesion-Visible-v0'),
   /**
@@ -37,10 +38,10 @@ const Env = z.object({
   /** An answer before any successful tool call's output loses the format reward (the task needs a tool). */
   requireTool: z.boolean().default(false),
   /** Reward weights (SPEC §4; RECIPE: accuracy + 0.1 format). */
-  rewards: z.object({ accuracy: z.number().default(1), format: z.number().default(0.1), tool: z.number().default(0), iou: z.number().default(0) }).prefault({}),
+  rewards: z.strictObject({ accuracy: z.number().default(1), format: z.number().default(0.1), tool: z.number().default(0), iou: z.number().default(0) }).prefault({}),
 });
 
-const Policy = z.object({
+const Policy = z.strictObject({
   /** Model preset (docs/policy.md). tiny (1M) is the CPU default; small (11M) and base (87M) want more compute. */
   preset: z.enum(['tiny', 'small', 'base']).default('tiny'),
   /** Weight-init seed. */
@@ -60,7 +61,7 @@ const Schedule = {
   maxGradNorm: z.number().min(0),
 };
 
-const Sft = z.object({
+const Sft = z.strictObject({
   /** Optimizer steps of the warm start (0 skips SFT). */
   steps: nonNegInt.default(700),
   /** Demonstrations per step. */
@@ -84,7 +85,7 @@ const Sft = z.object({
   think: z.boolean().default(false),
 });
 
-const Grpo = z.object({
+const Grpo = z.strictObject({
   /** GRPO steps (batches of prompts); `--steps` sets this. 0 skips GRPO. */
   steps: nonNegInt.default(200),
   /** Prompts per step (answer-only items, never in the demo pool or the eval set). */
@@ -115,7 +116,7 @@ const Grpo = z.object({
   filterEqualRewardGroups: z.boolean().default(false),
   /** SPEC §2 loss options. beta > 0 loads the SFT policy as the frozen reference. */
   loss: z
-    .object({
+    .strictObject({
       epsLow: z.number().min(0).max(1).default(0.2),
       epsHigh: z.number().min(0).default(0.2),
       dualClip: z.number().default(3),
@@ -128,7 +129,7 @@ const Grpo = z.object({
     .prefault({}),
 });
 
-const Eval = z.object({
+const Eval = z.strictObject({
   /** Held-out items (index range disjoint from training). */
   items: posInt.default(192),
   /** n samples per item for Pass@K (K = 1..n), at `temperature`. */
@@ -183,14 +184,40 @@ export const TrainConfigSchema = z
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 
-/** Validates and fills defaults; errors name every bad field ("sft.lr: Too small ..."). */
+/**
+ * Validates and fills defaults; errors name every bad field by its full path ("sft.lr: Too small ...");
+ * an unknown key anywhere is an error too, with the closest known key when one is near.
+ */
 export function parseTrainConfig(input: unknown): TrainConfig {
   const r = TrainConfigSchema.safeParse(input ?? {});
   if (!r.success) {
-    const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    const lines = r.error.issues.flatMap((i) => {
+      const at = (k: PropertyKey): string => [...i.path, k].map(String).join('.');
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `  ${at(k)}: unknown key${didYouMean(k, keysAt(i.path))}`);
+      return [`  ${i.path.map(String).join('.') || '(root)'}: ${i.message}`];
+    });
     throw new RangeError(`Invalid train config:\n${lines.join('\n')}`);
   }
   return r.data;
+}
+
+/** The keys the schema knows at `path` (through default/prefault/optional wrappers). */
+function keysAt(path: PropertyKey[]): string[] {
+  let node: unknown = TrainConfigSchema;
+  const unwrap = (n: unknown): unknown => {
+    let def = (n as { _zod: { def: { type: string; innerType?: unknown } } })._zod.def;
+    while (def.innerType !== undefined && def.type !== 'object') {
+      n = def.innerType;
+      def = (n as { _zod: { def: { type: string; innerType?: unknown } } })._zod.def;
+    }
+    return n;
+  };
+  for (const k of path) {
+    const shape = (unwrap(node) as { shape?: Record<string, unknown> }).shape;
+    if (!shape || !(String(k) in shape)) return [];
+    node = shape[String(k)];
+  }
+  return Object.keys((unwrap(node) as { shape?: Record<string, unknown> }).shape ?? {});
 }
 
 /** Reads a JSON or YAML config file (by extension; .yml/.yaml are YAML). */

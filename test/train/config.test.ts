@@ -24,6 +24,24 @@ test('invalid fields are named; unknown top-level keys are refused', () => {
   expect(() => parseTrainConfig({ sft: { noToolShare: 1.5 } })).toThrow(/sft\.noToolShare/);
 });
 
+test('an unknown key at any depth is refused by its full path, with the closest known key', () => {
+  const err = (input: unknown): string => {
+    try {
+      parseTrainConfig(input);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('accepted');
+  };
+  expect(err({ sede: 3 })).toMatch(/^ {2}sede: unknown key \(did you mean 'seed'\?\)$/m);
+  expect(err({ env: { maxTurn: 3 } })).toMatch(/^ {2}env\.maxTurn: unknown key \(did you mean 'maxTurns'\?\)$/m);
+  expect(err({ env: { rewards: { acuracy: 1 } } })).toMatch(/^ {2}env\.rewards\.acuracy: unknown key \(did you mean 'accuracy'\?\)$/m);
+  expect(err({ grpo: { loss: { bta: 0.1 } } })).toMatch(/^ {2}grpo\.loss\.bta: unknown key \(did you mean 'beta'\?\)$/m);
+  expect(err({ policy: { xyzzy: 1 } })).toMatch(/^ {2}policy\.xyzzy: unknown key$/m); // nothing close: no guess
+  // every problem is listed, not only the first
+  expect(err({ sft: { stps: 3 }, eval: { itmes: 3 } }).split('\n')).toHaveLength(3);
+});
+
 test('YAML and JSON files merge under the flags', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgym-cfg-'));
   const yml = path.join(dir, 'c.yaml');

@@ -22,6 +22,9 @@ test('every problem is reported, one line each', async () => {
   fs.writeFileSync(file, 'x');
   const badInit = path.join(TMP, 'bad.safetensors');
   fs.writeFileSync(badInit, Buffer.from([200, 0, 0, 0, 0, 0, 0, 0, 123]));
+  expect(await preflight(parseTrainConfig({ out: path.join(TMP, 'typo'), env: { id: 'MedVista-Synth-Lesoin-v0' } }))).toEqual([
+    expect.stringMatching(/^env\.id: Unknown env id "MedVista-Synth-Lesoin-v0" \(did you mean 'MedVista-Synth-Lesion-v0'\?\)/),
+  ]);
   const cfg = parseTrainConfig({
     out: path.join(file, 'run'),
     env: { id: 'NoSuchEnv-v9', maxNewTokensPerTurn: 4096 },
