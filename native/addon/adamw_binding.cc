@@ -6,13 +6,13 @@ namespace medgym::addon {
 namespace {
 
 Napi::Value AdamW(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "adamw");
-  auto param = a.f32("param", -1);
+  Args a(info, "adamw", async);
+  auto param = a.f32_out("param", -1);
   const int64_t n = static_cast<int64_t>(param.length);
   if (n == 0) a.range_error("Expected a non-empty Float32Array for `param` but received length 0 (is its buffer detached?)");
   auto grad = a.f32("grad", n);
-  auto m = a.f32("m", n);
-  auto v = a.f32("v", n);
+  auto m = a.f32_out("m", n);
+  auto v = a.f32_out("v", n);
   AdamWParams hp;
   hp.lr = a.number("lr", 0.0, 1e6);
   hp.beta1 = a.number("beta1", 0.0, 0.999999999, 0.9);

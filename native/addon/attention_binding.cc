@@ -28,12 +28,12 @@ Dims read_dims(Args& a) {
 }
 
 Napi::Value AttentionForward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "attention");
+  Args a(info, "attention", async);
   const Dims d = read_dims(a);
   auto qkv = a.f32("qkv", checked_mul(a, {d.B, d.T, 3, d.C}));
   auto mask = a.i32_optional("mask", checked_mul(a, {d.B, d.T}));
-  auto out = a.f32("out", checked_mul(a, {d.B, d.T, d.C}));
-  auto lse = a.f32("lse", checked_mul(a, {d.B, d.H, d.T}));
+  auto out = a.f32_out("out", checked_mul(a, {d.B, d.T, d.C}));
+  auto lse = a.f32_out("lse", checked_mul(a, {d.B, d.H, d.T}));
   const bool ref = a.boolean("reference", false);
   return a.run(async, [=] {
     (ref ? attention_forward_qkv_ref : attention_forward_qkv)(out.data, lse.data, qkv.data, mask.data, d.B, d.T, d.C,
@@ -42,7 +42,7 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "attentionBackward");
+  Args a(info, "attentionBackward", async);
   const Dims d = read_dims(a);
   const int64_t n3 = checked_mul(a, {d.B, d.T, 3, d.C}), n = checked_mul(a, {d.B, d.T, d.C});
   auto dout = a.f32("dout", n);
@@ -50,7 +50,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info, bool async) {
   auto out = a.f32("out", n);
   auto lse = a.f32("lse", checked_mul(a, {d.B, d.H, d.T}));
   auto mask = a.i32_optional("mask", checked_mul(a, {d.B, d.T}));
-  auto dqkv = a.f32("dqkv", n3);
+  auto dqkv = a.f32_out("dqkv", n3);
   const bool acc = a.boolean("accumulate", false);
   const bool ref = a.boolean("reference", false);
   return a.run(async, [=] {
@@ -62,7 +62,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info, bool async) {
 // Decoding over a KV cache: q [B,Tq,C] are the last Tq positions of a sequence whose Tk keys/values
 // sit in k, v [B,capacity,C] (rows 0..Tk-1 used).
 Napi::Value AttentionCached(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "attentionCached");
+  Args a(info, "attentionCached", async);
   const KvAttentionArgs r = read_kv_attention(a);
   auto mask = a.i32_optional("mask", checked_mul(a, {r.B, r.Tk}));
   return a.run(async, [=] {

@@ -13,7 +13,7 @@ namespace medgym::addon {
 namespace {
 
 Napi::Value AttentionDecode(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "attentionDecode");
+  Args a(info, "attentionDecode", async);
   const KvAttentionArgs r = read_kv_attention(a);
   checked_mul(a, {r.H, r.Tk});  // the per-thread score buffer
   return a.run(async, [=] {

@@ -30,10 +30,10 @@ Common read_common(Args& a) {
 
 // Forward; with `dlogits` it also writes the gradient of the loss (times `dloss`, default 1).
 Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "crossEntropy");
+  Args a(info, "crossEntropy", async);
   const Common c = read_common(a);
-  auto lse = a.f32_optional("lse", c.N);
-  auto dlogits = a.f32_optional("dlogits", c.N * c.V);
+  auto lse = a.f32_out_optional("lse", c.N);
+  auto dlogits = a.f32_out_optional("dlogits", c.N * c.V);
   const float dloss = static_cast<float>(a.number("dloss", -1e30, 1e30, 1.0));
   const bool acc = a.boolean("accumulate", false);
   const bool ref = a.boolean("reference", false);
@@ -60,10 +60,10 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value Backward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "crossEntropyBackward");
+  Args a(info, "crossEntropyBackward", async);
   const Common c = read_common(a);
   auto lse = a.f32_optional("lse", c.N);
-  auto dlogits = a.f32("dlogits", c.N * c.V);
+  auto dlogits = a.f32_out("dlogits", c.N * c.V);
   const float dloss = static_cast<float>(a.number("dloss", -1e30, 1e30, 1.0));
   const bool acc = a.boolean("accumulate", false);
   const bool ref = a.boolean("reference", false);

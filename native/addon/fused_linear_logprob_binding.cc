@@ -85,26 +85,24 @@ void require_disjoint(Args& a, std::initializer_list<Named> outputs, std::initia
   }
 }
 
-// An optional Float32Array output of length n: the caller's array, else a new one.
-View<float> output(Args& a, const Napi::Object& opts, const char* name, int64_t n, Ref* ref) {
+// An optional Float32Array output of length n: the caller's array, else a new one. The field is read
+// once: a getter could answer differently the second time.
+View<float> output(Args& a, const char* name, int64_t n, Ref* ref) {
   Napi::Value v;
-  if (a.has(name)) {
-    View<float> view = a.f32(name, n);
-    v = opts.Get(name);
+  View<float> view = a.f32_out_optional(name, n, &v);
+  if (!v.IsUndefined() && !v.IsNull()) {
     *ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(v));
     return view;
   }
   auto arr = Napi::Float32Array::New(a.env(), static_cast<size_t>(n));
   *ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(static_cast<Napi::Value>(arr)));
-  View<float> view;
   view.length = static_cast<size_t>(n);
   view.data = n ? arr.Data() : nullptr;
   return view;
 }
 
 Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "fusedLinearLogprob");
-  Napi::Object opts = info[0].As<Napi::Object>();
+  Args a(info, "fusedLinearLogprob", async);
   Dims m = read_dims(a);
   auto h = a.f32("h", m.Nd);
   auto W = a.f32("W", m.Vd);
@@ -113,9 +111,9 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
   bool ref_impl = a.choice("impl", {"fused", "reference"}, 0) == 1;
   FusedLogprobSplit split = read_split(a);
   Ref logp_ref, ent_ref, lse_ref;
-  auto logp = output(a, opts, "logp", m.N, &logp_ref);
-  auto entropy = output(a, opts, "entropy", m.N, &ent_ref);
-  auto lse = output(a, opts, "lse", m.N, &lse_ref);
+  auto logp = output(a, "logp", m.N, &logp_ref);
+  auto entropy = output(a, "entropy", m.N, &ent_ref);
+  auto lse = output(a, "lse", m.N, &lse_ref);
   require_disjoint(a, {named("logp", logp), named("entropy", entropy), named("lse", lse)},
                    {named("h", h), named("W", W), named("targets", targets)});
   return a.run(
@@ -138,7 +136,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value Backward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "fusedLinearLogprobBackward");
+  Args a(info, "fusedLinearLogprobBackward", async);
   Dims m = read_dims(a);
   auto h = a.f32("h", m.Nd);
   auto W = a.f32("W", m.Vd);
@@ -148,8 +146,8 @@ Napi::Value Backward(const Napi::CallbackInfo& info, bool async) {
   auto dlogp = a.f32_optional("dlogp", m.N);
   auto dentropy = a.f32_optional("dentropy", m.N);
   float tau = read_temperature(a);
-  auto dh = a.f32("dh", m.Nd);
-  auto dW = a.f32("dW", m.Vd);
+  auto dh = a.f32_out("dh", m.Nd);
+  auto dW = a.f32_out("dW", m.Vd);
   bool acc = a.boolean("accumulateDh", false);
   bool ref_impl = a.choice("impl", {"fused", "reference"}, 0) == 1;
   FusedLogprobSplit split = read_split(a);
@@ -171,8 +169,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value ForwardBackward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "fusedLinearLogprobForwardBackward");
-  Napi::Object opts = info[0].As<Napi::Object>();
+  Args a(info, "fusedLinearLogprobForwardBackward", async);
   Dims m = read_dims(a);
   auto h = a.f32("h", m.Nd);
   auto W = a.f32("W", m.Vd);
@@ -180,14 +177,14 @@ Napi::Value ForwardBackward(const Napi::CallbackInfo& info, bool async) {
   auto dlogp = a.f32_optional("dlogp", m.N);
   auto dentropy = a.f32_optional("dentropy", m.N);
   float tau = read_temperature(a);
-  auto dh = a.f32("dh", m.Nd);
-  auto dW = a.f32("dW", m.Vd);
+  auto dh = a.f32_out("dh", m.Nd);
+  auto dW = a.f32_out("dW", m.Vd);
   bool acc = a.boolean("accumulateDh", false);
   FusedLogprobSplit split = read_split(a);
   Ref logp_ref, ent_ref, lse_ref;
-  auto logp = output(a, opts, "logp", m.N, &logp_ref);
-  auto entropy = output(a, opts, "entropy", m.N, &ent_ref);
-  auto lse = output(a, opts, "lse", m.N, &lse_ref);
+  auto logp = output(a, "logp", m.N, &logp_ref);
+  auto entropy = output(a, "entropy", m.N, &ent_ref);
+  auto lse = output(a, "lse", m.N, &lse_ref);
   require_finite_active(a, "dlogp", dlogp, targets);
   require_finite_active(a, "dentropy", dentropy, targets);
   require_disjoint(a, {named("dh", dh), named("dW", dW), named("logp", logp), named("entropy", entropy), named("lse", lse)},

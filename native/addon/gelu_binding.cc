@@ -8,9 +8,9 @@ namespace {
 constexpr int64_t kMaxElems = int64_t(1) << 40;
 
 Napi::Value GeluForward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "gelu");
+  Args a(info, "gelu", async);
   auto inp = a.f32("input", -1);
-  auto out = a.f32("out", static_cast<int64_t>(inp.length));
+  auto out = a.f32_out("out", static_cast<int64_t>(inp.length));
   int64_t n = static_cast<int64_t>(inp.length);
   if (n > kMaxElems) a.range_error("`input` is too large");
   const bool ref = a.boolean("reference", false);
@@ -18,11 +18,11 @@ Napi::Value GeluForward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value GeluBackward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "geluBackward");
+  Args a(info, "geluBackward", async);
   auto inp = a.f32("input", -1);
   int64_t n = static_cast<int64_t>(inp.length);
   auto dout = a.f32("dout", n);
-  auto dinp = a.f32("dinput", n);
+  auto dinp = a.f32_out("dinput", n);
   bool acc = a.boolean("accumulate", false);
   const bool ref = a.boolean("reference", false);
   return a.run(async, [=] { (ref ? gelu_backward_ref : gelu_backward)(dinp.data, inp.data, dout.data, n, acc); });

@@ -38,7 +38,7 @@ GemmCall parse(Args& a) {
   g.beta = static_cast<float>(a.number("beta", -FLT_MAX, FLT_MAX, 0.0));
   auto A = a.f32("A", checked_mul(a, {g.M, g.K}));
   auto B = a.f32("B", checked_mul(a, {g.K, g.N}));
-  auto C = a.f32("C", checked_mul(a, {g.M, g.N}));
+  auto C = a.f32_out("C", checked_mul(a, {g.M, g.N}));
   if (overlaps(C.data, C.length * sizeof(float), A.data, A.length * sizeof(float)))
     a.range_error("`C` must not share memory with `A`");
   if (overlaps(C.data, C.length * sizeof(float), B.data, B.length * sizeof(float)))
@@ -49,7 +49,7 @@ GemmCall parse(Args& a) {
 
 template <bool kReference>
 Napi::Value Gemm(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, kReference ? "gemmReference" : "gemm");
+  Args a(info, kReference ? "gemmReference" : "gemm", async);
   GemmCall g = parse(a);
   return a.run(async, [g] {
     const int64_t lda = g.ta ? g.M : g.K, ldb = g.tb ? g.K : g.N, ldc = g.N;

@@ -16,8 +16,8 @@ struct Arrays {
   std::vector<int64_t> len;
 };
 
-std::shared_ptr<Arrays> read_grads(Args& a) {
-  auto list = a.f32_list("grads");
+std::shared_ptr<Arrays> read_grads(Args& a, bool output) {
+  auto list = a.f32_list("grads", {}, output);
   auto g = std::make_shared<Arrays>();
   for (size_t i = 0; i < list.size(); ++i) {
     const auto& v = list[i];
@@ -31,8 +31,8 @@ std::shared_ptr<Arrays> read_grads(Args& a) {
 }
 
 Napi::Value GradNorm(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "gradNorm");
-  auto g = read_grads(a);
+  Args a(info, "gradNorm", async);
+  auto g = read_grads(a, false);
   const bool ref = a.boolean("reference", false);
   auto norm = std::make_shared<double>(0.0);
   return a.run(
@@ -47,8 +47,8 @@ Napi::Value GradNorm(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value GradClip(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "gradClip");
-  auto g = read_grads(a);
+  Args a(info, "gradClip", async);
+  auto g = read_grads(a, true);
   const double max_norm = a.number("maxNorm", 1e-30, 1e30);
   const bool ref = a.boolean("reference", false);
   auto res = std::make_shared<GradClipResult>();

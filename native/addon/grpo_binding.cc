@@ -31,12 +31,12 @@ void check_finite_where_masked(Args& a, const char* name, View<float> v, View<fl
 }
 
 Napi::Value Advantages(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "grpoAdvantages");
+  Args a(info, "grpoAdvantages", async);
   auto rewards = a.f32("rewards", -1);
   const int64_t B = static_cast<int64_t>(rewards.length);
   auto groups = a.i32("groups", B);
   const GrpoScale scale = read_scale(a);
-  auto adv = a.f32("advantages", B);
+  auto adv = a.f32_out("advantages", B);
   const bool ref = a.boolean("reference", false);
   a.require_finite("rewards", rewards);
   auto st = std::make_shared<GrpoAdvantageStats>();
@@ -51,7 +51,7 @@ Napi::Value Advantages(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value Loss(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "grpoLoss");
+  Args a(info, "grpoLoss", async);
   const int64_t B = a.integer("batch", 0, kMaxDim);
   const int64_t T = a.integer("seqLen", 0, kMaxDim);
   const int64_t BT = checked_mul(a, {B, T});
@@ -74,7 +74,7 @@ Napi::Value Loss(const Napi::CallbackInfo& info, bool async) {
     rewards = a.f32("rewards", B);
     groups = a.i32("groups", B);
     scale = read_scale(a);
-    adv_out = a.f32("advantagesOut", B);
+    adv_out = a.f32_out("advantagesOut", B);
     a.require_finite("rewards", rewards);
   } else {
     adv_in = a.f32("advantages", B);
@@ -91,7 +91,7 @@ Napi::Value Loss(const Napi::CallbackInfo& info, bool async) {
       a.choice("lossAgg", {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"}, 0));
   opt.t_norm = a.number("tNorm", 1e-30, 1e30, static_cast<double>(T));
   if (opt.beta > 0 && !ref_logp) a.type_error("Expected Float32Array for `refLogp` (required when `beta` > 0) but received none");
-  auto dlogp = a.f32("dlogp", BT);
+  auto dlogp = a.f32_out("dlogp", BT);
   const bool ref = a.boolean("reference", false);
 
   check_mask(a, mask);

@@ -28,8 +28,8 @@ inline KvAttentionArgs read_kv_attention(Args& a) {
   r.q = a.f32("q", checked_mul(a, {r.B, r.Tq, r.C}));
   r.k = a.f32("k", checked_mul(a, {r.B, r.S, r.C}));
   r.v = a.f32("v", checked_mul(a, {r.B, r.S, r.C}));
-  r.out = a.f32("out", checked_mul(a, {r.B, r.Tq, r.C}));
-  r.lse = a.f32_optional("lse", checked_mul(a, {r.B, r.H, r.Tq}));
+  r.out = a.f32_out("out", checked_mul(a, {r.B, r.Tq, r.C}));
+  r.lse = a.f32_out_optional("lse", checked_mul(a, {r.B, r.H, r.Tq}));
   r.reference = a.boolean("reference", false);
   return r;
 }

@@ -8,16 +8,16 @@ namespace {
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 
 Napi::Value LayerNormForward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "layerNorm");
+  Args a(info, "layerNorm", async);
   const int64_t N = a.integer("N", 1, kMaxDim), C = a.integer("C", 1, kMaxDim);
   const int64_t NC = checked_mul(a, {N, C});
   auto inp = a.f32("input", NC);
   auto w = a.f32("weight", C);
   auto b = a.f32("bias", C);
   const float eps = static_cast<float>(a.number("eps", 1e-30, 1.0, 1e-5));
-  auto out = a.f32("out", NC);
-  auto mean = a.f32("mean", N);
-  auto rstd = a.f32("rstd", N);
+  auto out = a.f32_out("out", NC);
+  auto mean = a.f32_out("mean", N);
+  auto rstd = a.f32_out("rstd", N);
   const bool ref = a.boolean("reference", false);
   return a.run(async, [=] {
     (ref ? layernorm_forward_ref : layernorm_forward)(out.data, mean.data, rstd.data, inp.data, w.data, b.data, N, C,
@@ -26,7 +26,7 @@ Napi::Value LayerNormForward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value LayerNormBackward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "layerNormBackward");
+  Args a(info, "layerNormBackward", async);
   const int64_t N = a.integer("N", 1, kMaxDim), C = a.integer("C", 1, kMaxDim);
   const int64_t NC = checked_mul(a, {N, C});
   auto dout = a.f32("dout", NC);
@@ -34,9 +34,9 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info, bool async) {
   auto w = a.f32("weight", C);
   auto mean = a.f32("mean", N);
   auto rstd = a.f32("rstd", N);
-  auto dinp = a.f32("dinput", NC);
-  auto dw = a.f32("dweight", C);
-  auto db = a.f32("dbias", C);
+  auto dinp = a.f32_out("dinput", NC);
+  auto dw = a.f32_out("dweight", C);
+  auto db = a.f32_out("dbias", C);
   const bool acc = a.boolean("accumulate", false);
   const bool ref = a.boolean("reference", false);
   return a.run(async, [=] {

@@ -9,15 +9,15 @@ namespace medgym::addon {
 namespace {
 
 Napi::Value LogprobForward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "logprob");
+  Args a(info, "logprob", async);
   const int64_t V = a.integer("vocab", 1, kMaxVocab);
   auto targets = a.i32("targets", -1);
   const int64_t N = static_cast<int64_t>(targets.length);
   auto logits = a.f32("logits", checked_mul(a, {N, V}));
   const float tau = static_cast<float>(a.number("temperature", kMinTemperature, kMaxTemperature, 1.0));
-  auto logp = a.f32("logp", N);
-  auto entropy = a.f32_optional("entropy", N);
-  auto lse = a.f32_optional("lse", N);
+  auto logp = a.f32_out("logp", N);
+  auto entropy = a.f32_out_optional("entropy", N);
+  auto lse = a.f32_out_optional("lse", N);
   const bool ref = a.boolean("reference", false);
   check_targets(a, "targets", targets, V);
   return a.run(async, [=] {
@@ -27,7 +27,7 @@ Napi::Value LogprobForward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value LogprobBackward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "logprobBackward");
+  Args a(info, "logprobBackward", async);
   const int64_t V = a.integer("vocab", 1, kMaxVocab);
   auto targets = a.i32("targets", -1);
   const int64_t N = static_cast<int64_t>(targets.length);
@@ -37,7 +37,7 @@ Napi::Value LogprobBackward(const Napi::CallbackInfo& info, bool async) {
   auto lse = a.f32_optional("lse", N);
   auto dlogp = a.f32_optional("dlogp", N);
   auto dentropy = a.f32_optional("dentropy", N);
-  auto dlogits = a.f32("dlogits", NV);
+  auto dlogits = a.f32_out("dlogits", NV);
   const bool acc = a.boolean("accumulate", false);
   const bool ref = a.boolean("reference", false);
   check_targets(a, "targets", targets, V);
@@ -48,7 +48,7 @@ Napi::Value LogprobBackward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value LogSoftmax(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "logSoftmax");
+  Args a(info, "logSoftmax", async);
   const int64_t V = a.integer("vocab", 1, kMaxVocab);
   auto logits = a.f32("logits", -1);
   const int64_t n = static_cast<int64_t>(logits.length);
@@ -56,7 +56,7 @@ Napi::Value LogSoftmax(const Napi::CallbackInfo& info, bool async) {
     a.range_error("Expected the length of `logits` to be a multiple of `vocab` (" + std::to_string(V) +
                   ") but received length " + std::to_string(n));
   const float tau = static_cast<float>(a.number("temperature", kMinTemperature, kMaxTemperature, 1.0));
-  auto out = a.f32("out", n);
+  auto out = a.f32_out("out", n);
   const bool ref = a.boolean("reference", false);
   return a.run(async, [=] { (ref ? log_softmax_forward_ref : log_softmax_forward)(logits.data, n / V, V, tau, out.data); });
 }

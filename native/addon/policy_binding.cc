@@ -81,7 +81,7 @@ Napi::Array layout_to_js(Napi::Env env, const model::Layout& lay) {
 }
 
 Napi::Value Create(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "policyCreate");
+  Args a(info, "policyCreate", async);
   const Config c = read_config(a);
   require_param_budget(a, model::build_layout(c));
   const double seed = a.number("seed", 0, 9007199254740991.0, 0);
@@ -208,7 +208,7 @@ Napi::Value Dispose(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "policyForward");
+  Args a(info, "policyForward", async);
   auto m = get_model(a, info);
   auto b = std::make_shared<BatchIn>(read_batch(a, info, m->cfg, true));
   const float tau = static_cast<float>(a.number("temperature", 1e-6, 1e6, 1.0));
@@ -244,7 +244,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value Backward(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "policyBackward");
+  Args a(info, "policyBackward", async);
   auto m = get_model(a, info);
   if (!m->has_saved()) a.range_error("no saved activations: call forward with `requireGrad: true` first");
   const int64_t total = a.integer("total", 0, int64_t(1) << 40);
@@ -263,7 +263,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "policyCrossEntropy");
+  Args a(info, "policyCrossEntropy", async);
   auto m = get_model(a, info);
   auto b = std::make_shared<BatchIn>(read_batch(a, info, m->cfg, true));
   const bool mean = a.choice("reduction", {"mean", "sum"}, 0) == 0;
@@ -289,7 +289,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value Step(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "policyStep");
+  Args a(info, "policyStep", async);
   auto m = get_model(a, info);
   model::AdamHyper hp;
   hp.lr = a.number("lr", 0, 1e3, 3e-4);
@@ -317,7 +317,7 @@ Napi::Value Step(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value ZeroGrad(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "policyZeroGrad");
+  Args a(info, "policyZeroGrad", async);
   auto m = get_model(a, info);
   auto busy = acquire(a, m);
   return a.run(async, [=] {

@@ -39,7 +39,7 @@ std::shared_ptr<Busy> acquire(Args& a, const std::shared_ptr<Model>& m) {
 
 
 std::vector<uint8_t> read_u8(Args& a, const Napi::CallbackInfo& info, const char* name, int64_t length) {
-  Napi::Value v = options(info).Get(name);
+  Napi::Value v = a.get(name);
   if ((v.IsUndefined() || v.IsNull()) && length == 0) return {};
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     a.type_error("Expected Uint8Array for `" + std::string(name) + "`");
@@ -51,7 +51,7 @@ std::vector<uint8_t> read_u8(Args& a, const Napi::CallbackInfo& info, const char
 }
 
 std::vector<double> read_numbers(Args& a, const Napi::CallbackInfo& info, const char* name, size_t n, double hi) {
-  Napi::Value v = options(info).Get(name);
+  Napi::Value v = a.get(name);
   if (!v.IsArray()) a.type_error("Expected an Array of integers for `" + std::string(name) + "`");
   auto arr = v.As<Napi::Array>();
   if (arr.Length() != n)
@@ -64,11 +64,12 @@ std::vector<double> read_numbers(Args& a, const Napi::CallbackInfo& info, const 
       a.range_error("Expected integers in [0, " + std::to_string(hi) + "] for `" + name + "` but entry " + std::to_string(i) + " is not");
     out[i] = x;
   }
+  a.recheck();  // element getters may have run JS
   return out;
 }
 
 std::vector<std::string> read_strings(Args& a, const Napi::CallbackInfo& info, const char* name) {
-  Napi::Value v = options(info).Get(name);
+  Napi::Value v = a.get(name);
   if (v.IsUndefined() || v.IsNull()) return {};
   if (!v.IsArray()) a.type_error("Expected an Array of strings for `" + std::string(name) + "`");
   auto arr = v.As<Napi::Array>();
@@ -79,6 +80,7 @@ std::vector<std::string> read_strings(Args& a, const Napi::CallbackInfo& info, c
     if (!e.IsString()) a.type_error("Expected a string at entry " + std::to_string(i) + " of `" + name + "`");
     out.push_back(e.As<Napi::String>().Utf8Value());
   }
+  a.recheck();  // element getters may have run JS
   return out;
 }
 
@@ -87,6 +89,12 @@ BatchIn read_batch(Args& a, const Napi::CallbackInfo& info, const Config& c, boo
   BatchIn b;
   auto lengths = a.i32("lengths", -1);
   if (lengths.length < 1) a.range_error("Expected at least one sequence in `lengths`");
+  // Per-sequence bookkeeping is ~30x a length's 4 bytes: bound the count so a huge array of empty
+  // sequences is refused rather than allocated for (far more than any batch or session call needs).
+  constexpr size_t kMaxSequences = size_t(1) << 16;
+  if (lengths.length > kMaxSequences)
+    a.range_error("Expected at most " + std::to_string(kMaxSequences) + " sequences in `lengths` but received " +
+                  std::to_string(lengths.length));
   int64_t total = 0;
   b.offsets.push_back(0);
   for (size_t i = 0; i < lengths.length; ++i) {

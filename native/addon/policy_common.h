@@ -27,11 +27,9 @@ struct SessionHandle {
   std::shared_ptr<Session> s;
 };
 
-inline Napi::Object options(const Napi::CallbackInfo& info) { return info[0].As<Napi::Object>(); }
-
 template <typename H>
 H* unwrap(Args& a, const Napi::CallbackInfo& info, const char* name, const napi_type_tag& tag, const char* what) {
-  Napi::Value v = options(info).Get(name);
+  Napi::Value v = a.get(name);
   bool ok = false;
   if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &tag, &ok);
   if (!ok) a.type_error(std::string("Expected a ") + what + " handle for `" + name + "`");

@@ -11,6 +11,11 @@ std::vector<model::PrefixGroup> read_prefix_groups(Args& a, size_t n_seqs) {
   if (!has_length) a.type_error("Expected `prefixLength` (Int32Array, tokens shared per group) with `prefixGroup`");
   auto group = a.i32("prefixGroup", static_cast<int64_t>(n_seqs));  // typed-array checks name the field
   auto length = a.i32("prefixLength", -1);
+  // Every group needs a sequence (Model::validate_groups): refused here, before one PrefixGroup per
+  // entry is allocated (an Int32Array of 2^24 entries would otherwise cost 0.5 GiB).
+  if (length.length > n_seqs)
+    a.range_error("Expected at most one group per sequence (" + std::to_string(n_seqs) + ") in `prefixLength` but received " +
+                  std::to_string(length.length));
   std::vector<model::PrefixGroup> groups(length.length);
   for (size_t k = 0; k < length.length; ++k) {
     if (length.data[k] < 0)

@@ -94,7 +94,7 @@ Napi::Value ids_to_js(Napi::Env env, const std::vector<int64_t>& ids) {
 }
 
 Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "sessionAdd");
+  Args a(info, "sessionAdd", async);
   auto s = get_session(a, info);
   auto m = s->model();
   require_fresh(a, *s);
@@ -119,13 +119,13 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
 // sessionFork({session, id, seeds, steps, promptIndices, sampleIndices}) -> ids: one new sequence per
 // key, continuing `id` (its tokens, images and KV cache, shared copy-on-write).
 Napi::Value SessionFork(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "sessionFork");
+  Args a(info, "sessionFork", async);
   auto s = get_session(a, info);
   auto m = s->model();
   require_fresh(a, *s);
   const int64_t id = a.integer("id", 0, std::numeric_limits<int32_t>::max());
   if (!s->has(id)) a.range_error("unknown or released sequence id " + std::to_string(id) + " (`id`)");
-  Napi::Value seeds = options(info).Get("seeds");
+  Napi::Value seeds = a.get("seeds");
   if (!seeds.IsArray()) a.type_error("Expected an Array of integers for `seeds`");
   const size_t n = seeds.As<Napi::Array>().Length();
   if (n < 1 || n > 4096) a.range_error("Expected 1 to 4096 entries for `seeds` (one per new sequence) but received " + std::to_string(n));
@@ -147,7 +147,7 @@ std::vector<int64_t> read_ids(Args& a, size_t expect) {
 }
 
 Napi::Value SessionAppend(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "sessionAppend");
+  Args a(info, "sessionAppend", async);
   auto s = get_session(a, info);
   auto m = s->model();
   require_fresh(a, *s);
@@ -170,7 +170,7 @@ Napi::Value SessionAppend(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value SessionGenerate(const Napi::CallbackInfo& info, bool async) {
-  Args a(info, "sessionGenerate");
+  Args a(info, "sessionGenerate", async);
   auto s = get_session(a, info);
   auto m = s->model();
   require_fresh(a, *s);

@@ -39,6 +39,8 @@ describe('policy bad input (native entry points)', () => {
     await expectRejects(call(() => fns.policyForwardAsync({ ...ok, tokens: Int32Array.from([256, -1, 2]) })), 'RangeError', /`tokens`/);
     await expectRejects(call(() => fns.policyForwardAsync({ ...ok, lengths: Int32Array.from([-1, 4]) })), 'RangeError', /`lengths`/);
     await expectRejects(call(() => fns.policyForwardAsync({ ...ok, lengths: new Int32Array(0), tokens: new Int32Array(0) })), 'RangeError', /`lengths`/);
+    // 2^17 empty sequences: refused by count, before per-sequence bookkeeping is allocated
+    await expectRejects(call(() => fns.policyForwardAsync({ ...ok, lengths: new Int32Array(1 << 17), tokens: new Int32Array(0) })), 'RangeError', /at most 65536 sequences in `lengths`/);
     await expectRejects(call(() => fns.policyForwardAsync({ ...ok, tokens: Int32Array.from([256, IMAGE_ID, 66]) })), 'RangeError', /`images`/);
     await expectRejects(call(() => fns.policyForwardAsync({ ...ok, nImages: 1, images: new Uint8Array(10) })), 'RangeError', /`images`/);
     await expectRejects(call(() => fns.policyForwardAsync({ ...ok, nImages: 1.5 })), 'TypeError', /`nImages`/);
