@@ -29,9 +29,12 @@ export interface ReadLimits {
   maxTensors?: number;
 }
 
+/** Largest JSON header accepted by default (100 MB, as the reference implementation). */
+export const DEFAULT_MAX_HEADER = 100 * 1024 * 1024;
+
 export class SafetensorsError extends Error {
-  constructor(file: string, message: string) {
-    super(`${file}: ${message}`);
+  constructor(file: string, message: string, options?: { cause?: unknown }) {
+    super(`${file}: ${message}`, options);
     this.name = 'SafetensorsError';
   }
 }
@@ -40,7 +43,7 @@ const isSafeNonNegInt = (x: unknown): x is number => typeof x === 'number' && Nu
 
 /** Parses and validates the header of a safetensors file of `fileSize` bytes whose first bytes are `head`. */
 export function parseHeader(head: Uint8Array, fileSize: number, file = 'safetensors', limits: ReadLimits = {}): SafetensorsHeader {
-  const maxHeader = limits.maxHeaderBytes ?? 100 * 1024 * 1024;
+  const maxHeader = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER;
   const maxTensors = limits.maxTensors ?? 100_000;
   if (fileSize < 8 || head.byteLength < 8) throw new SafetensorsError(file, `truncated: ${fileSize} bytes, too short for the 8-byte header length`);
   const n = Number(Buffer.from(head.buffer, head.byteOffset, 8).readBigUInt64LE(0));
@@ -69,7 +72,8 @@ export function parseHeader(head: Uint8Array, fileSize: number, file = 'safetens
     if (tensors.size >= maxTensors) throw new SafetensorsError(file, `more than ${maxTensors} tensors`);
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!e || typeof e !== 'object') throw new SafetensorsError(file, `tensor '${name}' entry must be an object`);
-    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) throw new SafetensorsError(file, `tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)}`);
+    // Own keys only: `in` would accept "toString" or "constructor" from the prototype.
+    if (typeof e.dtype !== 'string' || !Object.prototype.hasOwnProperty.call(DTYPE_BYTES, e.dtype)) throw new SafetensorsError(file, `tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)}`);
     if (!Array.isArray(e.shape) || !e.shape.every(isSafeNonNegInt)) throw new SafetensorsError(file, `tensor '${name}' shape must be an array of non-negative integers`);
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isSafeNonNegInt) || offs[0] > offs[1]) {
@@ -106,7 +110,14 @@ export interface LoadedTensor {
 
 /** Reads and validates a whole safetensors file. */
 export function readSafetensors(file: string, limits: ReadLimits = {}): { metadata: Record<string, string>; tensors: Map<string, LoadedTensor> } {
-  const buf = fs.readFileSync(file);
+  let buf: Buffer;
+  try {
+    // A FIFO or device would block the read (or never end): only regular files are read.
+    if (!fs.statSync(file).isFile()) throw new Error('not a regular file');
+    buf = fs.readFileSync(file);
+  } catch (err) {
+    throw new SafetensorsError(file, `cannot read (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  }
   const header = parseHeader(buf, buf.byteLength, file, limits);
   const tensors = new Map<string, LoadedTensor>();
   for (const [name, t] of header.tensors) {

@@ -4,9 +4,45 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 export class LoaderError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'LoaderError';
+  }
+}
+
+/**
+ * Throws unless `file` is a regular file. Reading a FIFO or a device blocks (or never ends) inside a
+ * synchronous read, so anything a dataset names is checked before it is opened.
+ */
+export function requireFile(file: string, what = 'file'): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    throw new LoaderError(`cannot read ${what} ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (!st.isFile()) throw new LoaderError(`${what} ${file} is not a regular file`);
+}
+
+/** The bytes of a regular file, or a LoaderError naming it. */
+export function readBytes(file: string, what = 'file'): Buffer {
+  requireFile(file, what);
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new LoaderError(`cannot read ${what} ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Loads one item lazily; any failure (a missing or corrupt image…) becomes a LoaderError that also
+ * names the annotation row the item came from, e.g. "data.jsonl:7: unreadable image …".
+ */
+export async function loadRow<T>(where: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    throw new LoaderError(`${where}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 
@@ -22,15 +58,21 @@ export function resolveInside(root: string, rel: string, what = 'file'): string 
   // A symlink inside the root may still point out of it.
   const real = fs.realpathSync(p);
   if (!inside(real)) throw new LoaderError(`${what} ${JSON.stringify(rel)} links outside the dataset root (${real})`);
+  // A directory, FIFO or device is no image (and a FIFO would block the read forever).
+  if (!fs.statSync(real).isFile()) throw new LoaderError(`${what} ${JSON.stringify(rel)} is not a regular file (${real})`);
   return real;
 }
 
 export function readText(file: string): string {
+  requireFile(file);
+  let text: string;
   try {
-    return fs.readFileSync(file, 'utf8');
+    text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new LoaderError(`cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new LoaderError(`cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
+  // A UTF-8 byte-order mark (common in files saved on Windows) is not part of the first line or key.
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 export function readJson(file: string): unknown {
@@ -38,7 +80,7 @@ export function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new LoaderError(`${file}: invalid JSON (${err instanceof Error ? err.message : String(err)})`);
+    throw new LoaderError(`${file}: invalid JSON (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
 }
 

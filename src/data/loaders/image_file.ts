@@ -3,15 +3,31 @@
 import * as fs from 'fs';
 import sharp from 'sharp';
 import type { RawImage } from '../../tools/image';
-import { LoaderError } from './common';
+import { LoaderError, requireFile } from './common';
 import { readDicom, readNiftiSlice, type SliceOptions } from './volumes';
+
+/**
+ * Decoded bytes an image file of `size` bytes may claim: generous for any real compression, but a
+ * 200-byte PNG whose header claims 65535 x 65535 pixels is refused before the decoder allocates.
+ */
+const maxDecodedBytes = (size: number): number => 64 * 2 ** 20 + 4096 * size;
 
 export async function readImageFile(file: string, slice: SliceOptions = {}): Promise<RawImage> {
   const lower = file.toLowerCase();
+  // Before any open: a FIFO would block the synchronous reads below forever.
+  requireFile(file, 'image');
   if (lower.endsWith('.nii') || lower.endsWith('.nii.gz')) return (await readNiftiSlice(file, slice)).image;
   if (lower.endsWith('.dcm') || isDicom(file)) return readDicom(file).image;
+  const size = fs.statSync(file).size;
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
-    const meta = await sharp(file).metadata();
+    meta = await sharp(file).metadata();
+  } catch (err) {
+    throw new LoaderError(`unreadable image ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const claimed = (meta.width ?? 0) * (meta.height ?? 0) * (meta.channels ?? 3) * (meta.depth === 'ushort' || meta.depth === 'short' ? 2 : 1);
+  if (claimed > maxDecodedBytes(size)) throw new LoaderError(`unreadable image ${file}: ${meta.width}x${meta.height} pixels claimed by a ${size}-byte file`);
+  try {
     const grey = meta.channels === 1 || meta.channels === 2 || meta.space === 'b-w' || meta.space === 'grey16';
     const deep = meta.depth === 'ushort' || meta.depth === 'short';
     let p = sharp(file).removeAlpha();
@@ -33,7 +49,7 @@ export async function readImageFile(file: string, slice: SliceOptions = {}): Pro
     }
     return { data: px, width: info.width, height: info.height, channels, bitDepth: 8 };
   } catch (err) {
-    throw new LoaderError(`unreadable image ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new LoaderError(`unreadable image ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 

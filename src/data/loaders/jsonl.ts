@@ -5,7 +5,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import type { Box } from '../../tools/image';
 import { describeIssue } from '../../tools/schemas';
-import { answerIndex, LoaderError, readText, resolveInside } from './common';
+import { answerIndex, LoaderError, loadRow, readText, resolveInside } from './common';
 import { readImageFile } from './image_file';
 import { ManifestDataset } from './manifest';
 
@@ -32,7 +32,12 @@ export interface JsonlOptions {
 }
 
 export function parseJsonl(text: string, file: string): JsonlRecord[] {
-  const out: JsonlRecord[] = [];
+  return parseLines(text, file).map((r) => r.rec);
+}
+
+/** The records with their 1-based line numbers (so that lazy image errors can name the line). */
+function parseLines(text: string, file: string): { rec: JsonlRecord; line: number }[] {
+  const out: { rec: JsonlRecord; line: number }[] = [];
   text.split(/\r?\n/).forEach((raw, k) => {
     if (raw.trim() === '') return;
     const where = `${file}:${k + 1}`;
@@ -41,6 +46,9 @@ export function parseJsonl(text: string, file: string): JsonlRecord[] {
       v = JSON.parse(raw);
     } catch (err) {
       throw new LoaderError(`${where}: invalid JSON (${err instanceof Error ? err.message : String(err)})`);
+    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      throw new LoaderError(`${where}: expected a JSON object but found ${v === null ? 'null' : Array.isArray(v) ? 'a list' : `a ${typeof v}`}`);
     }
     const r = line.safeParse(v);
     if (!r.success) throw new LoaderError(`${where}: ${describeIssue(r.error.issues[0], v)}`);
@@ -51,22 +59,24 @@ export function parseJsonl(text: string, file: string): JsonlRecord[] {
       if (a === undefined) throw new LoaderError(`${where}: answer ${JSON.stringify(rec.answer)} is none of the options`);
       answerValue = a;
     }
-    out.push({ ...rec, id: rec.id === undefined ? `${path.basename(file)}:${k + 1}` : String(rec.id), answerValue });
+    out.push({ rec: { ...rec, id: rec.id === undefined ? `${path.basename(file)}:${k + 1}` : String(rec.id), answerValue }, line: k + 1 });
   });
   return out;
 }
 
 export function openJsonl(file: string, opts: JsonlOptions = {}): ManifestDataset<JsonlRecord> {
   const root = opts.root ?? path.dirname(path.resolve(file));
-  const records = parseJsonl(readText(file), file);
-  return new ManifestDataset(opts.name ?? path.basename(file), records, async (r) => ({
-    id: r.id,
-    image: await readImageFile(resolveInside(root, r.image, 'image'), { slice: r.slice, axis: r.axis }),
-    question: r.question,
-    options: r.options,
-    answer: r.answerValue,
-    modality: r.modality,
-    questionType: r.question_type,
-    box: r.box ? (r.box.map(Math.round) as Box) : undefined,
-  }));
+  const parsed = parseLines(readText(file), file);
+  return new ManifestDataset(opts.name ?? path.basename(file), parsed.map((p) => p.rec), (r, i) =>
+    loadRow(`${file}:${parsed[i].line}`, async () => ({
+      id: r.id,
+      image: await readImageFile(resolveInside(root, r.image, 'image'), { slice: r.slice, axis: r.axis }),
+      question: r.question,
+      options: r.options,
+      answer: r.answerValue,
+      modality: r.modality,
+      questionType: r.question_type,
+      box: r.box ? (r.box.map(Math.round) as Box) : undefined,
+    })),
+  );
 }

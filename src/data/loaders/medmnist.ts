@@ -6,7 +6,7 @@ import * as path from 'path';
 import { unzipSync } from 'fflate';
 import { Stream, hashString } from '../rng';
 import type { RawImage } from '../../tools/image';
-import { LoaderError } from './common';
+import { LoaderError, readBytes } from './common';
 import { ManifestDataset } from './manifest';
 
 export interface NpyArray {
@@ -16,29 +16,46 @@ export interface NpyArray {
   data: ArrayLike<number>;
 }
 
-/** Parses a .npy file (format 1.0–3.0; little-endian u1/i1/u2/i2/i4/u4/i8/u8/f4/f8/b1; C order). */
+const NPY_SIZES: Record<string, number> = { u1: 1, i1: 1, b1: 1, u2: 2, i2: 2, u4: 4, i4: 4, f4: 4, u8: 8, i8: 8, f8: 8 };
+
+/**
+ * Parses a .npy file (format 1.0–3.0; little-endian u1/i1/u2/i2/i4/u4/i8/u8/f4/f8/b1; C order).
+ * Every length and dimension comes from the file, so each is checked against the bytes actually
+ * there before anything that size is allocated.
+ */
 export function parseNpy(buf: Uint8Array, name = 'array.npy'): NpyArray {
-  const magic = String.fromCharCode(...buf.subarray(1, 6));
-  if (buf[0] !== 0x93 || magic !== 'NUMPY') throw new LoaderError(`${name}: not a .npy file`);
+  if (buf.length < 10 || buf[0] !== 0x93 || String.fromCharCode(...buf.subarray(1, 6)) !== 'NUMPY') throw new LoaderError(`${name}: not a .npy file`);
   const major = buf[6];
+  if (major < 1 || major > 3) throw new LoaderError(`${name}: .npy format version ${major}.${buf[7]} is not supported (1.0–3.0 are)`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
   const start = major === 1 ? 10 : 12;
+  if (buf.length < start) throw new LoaderError(`${name}: truncated .npy header (${buf.length} bytes)`);
+  const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
+  if (start + hlen > buf.length) throw new LoaderError(`${name}: .npy header of ${hlen} bytes runs past the end of the file (${buf.length} bytes)`);
   const header = new TextDecoder().decode(buf.subarray(start, start + hlen));
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*True/.test(header);
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (!descr || shapeText === undefined) throw new LoaderError(`${name}: malformed .npy header`);
   if (fortran) throw new LoaderError(`${name}: Fortran-order arrays are not supported`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  const n = shape.reduce((a, b) => a * b, 1);
+  // Dimensions are plain non-negative integers ("3L" from Python 2 writers included).
+  const dims = shapeText.split(',').map((s) => s.trim());
+  if (dims.length > 1 && dims[dims.length - 1] === '') dims.pop();
+  if (dims.length === 1 && dims[0] === '') dims.pop();
+  const shape = dims.map((d) => (/^\d{1,16}L?$/.test(d) ? Number.parseInt(d, 10) : NaN));
+  if (shape.some((d) => !Number.isSafeInteger(d))) throw new LoaderError(`${name}: malformed .npy shape (${shapeText.trim()})`);
+  const kind = descr.slice(1);
+  const size = NPY_SIZES[kind];
+  if (!size || !'<|='.includes(descr[0]) || descr.length !== 3) throw new LoaderError(`${name}: dtype ${descr} is not supported`);
   const off = start + hlen;
   const body = buf.subarray(off);
-  const sizes: Record<string, number> = { u1: 1, i1: 1, b1: 1, u2: 2, i2: 2, u4: 4, i4: 4, f4: 4, u8: 8, i8: 8, f8: 8 };
-  const kind = descr.slice(1);
-  const size = sizes[kind];
-  if (!size || descr[0] === '>') throw new LoaderError(`${name}: dtype ${descr} is not supported`);
-  if (body.length < n * size) throw new LoaderError(`${name}: data is truncated (${body.length} bytes for shape (${shape.join(', ')}) of ${descr})`);
+  // The element count, checked against the data present one dimension at a time (no overflow).
+  let n = shape.includes(0) ? 0 : 1;
+  for (const d of shape) {
+    if (n * size > body.length) break;
+    n *= d;
+  }
+  if (n * size > body.length) throw new LoaderError(`${name}: data is truncated (${body.length} bytes for shape (${shape.join(', ')}) of ${descr})`);
   const v = new DataView(body.buffer, body.byteOffset, n * size);
   const read: Record<string, (i: number) => number> = {
     u1: (i) => v.getUint8(i),
@@ -79,34 +96,77 @@ export interface MedMnistOptions {
   numOptions?: number;
 }
 
-export function openMedMnist(file: string, opts: MedMnistOptions = {}): ManifestDataset<{ id: string; k: number }> {
-  if (!fs.existsSync(file)) throw new LoaderError(`MedMNIST file ${file} not found`);
+/** Most classes inferred from the labels alone (no label names given); more is a corrupt file. */
+const MAX_INFERRED_CLASSES = 1000;
+/** Deflate cannot expand data by more than about 1032:1. */
+const MAX_DEFLATE_RATIO = 1032;
+
+/**
+ * The named entries of a zip file, each validated before it is inflated. fflate's unzipSync walks as
+ * many directory entries as the file claims (up to 2^32 with zip64) and allocates each entry's
+ * claimed uncompressed size up front: a 500-byte file can ask for gigabytes. So the walk is bounded
+ * by the directory entries the file could physically hold, and an entry's claimed size must be one
+ * its compressed bytes can produce.
+ */
+function unzipEntries(bytes: Uint8Array, file: string, wanted: Set<string>): { files: Record<string, Uint8Array>; names: string[] } {
+  const names: string[] = [];
+  const maxEntries = Math.floor(bytes.length / 46); // a central directory header is at least 46 bytes
   let files: Record<string, Uint8Array>;
   try {
-    files = unzipSync(new Uint8Array(fs.readFileSync(file)));
+    files = unzipSync(bytes, {
+      filter: (f) => {
+        if (names.length >= maxEntries) throw new LoaderError(`${file}: zip directory claims more entries than a ${bytes.length}-byte file can hold`);
+        names.push(f.name);
+        if (!wanted.has(f.name)) return false;
+        const plausible = f.compression === 0 ? f.originalSize === f.size : f.compression === 8 ? f.originalSize <= MAX_DEFLATE_RATIO * f.size + 64 : true;
+        if (!plausible || f.size > bytes.length) {
+          throw new LoaderError(`${file}: zip entry ${f.name} claims ${f.originalSize} bytes from ${f.size} compressed bytes (method ${f.compression}) in a ${bytes.length}-byte file`);
+        }
+        return true;
+      },
+    });
   } catch (err) {
-    throw new LoaderError(`${file}: not a readable .npz (zip) file (${err instanceof Error ? err.message : String(err)})`);
+    if (err instanceof LoaderError) throw err;
+    throw new LoaderError(`${file}: not a readable .npz (zip) file (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
+  // Own, plain entries only (a zip may name an entry "__proto__").
+  const out: Record<string, Uint8Array> = Object.create(null);
+  for (const k of wanted) if (Object.prototype.hasOwnProperty.call(files, k)) out[k] = files[k];
+  return { files: out, names };
+}
+
+export function openMedMnist(file: string, opts: MedMnistOptions = {}): ManifestDataset<{ id: string; k: number }> {
+  if (!fs.existsSync(file)) throw new LoaderError(`MedMNIST file ${file} not found`);
   const split = opts.split ?? 'train';
+  const { files, names: entries } = unzipEntries(new Uint8Array(readBytes(file, 'MedMNIST file')), file, new Set([`${split}_images.npy`, `${split}_labels.npy`]));
   const get = (n: string): NpyArray => {
     const b = files[`${n}.npy`];
-    if (!b) throw new LoaderError(`${file}: no ${n}.npy inside (has ${Object.keys(files).join(', ')})`);
+    if (!b) throw new LoaderError(`${file}: no ${n}.npy inside (has ${entries.map((e) => JSON.stringify(e)).join(', ') || 'nothing'})`);
     return parseNpy(b, `${path.basename(file)}/${n}.npy`);
   };
   const images = get(`${split}_images`);
   const labels = get(`${split}_labels`);
   const [n, h, w, c = 1] = images.shape;
-  if (images.shape.length < 3 || (c !== 1 && c !== 3) || images.descr.slice(1) !== 'u1') {
+  if (images.shape.length < 3 || images.shape.length > 4 || (c !== 1 && c !== 3) || images.descr.slice(1) !== 'u1') {
     throw new LoaderError(`${file}: expected uint8 images of shape (N, H, W) or (N, H, W, 3) but found ${images.descr} (${images.shape.join(', ')})`);
   }
+  if (h < 1 || w < 1) throw new LoaderError(`${file}: images of ${h}x${w} pixels`);
   if (labels.shape[0] !== n) throw new LoaderError(`${file}: ${n} images but ${labels.shape[0]} labels`);
-  const perLabel = labels.shape.length > 1 ? labels.shape[1] : 1;
+  const perLabel = labels.shape.slice(1).reduce((a, b) => a * b, 1);
   if (perLabel !== 1) throw new LoaderError(`${file}: multi-label arrays (${perLabel} labels per image, e.g. ChestMNIST) cannot be one multiple-choice answer`);
   const base = path.basename(file).replace(/(_\d+)?\.npz$/, '').toLowerCase();
-  const known = MEDMNIST_INFO[base];
+  const known = Object.prototype.hasOwnProperty.call(MEDMNIST_INFO, base) ? MEDMNIST_INFO[base] : undefined;
+  // Labels index the names: each must be a non-negative integer, and without given names the
+  // class count comes from the largest label, so it is bounded before an array that size is made.
   let maxLabel = 0;
-  for (let i = 0; i < n; i++) maxLabel = Math.max(maxLabel, labels.data[i * perLabel]);
-  const names = opts.labels ?? known?.labels ?? Array.from({ length: maxLabel + 1 }, (_, k) => `class ${k}`);
+  for (let i = 0; i < n; i++) {
+    const l = labels.data[i];
+    if (!Number.isSafeInteger(l) || l < 0) throw new LoaderError(`${file}: label ${l} of image ${i} is not a class index`);
+    maxLabel = Math.max(maxLabel, l);
+  }
+  const given = opts.labels ?? known?.labels;
+  if (!given && maxLabel >= MAX_INFERRED_CLASSES) throw new LoaderError(`${file}: label ${maxLabel} implies more than ${MAX_INFERRED_CLASSES} classes; pass the label names (labels option) if that is right`);
+  const names = given ?? Array.from({ length: maxLabel + 1 }, (_, k) => `class ${k}`);
   if (maxLabel >= names.length) throw new LoaderError(`${file}: label ${maxLabel} has no name (${names.length} labels given)`);
   const K = Math.min(opts.numOptions ?? 4, names.length);
   const modality = opts.modality ?? known?.modality ?? 'unknown';
@@ -114,7 +174,7 @@ export function openMedMnist(file: string, opts: MedMnistOptions = {}): Manifest
   const records = Array.from({ length: n }, (_, k) => ({ id: `${base}/${split}/${k}`, k }));
   const px = h * w * c;
   return new ManifestDataset(`${base}-${split}`, records, async (r) => {
-    const truth = labels.data[r.k * perLabel];
+    const truth = labels.data[r.k];
     const rng = new Stream(hashString(r.id));
     const others = rng.shuffle(names.map((_, i) => i).filter((i) => i !== truth)).slice(0, K - 1);
     const order = rng.shuffle([truth, ...others]);

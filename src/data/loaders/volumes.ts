@@ -2,11 +2,12 @@
 // uncompressed transfer syntaxes). Values go to 16-bit storage: integers in 0–65535 as they are,
 // signed integers shifted by −min (CT: HU + 1024 when min is −1024), floats scaled to 0–65535;
 // meta says how to get the original values back.
-import * as fs from 'fs';
+import * as util from 'util';
+import * as zlib from 'zlib';
 import type * as NiftiModule from 'nifti-reader-js';
 import dcmjs from 'dcmjs';
 import type { IntensityWindow, RawImage } from '../../tools/image';
-import { LoaderError } from './common';
+import { LoaderError, readBytes } from './common';
 
 export interface SliceOptions {
   /** Axis across which to cut: 0 (sagittal, x), 1 (coronal, y) or 2 (axial, z). Default 2. */
@@ -59,6 +60,7 @@ export function toUint16(values: ArrayLike<number>): { data: Uint16Array; slope:
 }
 
 let niftiModule: Promise<typeof NiftiModule> | undefined;
+let niftiLoaded: typeof NiftiModule | undefined;
 
 /** nifti-reader-js is ESM only: require() works on Node >= 22 (and under jest), import() elsewhere. */
 function loadNifti(): Promise<typeof NiftiModule> {
@@ -71,43 +73,75 @@ function loadNifti(): Promise<typeof NiftiModule> {
         // A real dynamic import (tsc would turn `import()` into require under CommonJS).
         return (await (new Function('m', 'return import(m)') as (m: string) => Promise<unknown>)('nifti-reader-js')) as typeof NiftiModule;
       }
-    })();
+    })().then((m) => (niftiLoaded = m));
   }
   return niftiModule;
 }
 
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * gunzip with Node's zlib, which grows its output as data actually inflates. (fflate, which
+ * nifti-reader-js uses, allocates the size the gzip trailer claims: 4 GB for a 100-byte file.)
+ */
+function gunzip(bytes: Buffer, file: string): Buffer {
+  try {
+    return zlib.gunzipSync(bytes);
+  } catch (err) {
+    throw new LoaderError(`${file}: cannot decompress NIfTI (${message(err)})`, { cause: err });
+  }
+}
+
+/** Bytes per voxel of the supported NIfTI datatypes: uint8, int8, int16, uint16, int32, float32, float64. */
+const NIFTI_BYTES: Record<number, number> = { 2: 1, 256: 1, 4: 2, 512: 2, 8: 4, 16: 4, 64: 8 };
+
 /** One 2-D slice of a NIfTI-1/2 volume (.nii or .nii.gz). */
 export async function readNiftiSlice(file: string, opts: SliceOptions = {}): Promise<VolumeImage> {
-  const nifti = await loadNifti();
-  let buf: ArrayBuffer = toArrayBuffer(fs.readFileSync(file));
+  // Synchronous once the module is loaded, so a caller's time limit covers the whole parse.
+  const nifti = niftiLoaded ?? (await loadNifti());
+  let bytes = readBytes(file, 'NIfTI file');
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzip(bytes, file);
+  const buf = toArrayBuffer(bytes);
+  const n1 = bytes.length >= 348 && nifti.isNIFTI1(buf);
+  if (!n1 && !(bytes.length >= 540 && nifti.isNIFTI2(buf))) throw new LoaderError(`${file}: not a NIfTI file`);
+  const hdrSize = n1 ? 348 : 540;
+  let h: ReturnType<typeof nifti.readHeader>;
   try {
-    if (nifti.isCompressed(buf)) buf = nifti.decompress(buf) as ArrayBuffer;
+    // The fixed header only: nifti-reader-js walks the extensions after it with sizes from the
+    // file (a negative esize sends it back and forth forever), and medgym reads no extensions.
+    h = nifti.readHeader(buf.slice(0, hdrSize));
   } catch (err) {
-    throw new LoaderError(`${file}: cannot decompress NIfTI (${err instanceof Error ? err.message : String(err)})`);
+    throw new LoaderError(`${file}: malformed NIfTI header (${message(err)})`, { cause: err });
   }
-  if (!nifti.isNIFTI(buf)) throw new LoaderError(`${file}: not a NIfTI file`);
-  const h = nifti.readHeader(buf);
-  const raw = nifti.readImage(h, buf);
-  const [nx, ny, nz] = [h.dims[1] || 1, h.dims[2] || 1, h.dims[3] || 1];
-  const n = nx * ny * nz;
-  const le = h.littleEndian;
-  const view = new DataView(raw);
+  // Everything below comes from the header; it is checked against the bytes present before use.
+  const ndim = h.dims[0];
+  if (!Number.isInteger(ndim) || ndim < 1 || ndim > 7) throw new LoaderError(`${file}: NIfTI dim[0] is ${ndim} (expected 1–7)`);
+  const dims = [1, 2, 3].map((k) => (k > ndim ? 1 : h.dims[k] || 1));
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 1)) throw new LoaderError(`${file}: NIfTI dimensions ${h.dims.slice(1, ndim + 1).join('x')} are not positive integers`);
+  const [nx, ny, nz] = dims;
   const T = nifti.NIFTI1;
-  const readers: Record<number, [number, (o: number) => number]> = {
-    [T.TYPE_UINT8]: [1, (o) => view.getUint8(o)],
-    [T.TYPE_INT8]: [1, (o) => view.getInt8(o)],
-    [T.TYPE_INT16]: [2, (o) => view.getInt16(o, le)],
-    [T.TYPE_UINT16]: [2, (o) => view.getUint16(o, le)],
-    [T.TYPE_INT32]: [4, (o) => view.getInt32(o, le)],
-    [T.TYPE_FLOAT32]: [4, (o) => view.getFloat32(o, le)],
-    [T.TYPE_FLOAT64]: [8, (o) => view.getFloat64(o, le)],
+  const bytesPer = NIFTI_BYTES[h.datatypeCode];
+  if (!bytesPer) {
+    throw new LoaderError(`${file}: NIfTI datatype ${h.datatypeCode} is not supported (uint8, int8, int16, uint16, int32, float32, float64 are)`);
+  }
+  const off = h.vox_offset;
+  if (!Number.isFinite(off) || off < hdrSize || !Number.isInteger(off)) throw new LoaderError(`${file}: NIfTI vox_offset ${off} is not a byte offset past the ${hdrSize}-byte header`);
+  const need = nx * ny * nz * bytesPer;
+  if (off + need > bytes.length) throw new LoaderError(`${file}: NIfTI data is truncated (${Math.max(0, bytes.length - off)} bytes at offset ${off} for ${nx}x${ny}x${nz} of ${bytesPer}-byte voxels)`);
+  const le = h.littleEndian;
+  const view = new DataView(buf, off, need);
+  const readers: Record<number, (o: number) => number> = {
+    [T.TYPE_UINT8]: (o) => view.getUint8(o),
+    [T.TYPE_INT8]: (o) => view.getInt8(o),
+    [T.TYPE_INT16]: (o) => view.getInt16(o, le),
+    [T.TYPE_UINT16]: (o) => view.getUint16(o, le),
+    [T.TYPE_INT32]: (o) => view.getInt32(o, le),
+    [T.TYPE_FLOAT32]: (o) => view.getFloat32(o, le),
+    [T.TYPE_FLOAT64]: (o) => view.getFloat64(o, le),
   };
-  const r = readers[h.datatypeCode];
-  if (!r) throw new LoaderError(`${file}: NIfTI datatype ${h.datatypeCode} is not supported (uint8, int8, int16, uint16, int32, float32, float64 are)`);
-  const [bytes, get] = r;
-  if (raw.byteLength < n * bytes) throw new LoaderError(`${file}: NIfTI data is truncated (${raw.byteLength} bytes for ${nx}x${ny}x${nz})`);
+  const get = readers[h.datatypeCode];
   const axis = opts.axis ?? 2;
-  const dims = [nx, ny, nz];
+  if (axis !== 0 && axis !== 1 && axis !== 2) throw new LoaderError(`${file}: axis ${axis} is not 0, 1 or 2`);
   const count = dims[axis];
   let k = opts.slice ?? Math.floor(count / 2);
   if (k < 0) k += count;
@@ -125,7 +159,7 @@ export async function readNiftiSlice(file: string, opts: SliceOptions = {}): Pro
     for (let x = 0; x < W; x++) {
       idx[u] = x;
       idx[v] = y;
-      const o = (idx[0] + nx * (idx[1] + ny * idx[2])) * bytes;
+      const o = (idx[0] + nx * (idx[1] + ny * idx[2])) * bytesPer;
       vals[y * W + x] = get(o) * slope + inter;
     }
   }
@@ -133,28 +167,82 @@ export async function readNiftiSlice(file: string, opts: SliceOptions = {}): Pro
   return { image: { data: q.data, width: W, height: H, channels: 1, bitDepth: 16 }, slope: q.slope, intercept: q.intercept, slices: count };
 }
 
+const UNCOMPRESSED_SYNTAXES = ['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2'];
+
+/**
+ * The transfer syntax from the file meta group (always explicit VR little endian), read before the
+ * dataset is parsed so that compressed and deflated files are turned away without decoding them.
+ */
+function metaTransferSyntax(b: Buffer): string | undefined {
+  let p = 132;
+  while (p + 8 <= b.length && b.readUInt16LE(p) === 0x0002) {
+    const elem = b.readUInt16LE(p + 2);
+    const vr = b.toString('latin1', p + 4, p + 6);
+    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
+    if (long && p + 12 > b.length) return undefined;
+    const len = long ? b.readUInt32LE(p + 8) : b.readUInt16LE(p + 6);
+    const start = p + (long ? 12 : 8);
+    if (start + len > b.length) return undefined;
+    if (elem === 0x0010) return b.toString('latin1', start, start + len).replace(/[\0 ]+$/, '');
+    p = start + len;
+  }
+  return undefined;
+}
+
+class ValuePastEnd extends Error {}
+
+/**
+ * dcmjs reads a value by slicing the declared number of bytes, and its SplitDataView.slice
+ * allocates `end - start` bytes whenever the range runs past the data: a 500-byte file whose
+ * element declares 0xFFFFFFF0 bytes costs a 4 GB allocation. For the duration of the (synchronous)
+ * parse, a slice of a read stream past the end of its data is refused instead: the file is
+ * truncated or corrupt. Restored afterwards, so nothing else sees the change.
+ */
+function readDicomDict(ab: ArrayBuffer): ReturnType<typeof dcmjs.data.DicomMessage.readFile> {
+  const proto = (dcmjs.data.ReadBufferStream as unknown as { prototype: Record<string, unknown> }).prototype;
+  const inner = proto.slice as ((this: unknown, start?: number, end?: number) => ArrayBuffer) | undefined;
+  const own = Object.prototype.hasOwnProperty.call(proto, 'slice');
+  if (typeof inner === 'function') {
+    proto.slice = function (this: { startOffset: number; endOffset: number; size: number }, start = this.startOffset, end = this.endOffset): ArrayBuffer {
+      if (end > this.size) throw new ValuePastEnd(`a value of ${end - start} bytes at byte ${start} runs past the end of the data (${this.size} bytes)`);
+      return inner.call(this, start, end);
+    };
+  }
+  try {
+    return dcmjs.data.DicomMessage.readFile(ab);
+  } finally {
+    if (own) proto.slice = inner;
+    else delete proto.slice;
+  }
+}
+
 /** A DICOM image (first frame), greyscale or RGB, uncompressed. */
 export function readDicom(file: string): VolumeImage {
+  const bytes = readBytes(file, 'DICOM file');
+  if (bytes.length < 132 || bytes.toString('latin1', 128, 132) !== 'DICM') throw new LoaderError(`${file}: not a readable DICOM file (no DICM preamble)`);
+  const ts = metaTransferSyntax(bytes);
+  if (ts === undefined) throw new LoaderError(`${file}: not a readable DICOM file (no TransferSyntaxUID in the file meta group)`);
+  if (!/^[0-9]+(\.[0-9]+)+$/.test(ts)) throw new LoaderError(`${file}: not a readable DICOM file (transfer syntax ${JSON.stringify(ts)} is not a UID)`);
+  if (!UNCOMPRESSED_SYNTAXES.includes(ts)) {
+    throw new LoaderError(`${file}: compressed DICOM transfer syntax ${ts} is not supported; decompress it first (e.g. gdcmconv --raw)`);
+  }
   let ds: Record<string, unknown>;
   try {
-    const dict = dcmjs.data.DicomMessage.readFile(toArrayBuffer(fs.readFileSync(file)));
+    const dict = readDicomDict(toArrayBuffer(bytes));
     ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Record<string, unknown>;
-    const ts = dict.meta?.['00020010']?.Value?.[0] as string | undefined;
-    if (ts && !['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2'].includes(ts)) {
-      throw new LoaderError(`${file}: compressed DICOM transfer syntax ${ts} is not supported; decompress it first (e.g. gdcmconv --raw)`);
-    }
   } catch (err) {
-    if (err instanceof LoaderError) throw err;
-    throw new LoaderError(`${file}: not a readable DICOM file (${err instanceof Error ? err.message : String(err)})`);
+    throw new LoaderError(`${file}: not a readable DICOM file (${message(err)})`, { cause: err });
   }
   const rows = Number(ds.Rows);
   const cols = Number(ds.Columns);
   const bits = Number(ds.BitsAllocated);
   const spp = Number(ds.SamplesPerPixel ?? 1);
   const signed = Number(ds.PixelRepresentation ?? 0) === 1;
-  const pd = ds.PixelData as ArrayBuffer[] | ArrayBuffer | undefined;
-  const buf = Array.isArray(pd) ? pd[0] : pd;
-  if (!(rows > 0 && cols > 0) || !buf) throw new LoaderError(`${file}: DICOM without Rows/Columns/PixelData`);
+  const pd = ds.PixelData;
+  const first = Array.isArray(pd) ? pd[0] : pd;
+  // PixelData is an ArrayBuffer unless the file mislabels it (another VR gives numbers or text).
+  const buf = util.types.isAnyArrayBuffer(first) ? (first as ArrayBuffer) : undefined;
+  if (!(Number.isInteger(rows) && rows > 0 && Number.isInteger(cols) && cols > 0) || !buf) throw new LoaderError(`${file}: DICOM without Rows/Columns/PixelData`);
   const n = rows * cols * spp;
   if (spp === 3) {
     if (bits !== 8) throw new LoaderError(`${file}: RGB DICOM with ${bits} bits is not supported`);
@@ -187,7 +275,7 @@ export function readDicom(file: string): VolumeImage {
   const image: RawImage = { data: q.data, width: cols, height: rows, channels: 1, bitDepth: 16 };
   const wc = Array.isArray(ds.WindowCenter) ? ds.WindowCenter[0] : ds.WindowCenter;
   const ww = Array.isArray(ds.WindowWidth) ? ds.WindowWidth[0] : ds.WindowWidth;
-  if (Number.isFinite(Number(wc)) && Number(ww) > 0) {
+  if (Number.isFinite(Number(wc)) && Number.isFinite(Number(ww)) && Number(ww) > 0) {
     // The DICOM window is in output units; convert it to stored units.
     const w: IntensityWindow = { center: (Number(wc) - q.intercept) / q.slope, width: Number(ww) / q.slope };
     image.defaultWindow = w;

@@ -12,10 +12,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { VqaItem } from '../types';
-import { answerIndex, LoaderError, readJson, readText, requireDir, resolveInside } from './common';
+import { answerIndex, LoaderError, loadRow, readJson, readText, requireDir, resolveInside } from './common';
 import { readImageFile } from './image_file';
 import { ManifestDataset } from './manifest';
-import { parseCsv } from './csv';
+import { parseCsvRows } from './csv';
 
 export interface VqaRecord {
   id: string;
@@ -27,7 +27,18 @@ export interface VqaRecord {
   questionType: string;
 }
 
-const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v)).trim();
+/**
+ * A field as text: strings, numbers and booleans (some releases store answers such as 2 or true as
+ * JSON values); missing is ''. A list or object is a malformed entry, not text to String() into
+ * "[object Object]" or "a,b".
+ */
+const text = (o: Record<string, unknown>, key: string, where: string): string => {
+  const v = o[key];
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'string') return v.trim();
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw new LoaderError(`${where}: ${key} must be text but is ${Array.isArray(v) ? 'a list' : `of type ${typeof v}`}`);
+};
 
 function closedOrOpen(answer: string): { options: string[]; answer: number | string } {
   const a = answer.toLowerCase();
@@ -35,16 +46,19 @@ function closedOrOpen(answer: string): { options: string[]; answer: number | str
   return { options: [], answer };
 }
 
-function dataset(name: string, root: string, imageDir: string, records: VqaRecord[]): ManifestDataset<VqaRecord> {
-  return new ManifestDataset(name, records, async (r): Promise<VqaItem> => ({
-    id: r.id,
-    image: await readImageFile(resolveInside(root, path.join(imageDir, r.image), 'image')),
-    question: r.question,
-    options: r.options,
-    answer: r.answer,
-    modality: r.modality,
-    questionType: r.questionType,
-  }));
+/** `where[i]` names the annotation entry of records[i] ("file[3]", "file.csv:7") in load errors. */
+function dataset(name: string, root: string, imageDir: string, records: VqaRecord[], where: string[]): ManifestDataset<VqaRecord> {
+  return new ManifestDataset(name, records, (r, i) =>
+    loadRow(where[i], async (): Promise<VqaItem> => ({
+      id: r.id,
+      image: await readImageFile(resolveInside(root, path.join(imageDir, r.image), 'image')),
+      question: r.question,
+      options: r.options,
+      answer: r.answer,
+      modality: r.modality,
+      questionType: r.questionType,
+    })),
+  );
 }
 
 const asList = (v: unknown, file: string): Record<string, unknown>[] => {
@@ -56,7 +70,7 @@ const asList = (v: unknown, file: string): Record<string, unknown>[] => {
 };
 
 const need = (o: Record<string, unknown>, key: string, where: string): string => {
-  const v = str(o[key]);
+  const v = text(o, key, where);
   if (!v) throw new LoaderError(`${where}: missing ${key}`);
   return v;
 };
@@ -67,20 +81,22 @@ export function openVqaRad(root: string): ManifestDataset<VqaRecord> {
   if (json.length === 0) throw new LoaderError(`VQA-RAD: no .json annotation file in ${root}`);
   const file = path.join(root, json[0]);
   const imageDir = ['VQA_RAD Image Folder', 'images'].find((d) => fs.existsSync(path.join(root, d))) ?? '.';
+  const where: string[] = [];
   const records = asList(readJson(file), file).map((o, i) => {
-    const where = `${file}[${i}]`;
-    const ans = closedOrOpen(need(o, 'answer', where));
-    const organ = str(o.image_organ).toLowerCase();
+    const at = `${file}[${i}]`;
+    where.push(at);
+    const ans = closedOrOpen(need(o, 'answer', at));
+    const organ = text(o, 'image_organ', at).toLowerCase();
     return {
-      id: `vqa-rad/${str(o.qid) || i}`,
-      image: need(o, 'image_name', where),
-      question: need(o, 'question', where),
+      id: `vqa-rad/${text(o, 'qid', at) || i}`,
+      image: need(o, 'image_name', at),
+      question: need(o, 'question', at),
       ...ans,
       modality: organ === 'chest' ? 'xray' : organ === 'head' ? 'ct/mri' : organ === 'abd' ? 'ct' : 'unknown',
-      questionType: `${str(o.answer_type).toLowerCase() || 'open'}:${str(o.question_type).toLowerCase()}`,
+      questionType: `${text(o, 'answer_type', at).toLowerCase() || 'open'}:${text(o, 'question_type', at).toLowerCase()}`,
     };
   });
-  return dataset('vqa-rad', root, imageDir, records);
+  return dataset('vqa-rad', root, imageDir, records, where);
 }
 
 export function openSlake(root: string, opts: { split?: 'train' | 'validate' | 'test'; lang?: string } = {}): ManifestDataset<VqaRecord> {
@@ -89,20 +105,23 @@ export function openSlake(root: string, opts: { split?: 'train' | 'validate' | '
   const file = path.join(root, `${split}.json`);
   if (!fs.existsSync(file)) throw new LoaderError(`SLAKE: ${file} not found`);
   const lang = opts.lang ?? 'en';
-  const records = asList(readJson(file), file)
-    .filter((o) => str(o.q_lang || 'en') === lang)
-    .map((o, i) => {
-      const where = `${file}[${i}]`;
-      return {
-        id: `slake/${str(o.qid) || `${split}-${i}`}`,
-        image: need(o, 'img_name', where),
-        question: need(o, 'question', where),
-        ...closedOrOpen(need(o, 'answer', where)),
-        modality: str(o.modality).toLowerCase().replace('x-ray', 'xray') || 'unknown',
-        questionType: `${str(o.answer_type).toLowerCase() || 'open'}:${str(o.content_type).toLowerCase()}`,
-      };
+  const where: string[] = [];
+  const records: VqaRecord[] = [];
+  // Entries keep their index in the file (not among the kept language) so errors point at them.
+  asList(readJson(file), file).forEach((o, i) => {
+    const at = `${file}[${i}]`;
+    if ((text(o, 'q_lang', at) || 'en') !== lang) return;
+    where.push(at);
+    records.push({
+      id: `slake/${text(o, 'qid', at) || `${split}-${i}`}`,
+      image: need(o, 'img_name', at),
+      question: need(o, 'question', at),
+      ...closedOrOpen(need(o, 'answer', at)),
+      modality: text(o, 'modality', at).toLowerCase().replace('x-ray', 'xray') || 'unknown',
+      questionType: `${text(o, 'answer_type', at).toLowerCase() || 'open'}:${text(o, 'content_type', at).toLowerCase()}`,
     });
-  return dataset(`slake-${split}`, root, 'imgs', records);
+  });
+  return dataset(`slake-${split}`, root, 'imgs', records, where);
 }
 
 export function openPmcVqa(root: string, opts: { split?: 'train' | 'test' } = {}): ManifestDataset<VqaRecord> {
@@ -112,45 +131,55 @@ export function openPmcVqa(root: string, opts: { split?: 'train' | 'test' } = {}
   const name = candidates.find((c) => fs.existsSync(path.join(root, c)));
   if (!name) throw new LoaderError(`PMC-VQA: none of ${candidates.join(', ')} in ${root}`);
   const file = path.join(root, name);
-  const rows = parseCsv(readText(file), file);
+  const rows = parseCsvRows(readText(file), file);
   const imageDir = ['images', 'figures'].find((d) => fs.existsSync(path.join(root, d))) ?? '.';
-  const records = rows.map((o, i) => {
-    const where = `${file}:${i + 2}`;
+  const where = rows.map((r) => `${file}:${r.line}`);
+  const records = rows.map(({ row: o }, i) => {
+    const at = where[i];
     // Choices look like "A:MRI" or " A: MRI"; the letter prefix is dropped.
-    const options = ['Choice A', 'Choice B', 'Choice C', 'Choice D'].map((k) => str(o[k]).replace(/^[A-D]\s*:\s*/, '')).filter(Boolean);
-    const answer = answerIndex(str(o.Answer_label), options) ?? answerIndex(str(o.Answer).replace(/^[A-D]\s*:\s*/, ''), options);
-    if (answer === undefined) throw new LoaderError(`${where}: answer ${JSON.stringify(o.Answer_label ?? o.Answer)} is none of the choices`);
-    return { id: `pmc-vqa/${split}/${i}`, image: need(o, 'Figure_path', where), question: need(o, 'Question', where), options, answer, modality: 'unknown', questionType: 'multiple-choice' };
+    const options = ['Choice A', 'Choice B', 'Choice C', 'Choice D'].map((k) => text(o, k, at).replace(/^[A-D]\s*:\s*/, '')).filter(Boolean);
+    const label = text(o, 'Answer_label', at);
+    const full = text(o, 'Answer', at);
+    if (!label && !full) throw new LoaderError(`${at}: missing Answer_label and Answer`);
+    const answer = answerIndex(label, options) ?? answerIndex(full.replace(/^[A-D]\s*:\s*/, ''), options);
+    if (answer === undefined) throw new LoaderError(`${at}: answer ${JSON.stringify(label || full)} is none of the choices`);
+    return { id: `pmc-vqa/${split}/${i}`, image: need(o, 'Figure_path', at), question: need(o, 'Question', at), options, answer, modality: 'unknown', questionType: 'multiple-choice' };
   });
-  return dataset(`pmc-vqa-${split}`, root, imageDir, records);
+  return dataset(`pmc-vqa-${split}`, root, imageDir, records, where);
 }
 
 export function openOmniMedVqa(root: string, opts: { access?: ('Open-access' | 'Restricted-access')[] } = {}): ManifestDataset<VqaRecord> {
   requireDir(root);
   const records: VqaRecord[] = [];
+  const where: string[] = [];
+  const read: string[] = [];
   for (const access of opts.access ?? ['Open-access']) {
     const dir = path.join(root, 'QA_information', access);
     if (!fs.existsSync(dir)) continue;
     for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
       const file = path.join(dir, f);
+      read.push(file);
       asList(readJson(file), file).forEach((o, i) => {
-        const where = `${file}[${i}]`;
-        const options = ['option_A', 'option_B', 'option_C', 'option_D'].map((k) => str(o[k])).filter(Boolean);
-        const gt = need(o, 'gt_answer', where);
+        const at = `${file}[${i}]`;
+        const options = ['option_A', 'option_B', 'option_C', 'option_D'].map((k) => text(o, k, at)).filter(Boolean);
+        const gt = need(o, 'gt_answer', at);
         const answer = answerIndex(gt, options);
-        if (answer === undefined) throw new LoaderError(`${where}: gt_answer ${JSON.stringify(gt)} is none of the options`);
+        if (answer === undefined) throw new LoaderError(`${at}: gt_answer ${JSON.stringify(gt)} is none of the options`);
+        where.push(at);
         records.push({
-          id: `omnimedvqa/${str(o.question_id) || `${f}-${i}`}`,
-          image: need(o, 'image_path', where),
-          question: need(o, 'question', where),
+          id: `omnimedvqa/${text(o, 'question_id', at) || `${f}-${i}`}`,
+          image: need(o, 'image_path', at),
+          question: need(o, 'question', at),
           options,
           answer,
-          modality: str(o.modality_type).toLowerCase() || 'unknown',
-          questionType: str(o.question_type).toLowerCase() || 'unknown',
+          modality: text(o, 'modality_type', at).toLowerCase() || 'unknown',
+          questionType: text(o, 'question_type', at).toLowerCase() || 'unknown',
         });
       });
     }
   }
-  if (records.length === 0) throw new LoaderError(`OmniMedVQA: no QA_information/*/*.json under ${root}`);
-  return dataset('omnimedvqa', root, '.', records);
+  if (records.length === 0) {
+    throw new LoaderError(read.length ? `OmniMedVQA: no questions in ${read.join(', ')}` : `OmniMedVQA: no QA_information/*/*.json under ${root}`);
+  }
+  return dataset('omnimedvqa', root, '.', records, where);
 }
