@@ -2,7 +2,7 @@
 // size), then one tensor at a time, so a caller can check names, shapes and dtypes against what it
 // expects before reading (or allocating for) any data, and never holds the file twice.
 import * as fs from 'fs';
-import { parseHeader, SafetensorsError, type ReadLimits, type SafetensorsHeader, type TensorEntry } from './safetensors';
+import { DEFAULT_MAX_HEADER, parseHeader, SafetensorsError, type ReadLimits, type SafetensorsHeader, type TensorEntry } from './safetensors';
 
 export interface SafetensorsFile {
   readonly path: string;
@@ -22,21 +22,49 @@ export async function openSafetensors(file: string, limits: ReadLimits = {}): Pr
   }
   try {
     const size = (await fh.stat()).size;
-    const lenBytes = Buffer.alloc(8);
-    const got = size >= 8 ? (await fh.read(lenBytes, 0, 8, 0)).bytesRead : 0;
-    // Only what parseHeader accepts is read: a header length past the limit or the file is refused
-    // from the first 8 bytes, before allocating for it.
-    const claimed = got === 8 ? lenBytes.readBigUInt64LE(0) : 0n;
-    const maxHeader = BigInt(limits.maxHeaderBytes ?? 100 * 1024 * 1024);
-    const n = claimed <= maxHeader && claimed <= BigInt(size) ? Number(claimed) : 0;
-    const head = Buffer.alloc(8 + n);
-    if (got === 8) await fh.read(head, 0, head.length, 0);
-    const header = parseHeader(head.subarray(0, got === 8 ? head.length : got), size, file, limits);
-    return lazyFile(file, fh, header);
+    const len = Buffer.alloc(8);
+    const got = size >= 8 ? (await fh.read(len, 0, 8, 0)).bytesRead : 0;
+    const head = Buffer.alloc(headerSpan(len, got, size, limits));
+    if (head.length > 8) await fh.read(head, 0, head.length, 0);
+    else len.copy(head, 0, 0, head.length);
+    return lazyFile(file, fh, parseHeader(head, size, file, limits));
   } catch (err) {
     await fh.close();
     throw err;
   }
+}
+
+/** Reads and validates just the header of `file` (metadata, tensor entries), synchronously. */
+export function readHeaderSync(file: string, limits: ReadLimits = {}): SafetensorsHeader {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw new SafetensorsError(file, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const len = Buffer.alloc(8);
+    const got = size >= 8 ? fs.readSync(fd, len, 0, 8, 0) : 0;
+    const head = Buffer.alloc(headerSpan(len, got, size, limits));
+    if (head.length > 8) fs.readSync(fd, head, 0, head.length, 0);
+    else len.copy(head, 0, 0, head.length);
+    return parseHeader(head, size, file, limits);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Bytes of the file to hand parseHeader, from its first `got` bytes (`len`): the whole header when
+ * its length is within the limit and the file, else only what was read, so that parseHeader refuses
+ * it from the length alone, before anything is allocated for it.
+ */
+function headerSpan(len: Buffer, got: number, size: number, limits: ReadLimits): number {
+  if (got < 8) return got;
+  const claimed = len.readBigUInt64LE(0);
+  const ok = claimed <= BigInt(limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER) && 8n + claimed <= BigInt(size);
+  return ok ? 8 + Number(claimed) : 8;
 }
 
 function lazyFile(file: string, fh: fs.promises.FileHandle, header: SafetensorsHeader): SafetensorsFile {

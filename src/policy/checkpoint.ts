@@ -8,7 +8,8 @@ import { IMAGE_ID, SPECIAL_TOKENS } from '../tokenizer';
 import { configFromJson } from './presets';
 import type { PolicyConfig } from './types';
 
-const CHECKPOINT_LIMITS = { maxHeaderBytes: 4 * 1024 * 1024, maxTensors: 20_000 };
+/** Header limits of a medgym checkpoint (its header is a few kB). */
+export const CHECKPOINT_LIMITS = { maxHeaderBytes: 4 * 1024 * 1024, maxTensors: 20_000 };
 
 /** Default ceiling on the parameters a checkpoint's config may ask for (2^31 ≈ 2.1B). */
 export const DEFAULT_MAX_PARAMS = 2 ** 31;

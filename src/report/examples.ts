@@ -9,8 +9,9 @@ import * as path from 'path';
 import * as readline from 'readline';
 import sharp from 'sharp';
 import { make, LETTERS, type MedGymEnv, type StepInfo, type ToolCallRecord } from '../env';
-import { parseHeader } from '../io/safetensors';
+import { readHeaderSync } from '../io/safetensors_file';
 import { configFromJson, POLICY_PRESETS } from '../policy/presets';
+import { CHECKPOINT_LIMITS } from '../policy/checkpoint';
 import type { Box, ViewImage } from '../tools/image';
 import { parseTrainConfig, type TrainConfig } from '../train/config';
 import { envOptions, trainEnvExtra } from '../train/envs';
@@ -105,20 +106,10 @@ export function policyDims(dir: string, cfg: TrainConfig): { imageTokens: number
   let pc = POLICY_PRESETS[cfg.policy.preset];
   for (const f of files) {
     if (!fs.existsSync(f)) continue;
-    const fd = fs.openSync(f, 'r');
-    try {
-      const size = fs.fstatSync(fd).size;
-      const len = Buffer.alloc(8);
-      fs.readSync(fd, len, 0, 8, 0);
-      const head = Buffer.alloc(8 + Math.min(Number(len.readBigUInt64LE(0)), size - 8));
-      fs.readSync(fd, head, 0, head.length, 0);
-      const meta = parseHeader(head, size, f).metadata;
-      if (meta.config) {
-        pc = configFromJson(meta.config, f);
-        break;
-      }
-    } finally {
-      fs.closeSync(fd);
+    const meta = readHeaderSync(f, CHECKPOINT_LIMITS).metadata;
+    if (meta.config) {
+      pc = configFromJson(meta.config, f);
+      break;
     }
   }
   return { imageTokens: (pc.imageSize / pc.patch) ** 2, maxSeq: pc.maxSeq };
