@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../io/atomic';
-import { setNumThreads } from '../native';
+import { nativeInfo, setNumThreads } from '../native';
 import { describeDevice, NativePolicy } from '../policy';
 import { decode } from '../tokenizer';
 import type { VectorEnv } from '../env';
@@ -72,7 +72,6 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   const problems = await preflight(cfg, { resume: opts.resume });
   if (problems.length) throw new PreflightError(problems);
   const progress = makeProgress(cfg.progress, cfg.logEvery, log);
-  if (cfg.threads > 0) setNumThreads(cfg.threads);
   fs.mkdirSync(P(RUN_FILES.checkpoints), { recursive: true });
   const dev = { device: cfg.device, dtype: cfg.dtype }; // every policy of the run (docs/cuda.md)
 
@@ -151,6 +150,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     vecs.push(v);
     return v;
   };
+  // The pool is process-wide: set for the run, given back after it (an embedding app keeps its own).
+  const threadsBefore = nativeInfo().threads;
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
   try {
     // ---- SFT: the warm start, and the control (the SFT policy trained further by SFT for GRPO's wall time)
     let pool: Map<number, Demo> | undefined;
@@ -307,6 +309,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     progress.stop();
     for (const v of vecs) v.close();
     policy.dispose();
+    if (cfg.threads > 0) setNumThreads(threadsBefore);
     if (opts.handleSigint ?? true) process.off('SIGINT', onSigint);
   }
 }

@@ -4,10 +4,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { nativeInfo, setNumThreads } from '../../src/native';
 import { parseTrainConfig, runTraining, type TrainConfig } from '../../src/train';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'medgym-resume-'));
-afterAll(() => fs.rmSync(TMP, { recursive: true, force: true }));
+afterAll(() => {
+  setNumThreads(0);
+  fs.rmSync(TMP, { recursive: true, force: true });
+});
 
 const config = (out: string, stopAfter = 0): TrainConfig =>
   parseTrainConfig({
@@ -41,6 +45,8 @@ async function stoppedRun(name: string): Promise<string> {
 const newest = (dir: string): string => JSON.parse(fs.readFileSync(path.join(dir, 'checkpoints/latest.json'), 'utf8')).dir;
 
 test('resume falls back past a damaged pointer or policy to the newest checkpoint that verifies', async () => {
+  setNumThreads(2); // the runs use 1: the check at the end sees whether 2 comes back
+  const threadsBefore = nativeInfo().threads;
   const ref = path.join(TMP, 'uninterrupted');
   expect((await runTraining(config(ref), { handleSigint: false, log: () => undefined })).status).toBe('done');
 
@@ -65,6 +71,9 @@ test('resume falls back past a damaged pointer or policy to the newest checkpoin
   expect(logB.join('\n')).toMatch(new RegExp(`${latest}: not valid JSON`));
   expect(logB.join('\n')).toMatch(/continuing from checkpoints\/0-sft-000004, the newest checkpoint that verifies/);
   expect(metrics(b)).toEqual(metrics(ref));
+  // `threads: 1` held for each run only: the process-wide pool is given back (later suites in this
+  // jest worker see the default again).
+  expect(nativeInfo().threads).toBe(threadsBefore);
 }, 120_000);
 
 test('with every checkpoint damaged, resume refuses and names each', async () => {
