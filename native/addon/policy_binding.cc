@@ -23,11 +23,7 @@
 namespace medgym::addon {
 namespace {
 
-using namespace policy;  // NOLINT: the shared handle and batch helpers
-using model::Config;
-using model::Model;
-using model::SeqInput;
-using model::Session;
+using namespace policy;  // NOLINT: the shared handles, batch helpers and model::Config/Model/Session names
 
 
 // ---- model ----------------------------------------------------------------------------------------

@@ -10,20 +10,13 @@
 #include <string>
 
 #include "addon/policy_common.h"
-#include "addon/policy_device.h"
-#include "addon/prefix_args.h"
-#include "model/accelerator.h"
 #include "model/generate.h"
 #include "model/model.h"
 
 namespace medgym::addon {
 namespace {
 
-using namespace policy;  // NOLINT: the shared handle and batch helpers
-using model::Config;
-using model::Model;
-using model::SeqInput;
-using model::Session;
+using namespace policy;  // NOLINT: the shared handles, batch helpers and model::Config/Model/Session names
 
 
 Napi::Value SessionCreate(const Napi::CallbackInfo& info) {
