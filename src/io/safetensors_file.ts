@@ -16,9 +16,10 @@ export interface SafetensorsFile {
 export async function openSafetensors(file: string, limits: ReadLimits = {}): Promise<SafetensorsFile> {
   let fh: fs.promises.FileHandle;
   try {
+    requireRegularFile(file);
     fh = await fs.promises.open(file, 'r');
   } catch (err) {
-    throw new SafetensorsError(file, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw cannotOpen(file, err);
   }
   try {
     const size = (await fh.stat()).size;
@@ -38,9 +39,10 @@ export async function openSafetensors(file: string, limits: ReadLimits = {}): Pr
 export function readHeaderSync(file: string, limits: ReadLimits = {}): SafetensorsHeader {
   let fd: number;
   try {
+    requireRegularFile(file);
     fd = fs.openSync(file, 'r');
   } catch (err) {
-    throw new SafetensorsError(file, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw cannotOpen(file, err);
   }
   try {
     const size = fs.fstatSync(fd).size;
@@ -53,6 +55,15 @@ export function readHeaderSync(file: string, limits: ReadLimits = {}): Safetenso
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Opening a FIFO or a device for reading would block (or never end): only regular files are opened. */
+function requireRegularFile(file: string): void {
+  if (!fs.statSync(file).isFile()) throw new Error('not a regular file');
+}
+
+function cannotOpen(file: string, err: unknown): SafetensorsError {
+  return new SafetensorsError(file, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
 }
 
 /**

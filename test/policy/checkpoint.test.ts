@@ -1,5 +1,6 @@
 // Checkpoints: SPEC safetensors round trip, bf16, rejection of corrupted / truncated / hostile /
 // mismatched files, optimizer state round trip.
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -86,6 +87,11 @@ describe('NativePolicy checkpoints', () => {
     await rejects('trunc', (f) => fs.writeFileSync(f, bytes.subarray(0, bytes.length - 100)), /truncated|cover/);
     await rejects('trunc-header', (f) => fs.writeFileSync(f, bytes.subarray(0, 40)), /truncated/);
     await rejects('empty', (f) => fs.writeFileSync(f, Buffer.alloc(0)), /truncated/);
+    // a FIFO would block the open forever: refused as not a regular file
+    const fifo = path.join(dir, 'fifo.safetensors');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expect(NativePolicy.load(fifo)).rejects.toThrow(new RegExp(`${fifo}: cannot open: not a regular file`));
+    await expect(NativePolicy.load(dir)).rejects.toThrow(/cannot open: not a regular file/);
   });
 
   test('a hostile header is rejected before anything is allocated', async () => {
