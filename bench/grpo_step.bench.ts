@@ -6,9 +6,10 @@
 // Run: `npx tsx bench/run.ts grpo_step` (~30 s).
 import { NativePolicy } from '../src/policy';
 import { parseTrainConfig } from '../src/train/config';
-import { INDEX_BASE, makeTrainVec } from '../src/train/envs';
+import { makeTrainVec } from '../src/train/envs';
+import { INDEX_BASE } from '../src/rollout';
 import { grpoUpdate } from '../src/train/grpo';
-import { rollout } from '../src/train/rollout';
+import { rollout } from '../src/rollout';
 import { fmt, printTable } from './harness';
 
 const STEPS = 4;

@@ -8,7 +8,7 @@ import { NativePolicy } from '../src/policy';
 import { BOS_ID, IMAGE_ID } from '../src/tokenizer';
 import { parseTrainConfig } from '../src/train/config';
 import { grpoUpdate } from '../src/train/grpo';
-import type { Trajectory } from '../src/train/rollout';
+import type { Trajectory } from '../src/rollout';
 import { printTable } from './harness';
 
 const PROMPTS = 8;

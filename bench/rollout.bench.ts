@@ -13,7 +13,7 @@ import { nativePolicyFunctions } from '../src/native/policy';
 import { NativePolicy } from '../src/policy';
 import { makeTrainVec } from '../src/train/envs';
 import { parseTrainConfig } from '../src/train/config';
-import { rollout, type Trajectory } from '../src/train/rollout';
+import { rollout, type Trajectory } from '../src/rollout';
 import { printTable, timeAsync } from './harness';
 
 const PROMPTS = 8;

@@ -2,6 +2,7 @@
 // medgym command line: flags in, one call out.
 import { Command } from 'commander';
 import { doctor } from './doctor';
+import { dataCheckCommand, DATA_KINDS_HELP, type DataCheckFlags } from './data';
 import { listEnvs } from '../env/registry';
 import { trainCommand, evalCommand, type TrainFlags, type EvalFlags } from './train';
 import { writeReport, writeMatrix } from '../report';
@@ -50,6 +51,10 @@ program
   .option('--eval-items <n>', 'held-out items per evaluation')
   .option('--eval-samples <n>', 'samples per item for Pass@K')
   .option('--train-modalities <list>', 'train on these modalities only, comma-separated (eval covers all)')
+  .option('--dataset <path>', 'train and evaluate on your data: a data.jsonl, a MedMNIST .npz, or a VQA-RAD / SLAKE / PMC-VQA / OmniMedVQA folder')
+  .option('--dataset-kind <kind>', 'jsonl | manifest | csv | medmnist | vqa-rad | slake | pmc-vqa | omnimedvqa (default: guessed from the path)')
+  .option('--strict', 'stop at the first bad dataset row (default: skip it, count it, name it)')
+  .option('--quick', 'every phase in under a minute (few steps, small eval): try the pipeline on new data')
   .option('--stop-after <n>', 'checkpoint and stop after n steps in this invocation (as Ctrl-C)')
   .option('--resume', 'continue the run in --out from its latest checkpoint')
   .option('--no-report', 'skip the report')
@@ -94,6 +99,24 @@ program
     console.log(r.markdown);
     console.log(r.png);
   });
+
+program
+  .command('data')
+  .description('datasets from disk (JSONL/JSON/CSV manifests, MedMNIST, VQA-RAD, SLAKE, PMC-VQA, OmniMedVQA)')
+  .addCommand(
+    new Command('check')
+      .description('open a dataset, decode every image, and print counts, image sizes and every bad row (file:line); exit 1 when no usable item remains')
+      .argument('<path>', 'a data.jsonl, .json or .csv manifest, MedMNIST .npz, or a dataset folder')
+      .option('--kind <kind>', DATA_KINDS_HELP)
+      .option('--strict', 'any bad row is an error (exit 1)')
+      .option('--json', 'print the report as JSON')
+      .option('--language <lang>', 'SLAKE question language (default en)')
+      .option('--axis <n>', 'NIfTI: slice axis for volumes whose row does not say (0, 1, 2)')
+      .option('--slice <n>', 'NIfTI: slice index for volumes whose row does not say')
+      .action(async (p: string, opts: DataCheckFlags) => {
+        process.exitCode = await dataCheckCommand(p, opts);
+      }),
+  );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);

@@ -4,9 +4,9 @@ import * as path from 'path';
 import { stringify as toYaml } from 'yaml';
 import { mergeConfig, parseTrainConfig, readConfigFile, type TrainConfig } from '../train/config';
 import { runTraining, RUN_FILES } from '../train/run';
-import { makeTrainVec } from '../train/envs';
+import { openRunItems } from '../train/data';
+import { evaluatePolicy } from '../train/evaluate_run';
 import { NativePolicy } from '../policy';
-import { evaluate } from '../eval';
 import { writeReport } from '../report';
 
 export interface TrainFlags {
@@ -23,6 +23,10 @@ export interface TrainFlags {
   evalItems?: string;
   evalSamples?: string;
   trainModalities?: string;
+  dataset?: string;
+  datasetKind?: string;
+  strict?: boolean;
+  quick?: boolean;
   stopAfter?: string;
   resume?: boolean;
   report?: boolean;
@@ -35,6 +39,15 @@ const int = (v: string | undefined, name: string): number | undefined => {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new RangeError(`Expected an integer for --${name} but received ${JSON.stringify(v)}`);
   return n;
+};
+
+/** `--quick`: every phase in under a minute on a 2-core CPU, to try the pipeline (on new data). */
+export const QUICK = {
+  sft: { steps: 30, batchSize: 8, demoPool: 16, warmup: 3 },
+  grpo: { steps: 6, promptsPerStep: 4, groupSize: 4, warmup: 1 },
+  eval: { items: 12, samples: 4 },
+  checkpointEvery: 1000,
+  logEvery: 5,
 };
 
 /** File config (if any) under the flags; --resume without flags reuses the run's own config.json. */
@@ -51,13 +64,19 @@ export function configFromFlags(f: TrainFlags): TrainConfig {
     report: f.report === false ? false : undefined,
     control: f.control === false ? false : undefined,
     progress: f.progress === false ? false : undefined,
-    env: { id: f.env, trainModalities: f.trainModalities?.split(',').map((m) => m.trim()).filter(Boolean) },
+    env: {
+      id: f.env,
+      trainModalities: f.trainModalities?.split(',').map((m) => m.trim()).filter(Boolean),
+      dataset: f.dataset === undefined ? undefined : { path: f.dataset, kind: f.datasetKind, strict: f.strict || undefined },
+    },
     policy: { preset: f.preset },
     sft: { steps: int(f.sftSteps, 'sft-steps') },
     grpo: { steps: int(f.steps, 'steps') },
     eval: { items: int(f.evalItems, 'eval-items'), samples: int(f.evalSamples, 'eval-samples') },
   };
-  const merged = mergeConfig(base, flags) as Record<string, unknown>;
+  if (f.dataset === undefined && (f.datasetKind !== undefined || f.strict)) throw new RangeError('--dataset-kind and --strict need --dataset <path>');
+  // --quick: the whole recipe in under a minute (a pipeline check, not a result), under the file and the flags.
+  const merged = mergeConfig(f.quick ? mergeConfig(QUICK, base) : base, flags) as Record<string, unknown>;
   // A resumed run must not stop again at the same stopAfter unless asked.
   if (f.resume && f.stopAfter === undefined) merged.stopAfter = 0;
   return parseTrainConfig(merged);
@@ -91,17 +110,17 @@ export async function evalCommand(f: EvalFlags): Promise<number> {
   const runConfig = path.join(path.dirname(path.resolve(f.checkpoint)), RUN_FILES.config);
   const base = f.config ? readConfigFile(f.config) : fs.existsSync(runConfig) ? readConfigFile(runConfig) : {};
   const cfg = parseTrainConfig(mergeConfig(base, { seed: int(f.seed, 'seed'), eval: { items: int(f.items, 'items'), samples: int(f.samples, 'samples'), withoutTools: f.tools === false ? false : undefined } }));
+  // The run's items: its dataset reopened (and checked unchanged), or the generator.
+  const items = await openRunItems(cfg);
   const policy = await NativePolicy.load(f.checkpoint, { device: cfg.device, dtype: cfg.dtype });
-  const vec = makeTrainVec(cfg.env, Math.max(cfg.eval.samples, Math.min(64, cfg.eval.items * cfg.eval.samples)), { imageTokens: policy.imageTokens, maxSeq: policy.config.maxSeq });
   try {
-    const r = await evaluate(policy, vec, { label: path.basename(f.checkpoint), items: cfg.eval.items, samples: cfg.eval.samples, temperature: cfg.eval.temperature, withoutTools: cfg.eval.withoutTools, seed: cfg.seed + 0x5eed, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn });
+    const r = await evaluatePolicy(policy, cfg, items, path.basename(f.checkpoint));
     const json = JSON.stringify(r, null, 2) + '\n';
     if (f.out) fs.writeFileSync(f.out, json);
     else process.stdout.write(json);
     const w = r.withTools;
     process.stderr.write(`Acc@1 ${w.acc1.toFixed(3)} | Pass@1 ${w.passAtK[0].toFixed(3)} Pass@${r.samples} ${w.passAtK[r.samples - 1].toFixed(3)} (with tools, ${r.items} items)\n`);
   } finally {
-    vec.close();
     policy.dispose();
   }
   return 0;

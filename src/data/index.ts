@@ -4,3 +4,4 @@ export { splitOf, DEFAULT_FRACTIONS } from './split';
 export { Stream, hashInts, hashString } from './rng';
 export * from './synth';
 export * from './loaders';
+export * from './open';

@@ -1,10 +1,9 @@
 // Evaluation on held-out items (SPEC §6): Acc@1 with greedy decoding, unbiased Pass@K (K = 1..n)
 // from n samples at temperature τ, per modality and question type, with tools and with tool calls
-// banned. Items come from the eval index range, never trained on.
+// banned. The items are the caller's: an ItemSource's held-out ones (src/rollout/items.ts), never trained on.
 import type { VectorEnv } from '../env';
 import type { NativePolicy } from '../policy';
-import { rollout, type Trajectory } from '../train/rollout';
-import { INDEX_BASE } from '../train/envs';
+import { rollout, type Trajectory } from '../rollout';
 import { zoomHitRate } from '../rewards';
 import { breakdown, summarizeGroup, type EvalGroupResult, type GroupBreakdown, type ItemOutcome } from './groups';
 
@@ -32,7 +31,8 @@ export interface EvalResult {
 
 export interface EvalOptions {
   label: string;
-  items: number;
+  /** Item indices of the held-out set (ItemSource.evalItems). */
+  items: readonly number[];
   samples: number;
   temperature: number;
   withoutTools: boolean;
@@ -50,7 +50,7 @@ interface PerItem {
 }
 
 async function evalMode(policy: NativePolicy, vec: VectorEnv, o: EvalOptions, noTools: boolean): Promise<EvalModeResult> {
-  const indices = Array.from({ length: o.items }, (_, j) => INDEX_BASE.eval + j);
+  const indices = o.items;
   const per: PerItem[] = [];
   const W = vec.numEnvs;
   for (let i = 0; i < indices.length; i += W) {
@@ -84,14 +84,15 @@ async function evalMode(policy: NativePolicy, vec: VectorEnv, o: EvalOptions, no
   };
 }
 
-/** Evaluates `policy` on the first `items` held-out items, with tools and (optionally) without. */
+/** Evaluates `policy` on the held-out items `o.items`, with tools and (optionally) without. */
 export async function evaluate(policy: NativePolicy, vec: VectorEnv, o: EvalOptions): Promise<EvalResult> {
+  if (o.items.length === 0) throw new RangeError(`evaluate ${o.label}: no held-out items`);
   const withTools = await evalMode(policy, vec, o, false);
   const withoutTools = o.withoutTools ? await evalMode(policy, vec, o, true) : undefined;
-  return { label: o.label, items: o.items, samples: o.samples, temperature: o.temperature, withTools, withoutTools };
+  return { label: o.label, items: o.items.length, samples: o.samples, temperature: o.temperature, withTools, withoutTools };
 }
 
-/** Episodes an evaluation runs (for progress bars). */
-export function evalEpisodes(o: Pick<EvalOptions, 'items' | 'samples' | 'withoutTools'>): number {
+/** Episodes an evaluation of `items` held-out items runs (for progress bars). */
+export function evalEpisodes(o: { items: number; samples: number; withoutTools: boolean }): number {
   return o.items * (1 + o.samples) * (o.withoutTools ? 2 : 1);
 }

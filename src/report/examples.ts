@@ -15,6 +15,7 @@ import { CHECKPOINT_LIMITS } from '../policy/checkpoint';
 import type { Box, ViewImage } from '../tools/image';
 import { parseTrainConfig, type TrainConfig } from '../train/config';
 import { envOptions, trainEnvExtra } from '../train/envs';
+import { openRunItems } from '../train/data';
 
 /** The fields of a trajectories.jsonl line the examples use (src/train/run.ts trajectoryRecord). */
 export interface TrajectoryRow {
@@ -115,10 +116,11 @@ export function policyDims(dir: string, cfg: TrainConfig): { imageTokens: number
   return { imageTokens: (pc.imageSize / pc.patch) ** 2, maxSeq: pc.maxSeq };
 }
 
-/** An env like the run's GRPO training env (same id, options and trainModalities restriction). */
-export function trainingEnv(dir: string, config: unknown): MedGymEnv {
+/** An env like the run's GRPO training env (same id, options, trainModalities restriction and dataset, reopened and checked unchanged). */
+export async function trainingEnv(dir: string, config: unknown): Promise<MedGymEnv> {
   const cfg = parseTrainConfig(config);
-  return make(cfg.env.id, envOptions(cfg.env, policyDims(dir, cfg), trainEnvExtra(cfg.env)));
+  const items = await openRunItems(cfg);
+  return make(cfg.env.id, envOptions(cfg.env, policyDims(dir, cfg), { ...items.envExtra, ...trainEnvExtra(cfg.env) }));
 }
 
 /** The rows of the first and the last step in trajectories.jsonl (streamed: the file can be large). */
@@ -236,7 +238,7 @@ export async function writeExamples(dir: string, config: unknown, rdir: string):
   if (!examples.length) return { lines: ['_No example trajectories._'], pngs: {} };
   let env: MedGymEnv;
   try {
-    env = trainingEnv(dir, config);
+    env = await trainingEnv(dir, config);
   } catch (err) {
     return { lines: [`_Example trajectories not replayed: ${(err as Error).message.split('\n')[0]}._`], pngs: {} };
   }

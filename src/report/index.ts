@@ -10,6 +10,7 @@ import { envModalities } from '../train/envs';
 import { cellAxes, cellsSpec, gainSpec } from './heatmap';
 import { writeExamples } from './examples';
 import { renderChart } from './render';
+import { dataLines } from './data_section';
 
 export { renderChart } from './render';
 export { heatmapSpec, cellsSpec, gainSpec, cellAxes, modeCells, diffCells, cellLabel, MIN_ITEMS } from './heatmap';
@@ -216,6 +217,7 @@ export async function writeReport(dir: string): Promise<{ markdown: string; html
     ...(control.length ? [`- Control: the SFT policy trained further by SFT on the same demo pool for GRPO's wall time: ${control.length} steps, final loss ${last(control, 'loss')}.`] : []),
     `- Skipped (non-finite) steps: ${skipped.length}.`,
     '',
+    ...dataLines(dir),
     '## Evaluation',
     '',
     ...evalTables(run),

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
-import { MODALITIES } from '../data/synth/looks';
+import { DATASET_KINDS } from '../data/open';
 import { didYouMean } from '../util/did_you_mean';
 
 const posInt = z.number().int().positive();
@@ -14,9 +14,38 @@ const nonNegInt = z.number().int().nonnegative();
 const share = z.number().min(0).max(1);
 const lr = z.number().positive().finite();
 
-const Env = z.strictObject({
-  /** Registered env id (`medgym envs`). */
-  id: z.string().default('MedVista-Synth-Lesion-Visible-v0'),
+/** The synthetic task trained on by default, and the env that serves a dataset from disk. */
+export const DEFAULT_ENV_ID = 'MedVista-Synth-Lesion-Visible-v0';
+export const DATASET_ENV_ID = 'MedGym-Dataset-v0';
+
+/** A user's dataset on disk (src/data/open.ts); the run records what it opened (`resolved`). */
+const Dataset = z.strictObject({
+  /** A data.jsonl / manifest .csv / MedMNIST .npz, or a VQA-RAD / SLAKE / PMC-VQA / OmniMedVQA folder. */
+  path: z.string().min(1),
+  /** Guessed from the path when omitted. */
+  kind: z.enum(DATASET_KINDS).optional(),
+  /** SLAKE question language. */
+  language: z.string().optional(),
+  /** NIfTI volumes that do not say: the axis and slice of the 2-D view. */
+  axis: z.union([z.literal(0), z.literal(1), z.literal(2)]).optional(),
+  slice: nonNegInt.optional(),
+  /** A bad row stops the run (default: skipped, counted and logged). */
+  strict: z.boolean().default(false),
+  /** [train, val, test] shares of the stable hash split, for items without a split of their own. */
+  fractions: z.tuple([share, share, share]).default([0.8, 0.1, 0.1]),
+  /** Train items without a finding box: answer-only demonstrations ('answer') or GRPO prompts only ('skip'). */
+  withoutBox: z.enum(['answer', 'skip']).default('answer'),
+  /** Written by the run when it opens the dataset (a resumed or evaluated run checks it is unchanged). */
+  resolved: z
+    .strictObject({ path: z.string(), kind: z.enum(DATASET_KINDS), size: nonNegInt, sha256: z.string(), annotationFiles: z.array(z.string()) })
+    .optional(),
+});
+
+const EnvFields = z.strictObject({
+  /** Registered env id (`medgym envs`); default MedGym-Dataset-v0 with a dataset, else the synthetic task. */
+  id: z.string(),
+  /** Train and evaluate on a dataset from disk instead of the synthetic generator. */
+  dataset: Dataset.optional(),
   /**
    * 'none' (no system text: a policy trained from scratch learns the protocol from SFT, and ~150 fewer
    * positions per episode make every step ~30% cheaper), 'short' (SHORT_SYSTEM_PROMPT, ~150 bytes),
@@ -32,14 +61,20 @@ const Env = z.strictObject({
   /**
    * Train on these modalities only: SFT demonstrations and GRPO prompts are drawn from them, the
    * evaluations still cover every modality of the env (the report marks each seen/unseen; `medgym
-   * matrix` assembles Med-R1's cross-modality matrix from such runs). Default: all. Synthetic envs only.
+   * matrix` assembles Med-R1's cross-modality matrix from such runs). Default: all. A dataset's
+   * modalities are its own labels (`medgym data check` lists them).
    */
-  trainModalities: z.array(z.enum(MODALITIES)).min(1).optional(),
+  trainModalities: z.array(z.string().min(1)).min(1).optional(),
   /** An answer before any successful tool call's output loses the format reward (the task needs a tool). */
   requireTool: z.boolean().default(false),
   /** Reward weights (SPEC §4; RECIPE: accuracy + 0.1 format). */
   rewards: z.strictObject({ accuracy: z.number().default(1), format: z.number().default(0.1), tool: z.number().default(0), iou: z.number().default(0) }).prefault({}),
 });
+// The env id's default depends on whether a dataset is given.
+const Env = z.preprocess((v) => {
+  if (!v || typeof v !== 'object' || Array.isArray(v) || (v as { id?: unknown }).id !== undefined) return v;
+  return { ...v, id: (v as { dataset?: unknown }).dataset === undefined ? DEFAULT_ENV_ID : DATASET_ENV_ID };
+}, EnvFields);
 
 const Policy = z.strictObject({
   /** Model preset (docs/policy.md). tiny (1M) is the CPU default; small (11M) and base (87M) want more compute. */
@@ -205,10 +240,11 @@ export function parseTrainConfig(input: unknown): TrainConfig {
 function keysAt(path: PropertyKey[]): string[] {
   let node: unknown = TrainConfigSchema;
   const unwrap = (n: unknown): unknown => {
-    let def = (n as { _zod: { def: { type: string; innerType?: unknown } } })._zod.def;
-    while (def.innerType !== undefined && def.type !== 'object') {
-      n = def.innerType;
-      def = (n as { _zod: { def: { type: string; innerType?: unknown } } })._zod.def;
+    type ZodDef = { type: string; innerType?: unknown; out?: unknown };
+    let def = (n as { _zod: { def: ZodDef } })._zod.def;
+    while (def.type !== 'object' && (def.innerType !== undefined || def.out !== undefined)) {
+      n = def.type === 'pipe' ? def.out : def.innerType;
+      def = (n as { _zod: { def: ZodDef } })._zod.def;
     }
     return n;
   };

@@ -1,11 +1,9 @@
-// Env construction and the item index ranges of a run: SFT demonstrations, GRPO prompts and the
-// held-out eval set draw from disjoint ranges of the same generator, so no eval item is trained on.
+// Env construction for a run: the env id and options its vector envs are made with (the item
+// indices they are reset to come from an ItemSource, src/rollout/items.ts).
 import { makeVec, envSpec, SHORT_SYSTEM_PROMPT, DEFAULT_SYSTEM_PROMPT, type VectorEnv, type MedGymOptions } from '../env';
 import { MODALITIES } from '../data/synth/looks';
 import type { TrainConfig } from './config';
 
-/** First item index of each range (the synthetic generator is endless and counter-based). */
-export const INDEX_BASE = { sft: 0, grpo: 1 << 28, eval: 1 << 30 } as const;
 
 export function systemPromptOf(c: TrainConfig['env']): string {
   if (c.systemPrompt === 'none') return '';
@@ -45,10 +43,11 @@ export function envModalities(id: string): string[] | undefined {
  * index ranges stay disjoint either way. The report replays GRPO episodes with these same options.
  */
 export function trainEnvExtra(c: TrainConfig['env']): MedGymOptions {
-  if (!c.trainModalities) return {};
+  // A dataset's train items are chosen by its ItemSource (src/rollout/items.ts), not by env options.
+  if (!c.trainModalities || c.dataset) return {};
   const all = envModalities(c.id);
   if (!all) throw new RangeError(`env.trainModalities needs a synthetic env but ${c.id} reads a dataset`);
   const bad = c.trainModalities.filter((m) => !all.includes(m));
   if (bad.length) throw new RangeError(`env.trainModalities: ${bad.join(', ')} not among the modalities of ${c.id} (${all.join(', ')})`);
-  return { synth: { modalities: [...new Set(c.trainModalities)] } };
+  return { synth: { modalities: [...new Set(c.trainModalities)] as (typeof MODALITIES)[number][] } };
 }

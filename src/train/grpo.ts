@@ -8,7 +8,7 @@ import { grpoAdvantages, grpoLoss } from '../native';
 import { zoomHitRate } from '../rewards';
 import type { NativePolicy } from '../policy';
 import { lrAt, type TrainConfig } from './config';
-import type { Trajectory } from './rollout';
+import type { Trajectory } from '../rollout';
 
 export interface GrpoStepMetrics {
   loss: number;

@@ -4,10 +4,11 @@ export { runTraining, TrainingDivergedError, RUN_FILES, trajectoryRecord } from 
 export type { RunState, RunResult, RunOptions, Phase } from './run';
 export { PreflightError, preflight } from './preflight';
 export { ResumeError } from './checkpoints';
-export { rollout } from './rollout';
-export type { Trajectory, RolloutOptions } from './rollout';
+export { rollout } from '../rollout';
+export type { Trajectory, RolloutOptions } from '../rollout';
 export { grpoUpdate } from './grpo';
 export type { GrpoStepMetrics } from './grpo';
 export { makeDemos, sftStep, sftIndices, demoKind } from './sft';
 export type { Demo, DemoKind, SftStepMetrics } from './sft';
-export { INDEX_BASE, envOptions, makeTrainVec, envModalities, trainEnvExtra } from './envs';
+export { envOptions, makeTrainVec, envModalities, trainEnvExtra } from './envs';
+export { INDEX_BASE } from '../rollout';

@@ -11,13 +11,15 @@ import { nativeInfo, setNumThreads } from '../native';
 import { describeDevice, NativePolicy } from '../policy';
 import { decode } from '../tokenizer';
 import type { VectorEnv } from '../env';
-import { evaluate, evalEpisodes, type EvalResult } from '../eval';
+import type { EvalResult } from '../eval';
 import { lrAt, type TrainConfig } from './config';
 import { CHECKPOINTS_DIR, LATEST, restoreLatest, saveCheckpoint, type Phase, type RunState } from './checkpoints';
-import { INDEX_BASE, makeTrainVec, trainEnvExtra } from './envs';
+import { describeItems } from './data';
+import { makeTrainVec, trainEnvExtra } from './envs';
+import { evaluatePolicy, runEvalEpisodes } from './evaluate_run';
 import { grpoUpdate } from './grpo';
 import { makeProgress, type Progress } from './progress';
-import { rollout, type Trajectory } from './rollout';
+import { rollout, type Trajectory } from '../rollout';
 import { PreflightError, preflight } from './preflight';
 import { makeDemos, sftIndices, sftStep, type Demo } from './sft';
 
@@ -37,6 +39,8 @@ export class TrainingDivergedError extends Error {
 
 export const RUN_FILES = {
   config: 'config.json',
+  /** What the run trained and evaluated on: the dataset opened, its splits, skipped rows, the demo pool. */
+  data: 'data.json',
   metrics: 'metrics.jsonl',
   trajectories: 'trajectories.jsonl',
   evalSft: 'eval_sft.json',
@@ -64,13 +68,17 @@ export interface RunOptions {
 const fileSize = (f: string): number => (fs.existsSync(f) ? fs.statSync(f).size : 0);
 
 /** Runs (or resumes) the recipe in `cfg.out`. */
-export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
+export async function runTraining(config: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
+  let cfg = config;
   const dir = path.resolve(cfg.out);
   const P = (f: string): string => path.join(dir, f);
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   // Every problem that would stop the run is found before any work (and before the folder is written).
-  const problems = await preflight(cfg, { resume: opts.resume });
-  if (problems.length) throw new PreflightError(problems);
+  const { problems, items } = await preflight(cfg, { resume: opts.resume });
+  if (problems.length || !items) throw new PreflightError(problems);
+  log(describeItems(items));
+  if (cfg.env.dataset && items.resolved) cfg = { ...cfg, env: { ...cfg.env, dataset: { ...cfg.env.dataset, resolved: items.resolved } } };
+  const source = items.source;
   const progress = makeProgress(cfg.progress, cfg.logEvery, log);
   fs.mkdirSync(P(RUN_FILES.checkpoints), { recursive: true });
   const dev = { device: cfg.device, dtype: cfg.dtype }; // every policy of the run (docs/cuda.md)
@@ -94,6 +102,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   }
   log(`policy device: ${describeDevice(policy.deviceInfo)}`);
   await writeFileAtomic(P(RUN_FILES.config), JSON.stringify(cfg, null, 2) + '\n');
+  const dataRecord: Record<string, unknown> = { items: describeItems(items), dataset: items.resolved, splits: items.summary, skipped: items.skipped };
+  await writeFileAtomic(P(RUN_FILES.data), JSON.stringify(dataRecord, null, 2) + '\n');
   const t0 = Date.now();
   const before = state.elapsed; // seconds of earlier invocations (checkpoints overwrite state.elapsed with the total)
   const elapsed = (): number => before + (Date.now() - t0) / 1000;
@@ -146,7 +156,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
 
   const vecs: VectorEnv[] = [];
   const vec = (n: number, extra = {}): VectorEnv => {
-    const v = makeTrainVec(cfg.env, n, dims, extra);
+    const v = makeTrainVec(cfg.env, n, dims, { ...items.envExtra, ...extra });
     vecs.push(v);
     return v;
   };
@@ -156,15 +166,19 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   try {
     // ---- SFT: the warm start, and the control (the SFT policy trained further by SFT for GRPO's wall time)
     let pool: Map<number, Demo> | undefined;
+    const poolItems = source.sftPool(cfg.sft.demoPool);
     let demoVec: VectorEnv | undefined;
     const demosOf = async (idx: number[]): Promise<Demo[]> => {
       const dv = (demoVec ??= vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true, ...trainEnvExtra(cfg.env) }));
       if (cfg.sft.demoPool > 0 && !pool) {
         pool = new Map();
-        const all = Array.from({ length: cfg.sft.demoPool }, (_, i) => INDEX_BASE.sft + i);
+        const all = poolItems;
         for (let i = 0; i < all.length; i += dv.numEnvs) for (const d of await makeDemos(dv, all.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)) pool.set(d.index, d);
         const kinds = [...pool.values()].reduce<Record<string, number>>((m, d) => ({ ...m, [d.kind]: (m[d.kind] ?? 0) + 1 }), {});
-        log(`SFT demo pool: ${pool.size} demonstrations (${Object.entries(kinds).map(([k, v]) => `${k} ${v}`).join(', ')})`);
+        const zooming = [...pool.values()].filter((d) => d.zooms).length;
+        dataRecord.demoPool = { demonstrations: pool.size, kinds, zoom: zooming, answerOnly: pool.size - zooming };
+        await writeFileAtomic(P(RUN_FILES.data), JSON.stringify(dataRecord, null, 2) + '\n');
+        log(`SFT demo pool: ${pool.size} demonstrations (${Object.entries(kinds).map(([k, v]) => `${k} ${v}`).join(', ')}; ${zooming} zoom to a finding box, ${pool.size - zooming} answer only)`);
       }
       if (pool) return idx.map((i) => pool!.get(i)!);
       const out: Demo[] = [];
@@ -185,7 +199,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
         if (mustStop()) return await stopped();
         const k = at(state.step);
         const t1 = Date.now();
-        const m = await sftStep(policy, await demosOf(sftIndices(k, cfg.seed, cfg.sft)), k, cfg.sft, cfg.injectNan.includes(`${state.phase}:${state.step}`), lrOf(k));
+        const m = await sftStep(policy, await demosOf(sftIndices(k, cfg.seed, cfg.sft, source, poolItems)), k, cfg.sft, cfg.injectNan.includes(`${state.phase}:${state.step}`), lrOf(k));
         tokens += m.tokens;
         if (!m.finite) badStep(`non-finite ${Number.isFinite(m.loss) ? 'gradient' : 'loss'}`);
         else {
@@ -215,13 +229,10 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       await nextPhase('eval_sft');
     }
 
-    const evalVec = (): VectorEnv => vec(Math.max(cfg.eval.samples, Math.min(64, cfg.eval.items * cfg.eval.samples)));
     const runEval = async (label: string, file: string): Promise<EvalResult> => {
-      const o = { label, items: cfg.eval.items, samples: cfg.eval.samples, temperature: cfg.eval.temperature, withoutTools: cfg.eval.withoutTools, seed: cfg.seed + 0x5eed, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn };
-      const total = evalEpisodes(o);
       let done = 0;
-      progress.start(`eval ${label}`, total, 0);
-      const r = await evaluate(policy, evalVec(), { ...o, onEpisodes: (n) => progress.update((done += n), {}) });
+      progress.start(`eval ${label}`, runEvalEpisodes(cfg, items), 0);
+      const r = await evaluatePolicy(policy, cfg, items, label, (n) => progress.update((done += n), {}));
       progress.stop();
       await writeFileAtomic(P(file), JSON.stringify(r, null, 2) + '\n');
       const w = r.withTools;
@@ -247,10 +258,10 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
         try {
           while (state.step < g.steps) {
             if (mustStop()) return await stopped();
-            const items = Array.from({ length: g.promptsPerStep }, (_, p) => INDEX_BASE.grpo + state.step * g.promptsPerStep + p);
+            const prompts = source.grpoItems(state.step, g.promptsPerStep);
             const tr0 = Date.now();
             const timing = { sampleSeconds: 0, envSeconds: 0 };
-            const trajs = await rollout(policy, rv, { seed: cfg.seed, step: state.step, items, groupSize: g.groupSize, temperature: g.temperature, topP: g.topP, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn, timing });
+            const trajs = await rollout(policy, rv, { seed: cfg.seed, step: state.step, items: prompts, groupSize: g.groupSize, temperature: g.temperature, topP: g.topP, maxNewTokensPerTurn: cfg.env.maxNewTokensPerTurn, timing });
             const tr1 = Date.now();
             const m = await grpoUpdate(policy, ref, trajs, state.step, g, cfg.injectNan.includes(`grpo:${state.step}`));
             gen += m.generatedTokens;

@@ -9,7 +9,7 @@ import { encode } from '../tokenizer';
 import type { ViewImage } from '../tools/image';
 import { cellOf } from '../tools/geometry';
 import { lrAt, type TrainConfig } from './config';
-import { INDEX_BASE } from './envs';
+import type { ItemSource } from '../rollout';
 
 export type DemoKind = 'expert' | 'noisy' | 'no_tool';
 
@@ -21,6 +21,8 @@ export interface Demo {
   mask: number[];
   images: ViewImage[];
   correct: boolean;
+  /** It called zoom_in (false: an answer-only demonstration: no finding box, or a no_tool one). */
+  zooms: boolean;
   modality: string;
   questionType: string;
 }
@@ -62,7 +64,7 @@ export async function makeDemos(vec: VectorEnv, indices: number[], seed: number,
       const rnd = new Stream(seed, index, 0xce11);
       let { observation, info } = await env.reset({ options: { index } });
       const first = observation;
-      const d: Demo = { index, kind, tokens: [...observation.tokens], mask: observation.tokens.map(() => 0), images: [...observation.images], correct: false, modality: info.modality, questionType: info.questionType };
+      const d: Demo = { index, kind, tokens: [...observation.tokens], mask: observation.tokens.map(() => 0), images: [...observation.images], correct: false, zooms: false, modality: info.modality, questionType: info.questionType };
       for (;;) {
         const ids = encode(demoAction(kind, first, info, rnd, c.think));
         d.tokens.push(...ids);
@@ -70,6 +72,7 @@ export async function makeDemos(vec: VectorEnv, indices: number[], seed: number,
         const r = await env.step(ids);
         if (r.terminated || r.truncated) {
           d.correct = r.info.answer?.correct ?? false;
+          d.zooms = r.info.toolCalls.some((t) => t.name === 'zoom_in');
           return d;
         }
         d.tokens.push(...r.observation.tokens);
@@ -81,12 +84,15 @@ export async function makeDemos(vec: VectorEnv, indices: number[], seed: number,
   );
 }
 
-/** The demo pool's item indices, or the fresh indices of step `step` when the pool is unlimited (0). */
-export function sftIndices(step: number, seed: number, c: TrainConfig['sft']): number[] {
-  if (c.demoPool === 0) return Array.from({ length: c.batchSize }, (_, b) => INDEX_BASE.sft + step * c.batchSize + b);
+/**
+ * The item indices of SFT step `step`: draws from the demo pool (`pool`, the source's first
+ * demoPool demonstration items), or the source's fresh items when the pool is unlimited (0).
+ */
+export function sftIndices(step: number, seed: number, c: TrainConfig['sft'], source: ItemSource, pool: readonly number[]): number[] {
+  if (c.demoPool === 0) return source.sftFresh(step, c.batchSize);
   // Sample pool positions for this step from the step's own stream (resumable: no cursor state).
   const s = new Stream(seed, step, 0x5f7);
-  return Array.from({ length: c.batchSize }, () => INDEX_BASE.sft + s.int(0, c.demoPool));
+  return Array.from({ length: c.batchSize }, () => pool[s.int(0, c.demoPool)]);
 }
 
 export interface SftStepMetrics {

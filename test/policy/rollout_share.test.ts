@@ -4,7 +4,7 @@
 import { NativePolicy } from '../../src/policy';
 import { makeTrainVec } from '../../src/train/envs';
 import { parseTrainConfig } from '../../src/train/config';
-import { rollout } from '../../src/train/rollout';
+import { rollout } from '../../src/rollout';
 import { randomizeWeights } from './common';
 
 test('shared-prompt rollouts equal separate-prefill rollouts (multi-turn, with tool responses)', async () => {

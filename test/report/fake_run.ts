@@ -9,7 +9,8 @@ import { POLICY_PRESETS } from '../../src/policy/presets';
 import { encode } from '../../src/tokenizer';
 import type { ViewImage } from '../../src/tools/image';
 import { parseTrainConfig, type TrainConfig } from '../../src/train/config';
-import { INDEX_BASE, makeTrainVec, trainEnvExtra } from '../../src/train/envs';
+import { makeTrainVec, trainEnvExtra } from '../../src/train/envs';
+import { INDEX_BASE } from '../../src/rollout';
 import type { TrajectoryRow } from '../../src/report';
 import { Rng } from '../helpers/random';
 

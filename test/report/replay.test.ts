@@ -8,7 +8,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { examplePng, firstAndLastStep, pickExamples, replayEpisode, trainingEnv, type TrajectoryRow } from '../../src/report';
 import { parseTrainConfig } from '../../src/train/config';
-import { INDEX_BASE } from '../../src/train/envs';
+import { INDEX_BASE } from '../../src/rollout';
 import { grpoEnv, recordEpisode } from './fake_run';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'medgym-replay-'));
@@ -23,7 +23,7 @@ test.each([
 ])('replay renders the views of the original episode: %s', async (_, trainModalities) => {
   const cfg = parseTrainConfig({ env: { id: 'MedVista-Synth-v0', trainModalities }, policy: { preset: 'tiny' } });
   const orig = grpoEnv(cfg);
-  const replayEnv = trainingEnv(TMP, JSON.parse(JSON.stringify(cfg)));
+  const replayEnv = await trainingEnv(TMP, JSON.parse(JSON.stringify(cfg)));
   for (let k = 0; k < 3; k++) {
     const { row, views, modality } = await recordEpisode(orig, 0, INDEX_BASE.grpo + 17 + k, k === 0 ? [] : ['B2', 'D4'].slice(0, k), k % 2 === 0);
     if (trainModalities) expect(trainModalities).toContain(modality);
@@ -52,7 +52,7 @@ test('a record the env does not reproduce is flagged, with where it differs', as
   expect(r.faithful).toBe(false);
   expect(r.divergence).toMatch(new RegExp(`response at position ${respStart}`));
   // Replaying under another config (all modalities) draws another item: the prompt differs.
-  const other = trainingEnv(TMP, parseTrainConfig({}));
+  const other = await trainingEnv(TMP, parseTrainConfig({}));
   const flags: boolean[] = [];
   for (let k = 0; k < 6; k++) flags.push((await replayEpisode(other, (await recordEpisode(env, 0, INDEX_BASE.grpo + 40 + k, [], true)).row)).faithful);
   expect(flags.some((f) => !f)).toBe(true);

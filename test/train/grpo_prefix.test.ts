@@ -5,7 +5,7 @@ import { NativePolicy } from '../../src/policy';
 import { BOS_ID, IMAGE_ID } from '../../src/tokenizer';
 import { parseTrainConfig, type TrainConfig } from '../../src/train/config';
 import { grpoUpdate, type GrpoStepMetrics } from '../../src/train/grpo';
-import type { Trajectory } from '../../src/train/rollout';
+import type { Trajectory } from '../../src/rollout';
 import { Rng } from '../helpers/random';
 import { TEST_CONFIG, randomView, randomizeWeights } from '../policy/common';
 

@@ -13,7 +13,7 @@ afterAll(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
 test('a good config has no problems and writes nothing', async () => {
   const out = path.join(TMP, 'fresh', 'run');
-  expect(await preflight(parseTrainConfig({ out }))).toEqual([]);
+  expect((await preflight(parseTrainConfig({ out }))).problems).toEqual([]);
   expect(fs.existsSync(path.join(TMP, 'fresh'))).toBe(false);
 });
 
@@ -22,7 +22,7 @@ test('every problem is reported, one line each', async () => {
   fs.writeFileSync(file, 'x');
   const badInit = path.join(TMP, 'bad.safetensors');
   fs.writeFileSync(badInit, Buffer.from([200, 0, 0, 0, 0, 0, 0, 0, 123]));
-  expect(await preflight(parseTrainConfig({ out: path.join(TMP, 'typo'), env: { id: 'MedVista-Synth-Lesoin-v0' } }))).toEqual([
+  expect((await preflight(parseTrainConfig({ out: path.join(TMP, 'typo'), env: { id: 'MedVista-Synth-Lesoin-v0' } }))).problems).toEqual([
     expect.stringMatching(/^env\.id: Unknown env id "MedVista-Synth-Lesoin-v0" \(did you mean 'MedVista-Synth-Lesion-v0'\?\)/),
   ]);
   const cfg = parseTrainConfig({
@@ -30,18 +30,18 @@ test('every problem is reported, one line each', async () => {
     env: { id: 'NoSuchEnv-v9', maxNewTokensPerTurn: 4096 },
     policy: { init: badInit },
   });
-  const problems = await preflight(cfg);
+  const { problems } = await preflight(cfg);
   expect(problems).toHaveLength(3);
   expect(problems[0]).toMatch(/^env\.id: Unknown env id "NoSuchEnv-v9"; registered: .*MedVista-Synth-v0/);
   expect(problems[1]).toMatch(new RegExp(`^policy\\.init: ${badInit}: truncated`));
   expect(problems[2]).toMatch(/^out: .*a-file is a file, not a folder$/);
 
-  const tooLong = await preflight(parseTrainConfig({ out: path.join(TMP, 'x'), env: { maxNewTokensPerTurn: 4096 } }));
+  const tooLong = (await preflight(parseTrainConfig({ out: path.join(TMP, 'x'), env: { maxNewTokensPerTurn: 4096 } }))).problems;
   expect(tooLong).toEqual(['env.maxNewTokensPerTurn: 4096 leaves no room for the prompt in the policy\'s 1024 positions']);
-  expect(await preflight(parseTrainConfig({ out: path.join(TMP, 'y'), env: { trainModalities: ['ct'], id: 'MedVista-Synth-Lesion-Visible-v0' } }))).toEqual([
+  expect((await preflight(parseTrainConfig({ out: path.join(TMP, 'y'), env: { trainModalities: ['ct'], id: 'MedVista-Synth-Lesion-Visible-v0' } }))).problems).toEqual([
     expect.stringMatching(/^env\.trainModalities: .*ct not among the modalities/),
   ]);
-  expect(await preflight(parseTrainConfig({ out: path.join(TMP, 'z'), policy: { init: path.join(TMP, 'missing.safetensors') } }))).toEqual([
+  expect((await preflight(parseTrainConfig({ out: path.join(TMP, 'z'), policy: { init: path.join(TMP, 'missing.safetensors') } }))).problems).toEqual([
     expect.stringMatching(/^policy\.init: .*missing\.safetensors: cannot open: ENOENT/),
   ]);
 });
@@ -50,8 +50,8 @@ test('a folder holding a run is refused unless resuming', async () => {
   const out = path.join(TMP, 'old-run');
   fs.mkdirSync(path.join(out, 'checkpoints'), { recursive: true });
   fs.writeFileSync(path.join(out, 'metrics.jsonl'), '{}\n');
-  expect(await preflight(parseTrainConfig({ out }))).toEqual([expect.stringMatching(/already holds a run; continue it with --resume/)]);
-  expect(await preflight(parseTrainConfig({ out }), { resume: true })).toEqual([]);
+  expect((await preflight(parseTrainConfig({ out }))).problems).toEqual([expect.stringMatching(/already holds a run; continue it with --resume/)]);
+  expect((await preflight(parseTrainConfig({ out }), { resume: true })).problems).toEqual([]);
 });
 
 test('too little disk space for the checkpoints is a problem', () => {

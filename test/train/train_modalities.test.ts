@@ -3,7 +3,8 @@
 import { configFromFlags } from '../../src/cli/train';
 import { generateQuestion } from '../../src/data/synth';
 import { parseTrainConfig } from '../../src/train/config';
-import { envOptions, INDEX_BASE, trainEnvExtra } from '../../src/train/envs';
+import { envOptions, trainEnvExtra } from '../../src/train/envs';
+import { INDEX_BASE } from '../../src/rollout';
 
 const dims = { imageTokens: 64, maxSeq: 1024 };
 
@@ -21,7 +22,9 @@ test('a subset narrows the training generator and keeps the synth seed; no subse
 });
 
 test('bad subsets are refused with the field named', () => {
-  expect(() => parseTrainConfig({ env: { trainModalities: ['pet'] } })).toThrow(/env\.trainModalities\.0/);
+  // Modalities are free text in the config (a dataset has its own labels); the env checks them.
+  expect(() => trainEnvExtra(parseTrainConfig({ env: { id: 'MedVista-Synth-v0', trainModalities: ['pet'] } }).env)).toThrow(/pet not among the modalities of MedVista-Synth-v0/);
+  expect(() => parseTrainConfig({ env: { trainModalities: [''] } })).toThrow(/env\.trainModalities\.0/);
   expect(() => parseTrainConfig({ env: { trainModalities: [] } })).toThrow(/env\.trainModalities/);
   // The lesion task draws from xray, ultrasound and oct only.
   expect(() => trainEnvExtra(parseTrainConfig({ env: { id: 'MedVista-Synth-Lesion-v0', trainModalities: ['ct'] } }).env)).toThrow(/ct not among the modalities of MedVista-Synth-Lesion-v0/);

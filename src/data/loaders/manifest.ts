@@ -1,14 +1,17 @@
 // A Dataset over a list of records (parsed once, small) whose images load lazily on get/stream.
-// Splits are seeded by item id (src/data/split.ts); shuffles are seeded.
+// Splits are seeded by item id (src/data/split.ts), except for records with a split of their own
+// (ownSplit: the dataset's official split); shuffles are seeded.
 import { Stream } from '../rng';
 import { splitOf } from '../split';
-import type { Dataset, StreamOptions, VqaItem } from '../types';
+import type { Dataset, Split, StreamOptions, VqaItem } from '../types';
 
 export class ManifestDataset<R extends { id: string }> implements Dataset {
   constructor(
     readonly name: string,
     readonly records: readonly R[],
     private readonly load: (r: R, index: number) => Promise<VqaItem>,
+    /** The record's own split, when the dataset has one; the seeded hash split otherwise. */
+    private readonly ownSplit?: (r: R, index: number) => Split | undefined,
   ) {}
 
   get size(): number {
@@ -26,7 +29,7 @@ export class ManifestDataset<R extends { id: string }> implements Dataset {
   indices(opts: StreamOptions = {}): number[] {
     const seed = opts.seed ?? 0;
     let idx = this.records.map((_, i) => i);
-    if (opts.split) idx = idx.filter((i) => splitOf(this.records[i].id, seed, opts.fractions) === opts.split);
+    if (opts.split) idx = idx.filter((i) => (this.ownSplit?.(this.records[i], i) ?? splitOf(this.records[i].id, seed, opts.fractions)) === opts.split);
     if (opts.shuffle) new Stream(seed, 0x5eed).shuffle(idx);
     return idx;
   }

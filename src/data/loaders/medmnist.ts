@@ -6,7 +6,8 @@ import * as path from 'path';
 import { unzipSync } from 'fflate';
 import { Stream, hashString } from '../rng';
 import type { RawImage } from '../../tools/image';
-import { LoaderError, readBytes } from './common';
+import type { Split } from '../types';
+import { LoaderError, readBytes, rowInfo, type OpenOptions, type Rows } from './common';
 import { ManifestDataset } from './manifest';
 
 export interface NpyArray {
@@ -86,7 +87,7 @@ export const MEDMNIST_INFO: Record<string, { modality: string; labels: string[] 
 };
 
 export interface MedMnistOptions {
-  /** Which arrays: train, val or test. Default train. */
+  /** Which arrays: train, val or test. Default train. (medMnistRows: `splits`.) */
   split?: 'train' | 'val' | 'test';
   /** Label names (index = label); default from MEDMNIST_INFO by file name, else "class k". */
   labels?: string[];
@@ -135,51 +136,108 @@ function unzipEntries(bytes: Uint8Array, file: string, wanted: Set<string>): { f
   return { files: out, names };
 }
 
-export function openMedMnist(file: string, opts: MedMnistOptions = {}): ManifestDataset<{ id: string; k: number }> {
+export type MedMnistRecord = { id: string; k: number; split: Split };
+
+/**
+ * Rows of the splits' arrays of a MedMNIST .npz (`splits`: those to read, or 'all': each of
+ * train/val/test whose images are in the file). Ids are "<name>/<split>/<k>", unique across splits;
+ * label names inferred from the labels span all the splits read, so options agree across them. With
+ * opts.onSkip an image whose label is not a class index (or has no name) is skipped as
+ * "file[split/k]"; the arrays themselves must be sound (or the file is refused).
+ */
+export function medMnistRows(file: string, opts: MedMnistOptions & OpenOptions & { splits?: Split[] | 'all' } = {}): Rows<MedMnistRecord> {
   if (!fs.existsSync(file)) throw new LoaderError(`MedMNIST file ${file} not found`);
-  const split = opts.split ?? 'train';
-  const { files, names: entries } = unzipEntries(new Uint8Array(readBytes(file, 'MedMNIST file')), file, new Set([`${split}_images.npy`, `${split}_labels.npy`]));
+  const all: Split[] = ['train', 'val', 'test'];
+  const want = opts.splits === 'all' ? all : (opts.splits ?? [opts.split ?? 'train']);
+  const bytes = new Uint8Array(readBytes(file, 'MedMNIST file'));
+  opts.onFile?.(file, bytes);
+  const { files, names: entries } = unzipEntries(bytes, file, new Set(want.flatMap((s) => [`${s}_images.npy`, `${s}_labels.npy`])));
   const get = (n: string): NpyArray => {
     const b = files[`${n}.npy`];
     if (!b) throw new LoaderError(`${file}: no ${n}.npy inside (has ${entries.map((e) => JSON.stringify(e)).join(', ') || 'nothing'})`);
     return parseNpy(b, `${path.basename(file)}/${n}.npy`);
   };
-  const images = get(`${split}_images`);
-  const labels = get(`${split}_labels`);
-  const [n, h, w, c = 1] = images.shape;
-  if (images.shape.length < 3 || images.shape.length > 4 || (c !== 1 && c !== 3) || images.descr.slice(1) !== 'u1') {
-    throw new LoaderError(`${file}: expected uint8 images of shape (N, H, W) or (N, H, W, 3) but found ${images.descr} (${images.shape.join(', ')})`);
+  let splits = want;
+  if (opts.splits === 'all') {
+    splits = all.filter((s) => files[`${s}_images.npy`]);
+    if (splits.length === 0) throw new LoaderError(`${file}: no train_images.npy, val_images.npy or test_images.npy inside (has ${entries.map((e) => JSON.stringify(e)).join(', ') || 'nothing'})`);
   }
-  if (h < 1 || w < 1) throw new LoaderError(`${file}: images of ${h}x${w} pixels`);
-  if (labels.shape[0] !== n) throw new LoaderError(`${file}: ${n} images but ${labels.shape[0]} labels`);
-  const perLabel = labels.shape.slice(1).reduce((a, b) => a * b, 1);
-  if (perLabel !== 1) throw new LoaderError(`${file}: multi-label arrays (${perLabel} labels per image, e.g. ChestMNIST) cannot be one multiple-choice answer`);
+  const arrays = splits.map((split) => {
+    const images = get(`${split}_images`);
+    const labels = get(`${split}_labels`);
+    const [n, h, w, c = 1] = images.shape;
+    if (images.shape.length < 3 || images.shape.length > 4 || (c !== 1 && c !== 3) || images.descr.slice(1) !== 'u1') {
+      throw new LoaderError(`${file}: expected uint8 images of shape (N, H, W) or (N, H, W, 3) but found ${images.descr} (${images.shape.join(', ')})`);
+    }
+    if (h < 1 || w < 1) throw new LoaderError(`${file}: images of ${h}x${w} pixels`);
+    if (labels.shape[0] !== n) throw new LoaderError(`${file}: ${n} images but ${labels.shape[0]} labels`);
+    const perLabel = labels.shape.slice(1).reduce((a, b) => a * b, 1);
+    if (perLabel !== 1) throw new LoaderError(`${file}: multi-label arrays (${perLabel} labels per image, e.g. ChestMNIST) cannot be one multiple-choice answer`);
+    return { split, images, labels, n, h, w, c };
+  });
   const base = path.basename(file).replace(/(_\d+)?\.npz$/, '').toLowerCase();
   const known = Object.prototype.hasOwnProperty.call(MEDMNIST_INFO, base) ? MEDMNIST_INFO[base] : undefined;
+  const given = opts.labels ?? known?.labels;
+  const records: MedMnistRecord[] = [];
+  const where: string[] = [];
+  const at = (split: Split, k: number): string => `${file}[${split}/${k}]`;
+  /** A bad label: thrown as the original reader did, or skipped with onSkip. */
+  const bad = (split: Split, k: number, fileMessage: string, rowMessage: string): void => {
+    if (!opts.onSkip) throw new LoaderError(`${file}: ${fileMessage}`);
+    opts.onSkip(at(split, k), rowMessage);
+  };
   // Labels index the names: each must be a non-negative integer, and without given names the
   // class count comes from the largest label, so it is bounded before an array that size is made.
   let maxLabel = 0;
-  for (let i = 0; i < n; i++) {
-    const l = labels.data[i];
-    if (!Number.isSafeInteger(l) || l < 0) throw new LoaderError(`${file}: label ${l} of image ${i} is not a class index`);
-    maxLabel = Math.max(maxLabel, l);
-  }
-  const given = opts.labels ?? known?.labels;
+  const ok = arrays.map(({ split, labels, n }) => {
+    const keep = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const l = labels.data[i];
+      if (!Number.isSafeInteger(l) || l < 0) bad(split, i, `label ${l} of image ${i} is not a class index`, `label ${l} is not a class index`);
+      else if (given && l >= given.length) bad(split, i, `label ${l} has no name (${given.length} labels given)`, `label ${l} has no name (${given.length} labels given)`);
+      else {
+        keep[i] = 1;
+        maxLabel = Math.max(maxLabel, l);
+      }
+    }
+    return keep;
+  });
   if (!given && maxLabel >= MAX_INFERRED_CLASSES) throw new LoaderError(`${file}: label ${maxLabel} implies more than ${MAX_INFERRED_CLASSES} classes; pass the label names (labels option) if that is right`);
   const names = given ?? Array.from({ length: maxLabel + 1 }, (_, k) => `class ${k}`);
-  if (maxLabel >= names.length) throw new LoaderError(`${file}: label ${maxLabel} has no name (${names.length} labels given)`);
   const K = Math.min(opts.numOptions ?? 4, names.length);
   const modality = opts.modality ?? known?.modality ?? 'unknown';
   const question = opts.question ?? 'Which finding does this image show?';
-  const records = Array.from({ length: n }, (_, k) => ({ id: `${base}/${split}/${k}`, k }));
-  const px = h * w * c;
-  return new ManifestDataset(`${base}-${split}`, records, async (r) => {
-    const truth = labels.data[r.k];
-    const rng = new Stream(hashString(r.id));
-    const others = rng.shuffle(names.map((_, i) => i).filter((i) => i !== truth)).slice(0, K - 1);
-    const order = rng.shuffle([truth, ...others]);
-    const data = Uint8Array.from((images.data as Uint8Array).subarray(r.k * px, (r.k + 1) * px));
-    const image: RawImage = { data, width: w, height: h, channels: c as 1 | 3, bitDepth: 8 };
-    return { id: r.id, image, question, options: order.map((i) => names[i]), answer: order.indexOf(truth), modality, questionType: 'diagnosis' };
+  const bySplit = new Map(arrays.map((a) => [a.split, a]));
+  arrays.forEach(({ split, n }, s) => {
+    for (let k = 0; k < n; k++) {
+      if (!ok[s][k]) continue;
+      records.push({ id: `${base}/${split}/${k}`, k, split });
+      where.push(at(split, k));
+    }
   });
+  // Every item offers K of the names: all of them when K covers them (yes/no when those are the
+  // names), else a seeded subset (never known to be yes/no).
+  const info = rowInfo({ options: K === names.length ? names : Array.from({ length: K }, (_, i) => `option ${i}`), answer: 0, modality, questionType: 'diagnosis' });
+  return {
+    name: splits.length === 1 ? `${base}-${splits[0]}` : base,
+    records,
+    where,
+    info: records.map((r) => ({ ...info, split: r.split })),
+    load: async (r) => {
+      const { images, labels, h, w, c } = bySplit.get(r.split)!;
+      const truth = labels.data[r.k];
+      const rng = new Stream(hashString(r.id));
+      const others = rng.shuffle(names.map((_, i) => i).filter((i) => i !== truth)).slice(0, K - 1);
+      const order = rng.shuffle([truth, ...others]);
+      const px = h * w * c;
+      const data = Uint8Array.from((images.data as Uint8Array).subarray(r.k * px, (r.k + 1) * px));
+      const image: RawImage = { data, width: w, height: h, channels: c as 1 | 3, bitDepth: 8 };
+      return { id: r.id, image, question, options: order.map((i) => names[i]), answer: order.indexOf(truth), modality, questionType: 'diagnosis' };
+    },
+  };
+}
+
+export function openMedMnist(file: string, opts: MedMnistOptions & OpenOptions = {}): ManifestDataset<MedMnistRecord> {
+  const rows = medMnistRows(file, { ...opts, splits: [opts.split ?? 'train'] });
+  return new ManifestDataset(rows.name, rows.records, rows.load);
 }

@@ -7,7 +7,8 @@
 // G separate prefills, bit for bit).
 import type { VectorEnv, StepInfo } from '../env';
 import type { GenerationSession, NativePolicy } from '../policy';
-import { ANSWER_END_ID, EOS_ID, TOOL_CALL_END_ID, TOOL_CALL_ID, DEFAULT_BANNED } from './tokens';
+import { ANSWER_END_ID, EOS_ID, TOOL_CALL_END_ID, TOOL_CALL_ID } from '../tokenizer';
+import { DEFAULT_BANNED_TOKENS as DEFAULT_BANNED } from '../policy';
 import type { ViewImage } from '../tools/image';
 import { zoomHit } from '../rewards';
 
