@@ -5,7 +5,9 @@
 //   y2 <= y1, is an error naming the problem.
 // - cell "B3" = column B (2nd from the left), row 3 (3rd from the top); span 2 takes the 2×2 block
 //   whose top-left cell it is (so D or 4 with span 2 is an error).
-// - zoom_in's scale (default 1) grows the box about its centre before clamping (context).
+// - zoom_in's scale (default 1) grows the box about its centre before clamping (context); a
+//   shrink never leaves less than the one pixel under the centre.
+// - Cells: see cellBox (edges rounded; they tile any image, also one of odd or tiny size).
 import type { Box } from './image';
 
 export const GRID = 4;
@@ -15,12 +17,27 @@ export type RegionSpec = { bbox: number[]; scale?: number } | { cell: string; sp
 
 export class RegionError extends Error {}
 
-/** Cell box for column c, row r (0-based), span cells, in an image w × h (edges rounded). */
+/** Edge k (0..GRID) of the grid along a side of n pixels: round(k·n/4); edges 0 and 4 are 0 and n. */
+export function gridEdge(k: number, n: number): number {
+  return Math.round((k * n) / GRID);
+}
+
+/**
+ * Cell box for column c, row r (0-based), span cells, in an image w × h. Edges are rounded
+ * (gridEdge), so on any side of 4 pixels or more the 16 cells tile the image exactly, each at least
+ * one pixel wide, with no gap or overlap. On a side under 4 pixels some cells would be empty: such
+ * a cell is the one pixel under its centre (cells then share pixels, none is empty).
+ */
 export function cellBox(col: number, row: number, span: number, w: number, h: number): Box {
-  const x1 = Math.round((col * w) / GRID);
-  const y1 = Math.round((row * h) / GRID);
-  const x2 = Math.round(((col + span) * w) / GRID);
-  const y2 = Math.round(((row + span) * h) / GRID);
+  const side = (k: number, n: number): [number, number] => {
+    const a = gridEdge(k, n);
+    const b = gridEdge(k + span, n);
+    if (b > a) return [a, b];
+    const p = Math.min(n - 1, Math.floor(((k + span / 2) * n) / GRID));
+    return [p, p + 1];
+  };
+  const [x1, x2] = side(col, w);
+  const [y1, y2] = side(row, h);
   return [x1, y1, x2, y2];
 }
 
@@ -31,12 +48,15 @@ export function parseCell(cell: string): { col: number; row: number } {
   return { col: COLUMNS.indexOf(m[1].toUpperCase()), row: Number(m[2]) - 1 };
 }
 
-/** The grid cell (name) whose area contains the centre of box. */
+/** The grid cell (name) whose area contains the centre of box (cell edges as cellBox draws them). */
 export function cellOf(box: Box, w: number, h: number): string {
-  const cx = (box[0] + box[2]) / 2;
-  const cy = (box[1] + box[3]) / 2;
-  const col = Math.min(GRID - 1, Math.max(0, Math.floor((cx / w) * GRID)));
-  const row = Math.min(GRID - 1, Math.max(0, Math.floor((cy / h) * GRID)));
+  const index = (c: number, n: number): number => {
+    let k = 0;
+    while (k < GRID - 1 && c >= gridEdge(k + 1, n)) k++;
+    return k;
+  };
+  const col = index((box[0] + box[2]) / 2, w);
+  const row = index((box[1] + box[3]) / 2, h);
   return `${COLUMNS[col]}${row + 1}`;
 }
 
@@ -64,6 +84,9 @@ export function resolveRegion(spec: RegionSpec, w: number, h: number, name = 'bb
     const hw = ((box[2] - box[0]) * scale) / 2;
     const hh = ((box[3] - box[1]) * scale) / 2;
     box = [Math.round(cx - hw), Math.round(cy - hh), Math.round(cx + hw), Math.round(cy + hh)];
+    // A shrink below one pixel keeps the pixel under the centre (not an empty box).
+    if (box[2] <= box[0]) [box[0], box[2]] = [Math.floor(cx), Math.floor(cx) + 1];
+    if (box[3] <= box[1]) [box[1], box[3]] = [Math.floor(cy), Math.floor(cy) + 1];
   }
   const clamped: Box = [clamp(box[0], 0, w), clamp(box[1], 0, h), clamp(box[2], 0, w), clamp(box[3], 0, h)];
   if (clamped[2] <= clamped[0] || clamped[3] <= clamped[1]) {

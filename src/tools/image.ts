@@ -61,8 +61,8 @@ export function cropRaw(img: RawImage, box: Box): RawImage {
   return { data: out, width: w, height: h, channels: c, bitDepth: img.bitDepth };
 }
 
-/** The window that maps the image's full stored range (min..max) onto 0..255. */
-export function fullRangeWindow(img: RawImage): IntensityWindow {
+/** Lowest and highest stored sample of the image. */
+export function valueRange(img: RawImage): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
   const d = img.data;
@@ -71,12 +71,26 @@ export function fullRangeWindow(img: RawImage): IntensityWindow {
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
-  return { center: (lo + hi + 1) / 2, width: Math.max(1, hi - lo + 1) };
+  return [lo, hi];
 }
+
+/**
+ * The window that maps the image's full stored range onto 0..255 under to8Bit: min → 0 and
+ * max → 255 exactly (a 16-bit mask of 0 and 1 shows black and white); a constant image is black.
+ */
+export function fullRangeWindow(img: RawImage, range: [number, number] = valueRange(img)): IntensityWindow {
+  const [lo, hi] = range;
+  return hi > lo ? { center: (lo + hi) / 2, width: hi - lo } : { center: lo + 0.5, width: 1 };
+}
+
+// Bound once: a global lookup per sample (Math) costs ~150 ns inside a vm context (jest), 30× the loop.
+const round = Math.round;
 
 /**
  * To 8 bits: with a window, out = clamp(round((v - (center - width/2)) / width * 255), 0, 255);
  * without one, 8-bit data is copied as is and 16-bit data is mapped through its full range.
+ * Images with more samples than stored levels go through a lookup table of the same formula (one
+ * entry per level: 65,536 for 16 bits), which is the same result for a fraction of the work.
  */
 export function to8Bit(img: RawImage, window?: IntensityWindow): Uint8Array {
   if (!window && img.bitDepth === 8) return img.data as Uint8Array;
@@ -85,8 +99,18 @@ export function to8Bit(img: RawImage, window?: IntensityWindow): Uint8Array {
   const k = 255 / w.width;
   const d = img.data;
   const out = new Uint8Array(d.length);
+  const levels = img.bitDepth === 16 ? 65536 : 256;
+  if (d.length > 2 * levels) {
+    const lut = new Uint8Array(levels);
+    for (let v = 0; v < levels; v++) {
+      const o = round((v - lo) * k);
+      lut[v] = o < 0 ? 0 : o > 255 ? 255 : o;
+    }
+    for (let i = 0; i < d.length; i++) out[i] = lut[d[i]];
+    return out;
+  }
   for (let i = 0; i < d.length; i++) {
-    const v = Math.round((d[i] - lo) * k);
+    const v = round((d[i] - lo) * k);
     out[i] = v < 0 ? 0 : v > 255 ? 255 : v;
   }
   return out;

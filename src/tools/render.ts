@@ -1,8 +1,14 @@
 // The one sharp pipeline every tool ends in: 8-bit pixels → optional rotate/flip/enhance → resize
 // into the square view (letterboxed, black) → the policy's channel count. Runs on libuv's thread
 // pool, off the event loop.
+//
+// sharp resizes with fit 'inside' to the content rectangle letterbox() predicts, and the content is
+// then placed on the black view here (bit-identical to sharp's fit 'contain', which embeds before
+// CLAHE and sharpen run: those would then see the bars, and CLAHE's window, sized from the
+// original, failed on any image wider or taller than 8× the view).
 import sharp from 'sharp';
 import type { ViewImage } from './image';
+import { letterbox } from './letterbox';
 
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
 
@@ -24,23 +30,35 @@ export interface RenderOptions {
 
 export async function renderView(data: Uint8Array, width: number, height: number, channels: 1 | 3, o: RenderOptions): Promise<ViewImage> {
   let p = sharp(data, { raw: { width, height, channels } });
-  if (o.clahe) p = p.clahe({ width: Math.max(3, Math.round(width / 8)), height: Math.max(3, Math.round(height / 8)), maxSlope: 3 });
-  if (o.sharpen) p = p.sharpen({ sigma: 1 });
   if (o.rotate) p = p.rotate(o.rotate);
   if (o.flip) p = p.flip();
   if (o.flop) p = p.flop();
   const rotated = o.rotate === 90 || o.rotate === 270;
   const w = rotated ? height : width;
   const h = rotated ? width : height;
-  if (w !== o.viewSize || h !== o.viewSize) {
-    p = p.resize(o.viewSize, o.viewSize, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel: o.kernel ?? 'lanczos3' });
+  const V = o.viewSize;
+  const lb = letterbox(w, h, V);
+  if (w !== lb.contentWidth || h !== lb.contentHeight) p = p.resize(V, V, { fit: 'inside', kernel: o.kernel ?? 'lanczos3' });
+  // Enhancements work on the content at the view's scale (sharp runs them after the resize).
+  const cw = lb.contentWidth;
+  const ch = lb.contentHeight;
+  if (o.clahe) {
+    // Window 1/8 of the content (at least 3 pixels), never larger than the content (libvips refuses).
+    const win = (side: number): number => Math.min(side, Math.max(3, Math.round(side / 8)));
+    p = p.clahe({ width: win(cw), height: win(ch), maxSlope: 3 });
   }
+  if (o.sharpen) p = p.sharpen({ sigma: 1 });
   p = o.viewChannels === 1 ? p.toColourspace('b-w') : p.toColourspace('srgb');
   const { data: out, info } = await p.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-  if (info.width !== o.viewSize || info.height !== o.viewSize || info.channels !== o.viewChannels) {
-    throw new Error(`render produced ${info.width}x${info.height}x${info.channels}, expected ${o.viewSize}x${o.viewSize}x${o.viewChannels}`);
+  if (info.width !== cw || info.height !== ch || info.channels !== o.viewChannels) {
+    throw new Error(`render produced ${info.width}x${info.height}x${info.channels}, expected ${cw}x${ch}x${o.viewChannels}`);
   }
-  return { data: new Uint8Array(out.buffer, out.byteOffset, out.length), width: info.width, height: info.height, channels: o.viewChannels };
+  const content = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  if (cw === V && ch === V) return { data: content, width: V, height: V, channels: o.viewChannels };
+  const C = o.viewChannels;
+  const view = new Uint8Array(V * V * C); // black bars
+  for (let y = 0; y < ch; y++) view.set(content.subarray(y * cw * C, (y + 1) * cw * C), ((lb.offsetY + y) * V + lb.offsetX) * C);
+  return { data: view, width: V, height: V, channels: C };
 }
 
 /** Histogram equalization of 8-bit samples, per channel (why JS: sharp has no global equalize). */

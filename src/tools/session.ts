@@ -1,6 +1,6 @@
 // Per-episode tool state: the full-resolution original, the view settings and the intensity
 // window in force (set by `window`, cleared by `view_original`).
-import { checkImage, cropRaw, fullRangeWindow, to8Bit, type Box, type IntensityWindow, type RawImage, type ViewImage } from './image';
+import { checkImage, cropRaw, fullRangeWindow, to8Bit, valueRange, type Box, type IntensityWindow, type RawImage, type ViewImage } from './image';
 import { renderView, type RenderOptions, type ResizeKernel } from './render';
 
 /** Where rendered views may be cached: any get/set map (the env passes an LRU). */
@@ -21,8 +21,13 @@ export interface ViewOptions {
   cacheKey?: string;
 }
 
-// The full-range window of an image is computed once per image object.
-const RANGE = new WeakMap<RawImage, IntensityWindow>();
+// The stored range of an image is computed once per image object.
+const RANGE = new WeakMap<RawImage, [number, number]>();
+const rangeOf = (img: RawImage): [number, number] => {
+  let r = RANGE.get(img);
+  if (!r) RANGE.set(img, (r = valueRange(img)));
+  return r;
+};
 
 /** What a tool gives back: a text line, the views, and the regions of the original it showed. */
 export interface ToolOutput {
@@ -54,9 +59,7 @@ export class ToolSession {
       throw new RangeError(`Expected integer viewSize in [1, 4096] but received ${this.viewSize}`);
     }
     // One window for the whole image, so that crops keep the global view's grey levels.
-    let range = RANGE.get(image);
-    if (!range && image.bitDepth === 16 && !image.defaultWindow) RANGE.set(image, (range = fullRangeWindow(image)));
-    this.baseWindow = image.bitDepth === 16 ? (image.defaultWindow ?? range) : image.defaultWindow;
+    this.baseWindow = image.bitDepth === 16 ? (image.defaultWindow ?? fullRangeWindow(image, rangeOf(image))) : image.defaultWindow;
     this.window = undefined;
     this.cache = opts.cacheKey !== undefined ? opts.cache : undefined;
     this.cacheKey = opts.cacheKey;
@@ -64,9 +67,8 @@ export class ToolSession {
 
   /** Lowest and highest stored value of the image (computed once per image). */
   storedRange(): [number, number] {
-    let r = RANGE.get(this.image);
-    if (!r) RANGE.set(this.image, (r = fullRangeWindow(this.image)));
-    return [r.center - r.width / 2, r.center + r.width / 2 - 1];
+    const [lo, hi] = rangeOf(this.image);
+    return [lo, hi];
   }
 
   /** The window in force: the one set by `window`, else the image's default. */
@@ -79,8 +81,14 @@ export class ToolSession {
     const w = this.currentWindow();
     const key = w ? `${w.center},${w.width}` : '';
     let full = this.eight.get(key);
-    if (!full) this.eight.set(key, (full = to8Bit(this.image, w)));
     const { width, height, channels } = this.image;
+    // A zoom before any whole-image view at this window windows only its box (the same pixels as a
+    // crop of the windowed image: to8Bit is per sample), not all of a large original.
+    if (!full && box) {
+      const c = cropRaw(this.image, box);
+      return { data: to8Bit(c, w), width: c.width, height: c.height };
+    }
+    if (!full) this.eight.set(key, (full = to8Bit(this.image, w)));
     if (!box) return { data: full, width, height };
     const c = cropRaw({ data: full, width, height, channels, bitDepth: 8 }, box);
     return { data: c.data as Uint8Array, width: c.width, height: c.height };
