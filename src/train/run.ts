@@ -21,7 +21,8 @@ import { grpoUpdate } from './grpo';
 import { makeProgress, type Progress } from './progress';
 import { rollout, type Trajectory } from '../rollout';
 import { PreflightError, preflight } from './preflight';
-import { makeDemos, sftIndices, sftStep, type Demo } from './sft';
+import { demoSource } from './demo_pool';
+import { sftIndices, sftStep } from './sft';
 
 export type { Phase, RunState } from './checkpoints';
 
@@ -165,26 +166,13 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   try {
     // ---- SFT: the warm start, and the control (the SFT policy trained further by SFT for GRPO's wall time)
-    let pool: Map<number, Demo> | undefined;
     const poolItems = source.sftPool(cfg.sft.demoPool);
-    let demoVec: VectorEnv | undefined;
-    const demosOf = async (idx: number[]): Promise<Demo[]> => {
-      const dv = (demoVec ??= vec(Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize)), { revealGroundTruth: true, ...trainEnvExtra(cfg.env) }));
-      if (cfg.sft.demoPool > 0 && !pool) {
-        pool = new Map();
-        const all = poolItems;
-        for (let i = 0; i < all.length; i += dv.numEnvs) for (const d of await makeDemos(dv, all.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)) pool.set(d.index, d);
-        const kinds = [...pool.values()].reduce<Record<string, number>>((m, d) => ({ ...m, [d.kind]: (m[d.kind] ?? 0) + 1 }), {});
-        const zooming = [...pool.values()].filter((d) => d.zooms).length;
-        dataRecord.demoPool = { demonstrations: pool.size, kinds, zoom: zooming, answerOnly: pool.size - zooming };
-        await writeFileAtomic(P(RUN_FILES.data), JSON.stringify(dataRecord, null, 2) + '\n');
-        log(`SFT demo pool: ${pool.size} demonstrations (${Object.entries(kinds).map(([k, v]) => `${k} ${v}`).join(', ')}; ${zooming} zoom to a finding box, ${pool.size - zooming} answer only)`);
-      }
-      if (pool) return idx.map((i) => pool!.get(i)!);
-      const out: Demo[] = [];
-      for (let i = 0; i < idx.length; i += dv.numEnvs) out.push(...(await makeDemos(dv, idx.slice(i, i + dv.numEnvs), cfg.seed, cfg.sft)));
-      return out;
-    };
+    const demoEnvs = Math.min(64, cfg.sft.batchSize, Math.max(1, cfg.sft.demoPool || cfg.sft.batchSize));
+    const demosOf = demoSource(() => vec(demoEnvs, { revealGroundTruth: true, ...trainEnvExtra(cfg.env) }), cfg.seed, cfg.sft, poolItems, async (p) => {
+      dataRecord.demoPool = p;
+      await writeFileAtomic(P(RUN_FILES.data), JSON.stringify(dataRecord, null, 2) + '\n');
+      log(`SFT demo pool: ${p.demonstrations} demonstrations (${Object.entries(p.kinds).map(([k, v]) => `${k} ${v}`).join(', ')}; ${p.zoom} zoom to a finding box, ${p.answerOnly} answer only)`);
+    });
     /**
      * SFT steps from state.step while `more()`; `at(k)` maps the phase step to the SFT schedule step
      * (batch draw and lr), `lrOf` may fix the rate; progress shows `done()` of `total`.
