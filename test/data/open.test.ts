@@ -10,6 +10,7 @@ import { DATASET_KINDS, guessKind, openDataset, type OpenedDataset } from '../..
 import { LoaderError, openJsonl, openSlake } from '../../src/data/loaders';
 import type { VqaItem } from '../../src/data/types';
 import { Rng } from '../helpers/random';
+import { npyBytes as npy } from '../helpers/datasets';
 
 let dir: string;
 const at = (rel: string): string => path.join(dir, rel);
@@ -28,17 +29,6 @@ const allItems = async (o: OpenedDataset): Promise<VqaItem[]> => {
   return out;
 };
 
-// A .npy buffer (uint8 or int64 values).
-const npy = (descr: string, shape: number[], bytes: Uint8Array): Uint8Array => {
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  while ((10 + header.length + 1) % 64) header += ' ';
-  header += '\n';
-  const out = new Uint8Array(10 + header.length + bytes.length);
-  out.set([0x93, ...Buffer.from('NUMPY'), 1, 0, header.length & 255, header.length >> 8]);
-  out.set(Buffer.from(header, 'latin1'), 10);
-  out.set(bytes, 10 + header.length);
-  return out;
-};
 const split = (n: number, labels: number[]): Record<string, Uint8Array> => ({
   images: npy('|u1', [n, 4, 4], new Uint8Array(n * 16).map((_, i) => i)),
   labels: npy('<i8', [n, 1], new Uint8Array(new BigInt64Array(labels.map(BigInt)).buffer)),

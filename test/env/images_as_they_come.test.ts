@@ -5,10 +5,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import dcmjs from 'dcmjs';
 import sharp from 'sharp';
 import { readDicom, readImageFile, readNiftiSlice } from '../../src/data/loaders';
 import type { Dataset, VqaItem } from '../../src/data/types';
+import { dicomBytes, niftiBytes } from '../helpers/datasets';
 import { checkEnv, make } from '../../src/env';
 import {
   cellBox,
@@ -353,18 +353,9 @@ describe('16-bit windows persist into zooms (crops keep the global view grey lev
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     test('DICOM (dcmjs, 16-bit signed, rescale, WindowCenter/Width): the file window is used in global view and zooms', async () => {
-      const { DicomMetaDictionary, DicomDict } = dcmjs.data;
       const [cols, rows] = [120, 50];
-      const hu = new Int16Array(cols * rows).map((_, i) => ((i % cols) < cols / 2 ? 0 : 100) + 1024); // stored = HU + 1024
-      const nat = {
-        SOPClassUID: '1.2.840.10008.5.1.4.1.1.2', SOPInstanceUID: '1.2.3.4', Modality: 'CT', Rows: rows, Columns: cols,
-        BitsAllocated: 16, BitsStored: 16, HighBit: 15, PixelRepresentation: 1, SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2',
-        RescaleSlope: 1, RescaleIntercept: -1024, WindowCenter: 50, WindowWidth: 400, PixelData: [hu.buffer], _vrMap: { PixelData: 'OW' },
-      };
-      const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset({ FileMetaInformationVersion: new Uint8Array([0, 1]).buffer, MediaStorageSOPClassUID: nat.SOPClassUID, MediaStorageSOPInstanceUID: '1.2.3.4', TransferSyntaxUID: '1.2.840.10008.1.2.1', ImplementationClassUID: '1.2.3.4.5' }));
-      dict.dict = DicomMetaDictionary.denaturalizeDataset(nat);
       const file = path.join(dir, 'ct.dcm');
-      fs.writeFileSync(file, new Uint8Array(dict.write()));
+      fs.writeFileSync(file, dicomBytes(cols, rows, (x) => (x < cols / 2 ? 0 : 100), { center: 50, width: 400 }));
       const img = (await readImageFile(file)) as RawImage;
       expect(img).toMatchObject({ width: cols, height: rows, bitDepth: 16 });
       expect(img.defaultWindow).toBeDefined();
@@ -379,19 +370,8 @@ describe('16-bit windows persist into zooms (crops keep the global view grey lev
 
     test('NIfTI (no window in the file): one full-range window for the whole slice, zooms included', async () => {
       const [nx, ny] = [90, 40];
-      const buf = new ArrayBuffer(352 + nx * ny * 2);
-      const dv = new DataView(buf);
-      dv.setInt32(0, 348, true);
-      [2, nx, ny, 1, 1, 1, 1, 1].forEach((d, i) => dv.setInt16(40 + 2 * i, d, true));
-      dv.setInt16(70, 4, true); // DT_INT16
-      dv.setInt16(72, 16, true);
-      for (let i = 0; i < 8; i++) dv.setFloat32(76 + 4 * i, 1, true);
-      dv.setFloat32(108, 352, true);
-      dv.setFloat32(112, 1, true);
-      new Uint8Array(buf).set(Buffer.from('n+1\0'), 344);
-      for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) dv.setInt16(352 + 2 * (x + nx * y), x < nx / 2 ? -500 : 300, true);
       const file = path.join(dir, 'mr.nii');
-      fs.writeFileSync(file, new Uint8Array(buf));
+      fs.writeFileSync(file, niftiBytes(nx, ny, 1, (x) => (x < nx / 2 ? -500 : 300)));
       const img = (await readNiftiSlice(file)).image;
       expect(img).toMatchObject({ width: nx, height: ny, bitDepth: 16 });
       const s = new ToolSession(img, { viewSize: 32, viewChannels: 1 });

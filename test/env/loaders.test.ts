@@ -2,7 +2,6 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import dcmjs from 'dcmjs';
 import { gzipSync, zipSync } from 'fflate';
 import sharp from 'sharp';
 import {
@@ -21,6 +20,7 @@ import {
 } from '../../src/data/loaders';
 import { checkEnv, make } from '../../src/env';
 import type { Dataset, VqaItem } from '../../src/data/types';
+import { dicomBytes, niftiBytes as niftiFile, npyBytes as npy } from '../helpers/datasets';
 
 let dir: string;
 const w = (rel: string, data: string | Uint8Array): string => {
@@ -116,17 +116,6 @@ describe('JSONL', () => {
   });
 });
 
-// A .npy buffer of uint8 or int64 values.
-const npy = (descr: string, shape: number[], bytes: Uint8Array): Uint8Array => {
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  while ((10 + header.length + 1) % 64) header += ' ';
-  header += '\n';
-  const out = new Uint8Array(10 + header.length + bytes.length);
-  out.set([0x93, ...Buffer.from('NUMPY'), 1, 0, header.length & 255, header.length >> 8]);
-  out.set(Buffer.from(header, 'latin1'), 10);
-  out.set(bytes, 10 + header.length);
-  return out;
-};
 
 describe('MedMNIST .npz', () => {
   test('parses images and int64 labels into balanced multiple choice', async () => {
@@ -155,21 +144,6 @@ describe('MedMNIST .npz', () => {
   });
 });
 
-// A NIfTI-1 volume nx × ny × nz of int16 with value f(x, y, z).
-const niftiFile = (nx: number, ny: number, nz: number, f: (x: number, y: number, z: number) => number): Uint8Array => {
-  const buf = new ArrayBuffer(352 + nx * ny * nz * 2);
-  const dv = new DataView(buf);
-  dv.setInt32(0, 348, true);
-  [3, nx, ny, nz, 1, 1, 1, 1].forEach((d, i) => dv.setInt16(40 + 2 * i, d, true));
-  dv.setInt16(70, 4, true); // DT_INT16
-  dv.setInt16(72, 16, true);
-  for (let i = 0; i < 8; i++) dv.setFloat32(76 + 4 * i, 1, true);
-  dv.setFloat32(108, 352, true);
-  dv.setFloat32(112, 1, true);
-  new Uint8Array(buf).set(Buffer.from('n+1\0'), 344);
-  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) dv.setInt16(352 + 2 * (x + nx * (y + ny * z)), f(x, y, z), true);
-  return new Uint8Array(buf);
-};
 
 describe('NIfTI and DICOM', () => {
   test('NIfTI slices on each axis, .nii and .nii.gz, HU kept as stored + offset', async () => {
@@ -197,16 +171,8 @@ describe('NIfTI and DICOM', () => {
   });
 
   test('DICOM: rescale, signed pixels, window in stored units', async () => {
-    const { DicomMetaDictionary, DicomDict } = dcmjs.data;
-    const px = new Int16Array(20).map((_, i) => i * 10 - 50);
-    const nat = {
-      SOPClassUID: '1.2.840.10008.5.1.4.1.1.2', SOPInstanceUID: '1.2.3.4', Modality: 'CT', Rows: 4, Columns: 5,
-      BitsAllocated: 16, BitsStored: 16, HighBit: 15, PixelRepresentation: 1, SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2',
-      RescaleSlope: 1, RescaleIntercept: -1024, WindowCenter: 40, WindowWidth: 400, PixelData: [px.buffer], _vrMap: { PixelData: 'OW' },
-    };
-    const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset({ FileMetaInformationVersion: new Uint8Array([0, 1]).buffer, MediaStorageSOPClassUID: nat.SOPClassUID, MediaStorageSOPInstanceUID: '1.2.3.4', TransferSyntaxUID: '1.2.840.10008.1.2.1', ImplementationClassUID: '1.2.3.4.5' }));
-    dict.dict = DicomMetaDictionary.denaturalizeDataset(nat);
-    const file = w('ct.dcm', new Uint8Array(dict.write()));
+    // stored values i*10 - 50 (pixel i = 5y + x), rescale intercept -1024
+    const file = w('ct.dcm', dicomBytes(5, 4, (x, y) => (5 * y + x) * 10 - 50 - 1024));
     const r = readDicom(file);
     expect(r.image).toMatchObject({ width: 5, height: 4, channels: 1, bitDepth: 16 });
     expect(r.image.data[7] * r.slope + r.intercept).toBe(7 * 10 - 50 - 1024);

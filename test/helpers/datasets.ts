@@ -18,15 +18,15 @@ export async function pngBytes(w: number, h: number, f: (x: number, y: number) =
   return sharp(Buffer.from(data.buffer), { raw: { width: w, height: h, channels: 1, premultiplied: false } }).toColourspace('grey16').png().toBuffer();
 }
 
-/** A CT-like 16-bit signed DICOM of w×h pixels (value f(x, y) in HU, stored with intercept -1024). */
-export function dicomBytes(w: number, h: number, f: (x: number, y: number) => number): Uint8Array {
+/** A CT-like 16-bit signed DICOM of w×h pixels (value f(x, y) in HU, stored with intercept -1024) and a display window in HU. */
+export function dicomBytes(w: number, h: number, f: (x: number, y: number) => number, window = { center: 40, width: 400 }): Uint8Array {
   const { DicomMetaDictionary, DicomDict } = dcmjs.data;
   const px = new Int16Array(w * h);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px[y * w + x] = f(x, y) + 1024;
   const nat = {
     SOPClassUID: '1.2.840.10008.5.1.4.1.1.2', SOPInstanceUID: '1.2.3.4', Modality: 'CT', Rows: h, Columns: w,
     BitsAllocated: 16, BitsStored: 16, HighBit: 15, PixelRepresentation: 1, SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2',
-    RescaleSlope: 1, RescaleIntercept: -1024, WindowCenter: 40, WindowWidth: 400, PixelData: [px.buffer], _vrMap: { PixelData: 'OW' },
+    RescaleSlope: 1, RescaleIntercept: -1024, WindowCenter: window.center, WindowWidth: window.width, PixelData: [px.buffer], _vrMap: { PixelData: 'OW' },
   };
   const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset({ FileMetaInformationVersion: new Uint8Array([0, 1]).buffer, MediaStorageSOPClassUID: nat.SOPClassUID, MediaStorageSOPInstanceUID: '1.2.3.4', TransferSyntaxUID: '1.2.840.10008.1.2.1', ImplementationClassUID: '1.2.3.4.5' }));
   dict.dict = DicomMetaDictionary.denaturalizeDataset(nat);
