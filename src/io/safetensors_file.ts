@@ -7,7 +7,7 @@ import { DEFAULT_MAX_HEADER, parseHeader, SafetensorsError, type ReadLimits, typ
 export interface SafetensorsFile {
   readonly path: string;
   readonly header: SafetensorsHeader;
-  /** The tensor's data as float32 (F32 copied, BF16 widened); other dtypes are an error naming the file. */
+  /** The tensor's data as float32 (F32 copied, BF16 and F16 widened exactly); other dtypes are an error naming the file. */
   readFloat32(name: string): Promise<Float32Array>;
   close(): Promise<void>;
 }
@@ -107,8 +107,25 @@ function lazyFile(file: string, fh: fs.promises.FileHandle, header: SafetensorsH
         for (let i = 0; i < count; i++) bits[i] = raw[i] << 16;
         return new Float32Array(bits.buffer);
       }
-      throw new SafetensorsError(file, `tensor '${name}' has dtype ${t.dtype} (F32 or BF16 expected)`);
+      if (t.dtype === 'F16') {
+        const raw = new Uint16Array(count);
+        await readBytes(t, new Uint8Array(raw.buffer));
+        const out = new Float32Array(count);
+        for (let i = 0; i < count; i++) out[i] = halfToFloat(raw[i]);
+        return out;
+      }
+      throw new SafetensorsError(file, `tensor '${name}' has dtype ${t.dtype} (F32, BF16 or F16 expected)`);
     },
     close: () => fh.close(),
   };
+}
+
+/** IEEE half → float (exact: every half is a float). */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // zero and subnormals
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
