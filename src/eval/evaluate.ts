@@ -2,7 +2,7 @@
 // from n samples at temperature τ, per modality and question type, with tools and with tool calls
 // banned. The items are the caller's: an ItemSource's held-out ones (src/rollout/items.ts), never trained on.
 import type { VectorEnv } from '../env';
-import type { NativePolicy } from '../policy';
+import type { Policy } from '../policy';
 import { rollout, type Trajectory } from '../rollout';
 import { zoomHitRate } from '../rewards';
 import { breakdown, summarizeGroup, type EvalGroupResult, type GroupBreakdown, type ItemOutcome } from './groups';
@@ -49,7 +49,7 @@ interface PerItem {
   c: number;
 }
 
-async function evalMode(policy: NativePolicy, vec: VectorEnv, o: EvalOptions, noTools: boolean): Promise<EvalModeResult> {
+async function evalMode(policy: Policy, vec: VectorEnv, o: EvalOptions, noTools: boolean): Promise<EvalModeResult> {
   const indices = o.items;
   const per: PerItem[] = [];
   const W = vec.numEnvs;
@@ -85,7 +85,7 @@ async function evalMode(policy: NativePolicy, vec: VectorEnv, o: EvalOptions, no
 }
 
 /** Evaluates `policy` on the held-out items `o.items`, with tools and (optionally) without. */
-export async function evaluate(policy: NativePolicy, vec: VectorEnv, o: EvalOptions): Promise<EvalResult> {
+export async function evaluate(policy: Policy, vec: VectorEnv, o: EvalOptions): Promise<EvalResult> {
   if (o.items.length === 0) throw new RangeError(`evaluate ${o.label}: no held-out items`);
   const withTools = await evalMode(policy, vec, o, false);
   const withoutTools = o.withoutTools ? await evalMode(policy, vec, o, true) : undefined;

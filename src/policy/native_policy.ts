@@ -138,6 +138,10 @@ export class NativePolicy implements TrainablePolicy {
     return { ...this.where };
   }
 
+  get maxSeq(): number {
+    return this.config.maxSeq;
+  }
+
   get stepCount(): number {
     return this.fns.policyGetStep({ model: this.h });
   }

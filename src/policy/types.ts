@@ -274,20 +274,37 @@ export interface GenerationSession {
 }
 
 /**
- * What NativePolicy implements (static NativePolicy.create(config | preset, {seed}) and
- * NativePolicy.load(path) build one). Heavy calls are async and run off the event loop; calls on one
- * model are queued and run one at a time. Weights live in native memory until dispose().
+ * What rollouts and evaluation take: generation sessions, and the sizes the env budgets an episode
+ * with. Implemented by every policy (the native medgym-vlm, pretrained families, remote ones).
  */
-export interface TrainablePolicy {
+export interface Policy {
+  /** Context positions one image view takes (medgym-vlm: N_p). */
+  readonly imageTokens: number;
+  /** Longest context, in positions. */
+  readonly maxSeq: number;
+  /** A generation session (KV caches) on this model. */
+  createSession(options?: SessionOptions): GenerationSession;
+  /** Frees the model. Further calls throw. */
+  dispose(): void;
+}
+
+/** A policy that scores given sequences: GRPO's reference policy. */
+export interface ScoringPolicy extends Policy {
+  /** Batched ragged forward: per-token log-probs (+ entropies) via the fused head, no B×T×V tensor. */
+  forward(batch: PolicySequence[], options?: ForwardOptions): Promise<ForwardResult>;
+}
+
+/**
+ * What SFT and GRPO take; NativePolicy implements it (static NativePolicy.create(config | preset,
+ * {seed}) and NativePolicy.load(path) build one). Heavy calls are async and run off the event loop;
+ * calls on one model are queued and run one at a time. Weights live in native memory until dispose().
+ */
+export interface TrainablePolicy extends ScoringPolicy {
   readonly config: PolicyConfig;
   /** Total parameter count. */
   readonly numParams: number;
-  /** N_p: positions one <|image|> expands to. */
-  readonly imageTokens: number;
   /** Optimizer steps taken. */
   readonly stepCount: number;
-  /** Batched ragged forward: per-token log-probs (+ entropies) via the fused head, no B×T×V tensor. */
-  forward(batch: PolicySequence[], options?: ForwardOptions): Promise<ForwardResult>;
   /** Backward of Σ dlogp·logp + dentropy·entropy through the last forward({requireGrad: true}); gradients accumulate. */
   backward(grad: BackwardInput): Promise<void>;
   /** SFT: forward + backward of the cross-entropy of the scored tokens (τ = 1) in one call; gradients accumulate. */
@@ -295,8 +312,6 @@ export interface TrainablePolicy {
   /** Gradient clipping + AdamW in place (+ zero the gradients). */
   step(options?: OptimizerOptions): Promise<StepResult>;
   zeroGrad(): Promise<void>;
-  /** A generation session (KV caches) on this model. */
-  createSession(options?: SessionOptions): GenerationSession;
   /** SPEC safetensors, atomic (temp file + rename), config + tokenizer in the metadata. */
   save(path: string, options?: SaveOptions): Promise<void>;
   /** AdamW moments + step count, next to the checkpoint (atomic). */
@@ -309,6 +324,4 @@ export interface TrainablePolicy {
   setParameter(name: string, data: Float32Array): void;
   /** A copy of one tensor's accumulated gradient. */
   getGradient(name: string): Float32Array;
-  /** Frees the native weights, gradients, optimizer state and activations. Further calls throw. */
-  dispose(): void;
 }

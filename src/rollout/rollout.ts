@@ -6,7 +6,7 @@
 // prefilled once and forked into G sequences that share its KV cache (the same tokens and logp as
 // G separate prefills, bit for bit).
 import type { VectorEnv, StepInfo } from '../env';
-import type { GenerationSession, NativePolicy } from '../policy';
+import type { GenerationSession, Policy } from '../policy';
 import { ANSWER_END_ID, EOS_ID, TOOL_CALL_END_ID, TOOL_CALL_ID } from '../tokenizer';
 import { DEFAULT_BANNED_TOKENS as DEFAULT_BANNED } from '../policy';
 import type { ViewImage } from '../tools/image';
@@ -72,7 +72,7 @@ export interface RolloutTiming {
 }
 
 /** Runs items.length × groupSize episodes to the end; trajectory b = prompt ⌊b/G⌋, sample b mod G. */
-export async function rollout(policy: NativePolicy, vec: VectorEnv, o: RolloutOptions): Promise<Trajectory[]> {
+export async function rollout(policy: Policy, vec: VectorEnv, o: RolloutOptions): Promise<Trajectory[]> {
   const G = o.groupSize;
   const B = o.items.length * G;
   if (B > vec.numEnvs) throw new RangeError(`Expected a vector env of at least ${B} sub-envs but it has ${vec.numEnvs}`);

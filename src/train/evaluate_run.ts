@@ -1,7 +1,7 @@
 // Evaluation as a run does it, shared by `medgym train` (after each phase) and `medgym eval`: the
 // run's env settings and items, a vector env sized for the samples, the eval options of the config.
 import { evaluate, evalEpisodes, type EvalResult } from '../eval';
-import type { NativePolicy } from '../policy';
+import type { Policy } from '../policy';
 import type { TrainConfig } from './config';
 import type { RunItems } from './data';
 import { makeTrainVec } from './envs';
@@ -12,10 +12,10 @@ export function runEvalEpisodes(cfg: TrainConfig, items: RunItems): number {
 }
 
 /** Evaluates `policy` on the run's held-out items (cfg.eval.items of them, fewer when the test split is smaller). */
-export async function evaluatePolicy(policy: NativePolicy, cfg: TrainConfig, items: RunItems, label: string, onEpisodes?: (n: number) => void): Promise<EvalResult> {
+export async function evaluatePolicy(policy: Policy, cfg: TrainConfig, items: RunItems, label: string, onEpisodes?: (n: number) => void): Promise<EvalResult> {
   const indices = items.source.evalItems(cfg.eval.items);
   const n = Math.max(cfg.eval.samples, Math.min(64, indices.length * cfg.eval.samples));
-  const vec = makeTrainVec(cfg.env, n, { imageTokens: policy.imageTokens, maxSeq: policy.config.maxSeq }, items.envExtra);
+  const vec = makeTrainVec(cfg.env, n, { imageTokens: policy.imageTokens, maxSeq: policy.maxSeq }, items.envExtra);
   try {
     return await evaluate(policy, vec, {
       label,

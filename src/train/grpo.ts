@@ -6,7 +6,7 @@
 // the forward computes each group's common prefix once (exact, native/model/prefix.h).
 import { grpoAdvantages, grpoLoss } from '../native';
 import { zoomHitRate } from '../rewards';
-import type { NativePolicy } from '../policy';
+import type { ScoringPolicy, TrainablePolicy } from '../policy';
 import { lrAt, type TrainConfig } from './config';
 import type { Trajectory } from '../rollout';
 
@@ -86,8 +86,8 @@ function promptGroups(micro: number[], trajs: Trajectory[]): { seqs: number[] }[
 }
 
 export async function grpoUpdate(
-  policy: NativePolicy,
-  ref: NativePolicy | null,
+  policy: TrainablePolicy,
+  ref: ScoringPolicy | null,
   trajs: Trajectory[],
   step: number,
   c: TrainConfig['grpo'],

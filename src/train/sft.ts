@@ -4,7 +4,7 @@
 // one warmup and one cosine decay.
 import { Stream } from '../data/rng';
 import type { VectorEnv, StepInfo, Observation } from '../env';
-import type { NativePolicy } from '../policy';
+import type { TrainablePolicy } from '../policy';
 import { encode } from '../tokenizer';
 import type { ViewImage } from '../tools/image';
 import { cellOf } from '../tools/geometry';
@@ -104,7 +104,7 @@ export interface SftStepMetrics {
 }
 
 /** One SFT step: CE on the demos' assistant tokens (mean over them), AdamW. A non-finite loss skips the update. `lr` overrides the schedule. */
-export async function sftStep(policy: NativePolicy, demos: Demo[], step: number, c: TrainConfig['sft'], injectNan = false, lr = lrAt(step, c.steps, c)): Promise<SftStepMetrics> {
+export async function sftStep(policy: TrainablePolicy, demos: Demo[], step: number, c: TrainConfig['sft'], injectNan = false, lr = lrAt(step, c.steps, c)): Promise<SftStepMetrics> {
   const ce = await policy.crossEntropyBackward(
     demos.map((d) => ({ tokens: d.tokens, images: d.images, mask: d.mask })),
     { reduction: 'mean' },
