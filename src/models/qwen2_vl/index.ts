@@ -1,4 +1,12 @@
-// Qwen2-VL / Qwen2.5-VL text side: tokenizer files, chat template, and the env-protocol mapping.
+// Qwen2-VL / Qwen2.5-VL from a Hugging Face model directory: config and weight table, the image
+// processor, and the text side (tokenizer files, chat template, the env-protocol mapping).
+export { FAMILIES, ModelConfigError, parseQwenConfig, readQwenConfig } from './config';
+export type { Family, QwenTextConfig, QwenVisionConfig, QwenVLConfig } from './config';
+export { weightTable, matchWeights, parameterCount, hubName } from './weights';
+export type { WeightSpec } from './weights';
+export { DEFAULT_PREPROCESSOR, preprocessImage, readPreprocessorConfig, smartResize } from './preprocess';
+export type { PixelInput, Preprocessed, PreprocessorConfig } from './preprocess';
+export { resizeBicubic } from './resample';
 export { QwenTokenizer, QwenTokenizerError, QWEN_FILE_LIMITS, QWEN_TOKEN_STRINGS } from './tokenizer';
 export type { QwenSpecialIds, QwenTokenizerFiles, QwenAddedToken, DecodeOptions } from './tokenizer';
 export { renderChat, encodeChat, applyChatTemplate, toolsSystemBlock, pyJson, detectTemplateSupport, escapeControlTokens, QwenChatError } from './chat';

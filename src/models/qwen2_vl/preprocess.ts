@@ -1,11 +1,12 @@
-// The Qwen2-VL image processor (transformers models/qwen2_vl/image_processing_qwen2_vl.py) on sharp:
-// smart_resize to multiples of patch × merge within [min_pixels, max_pixels], bicubic resize, RGB,
+// The Qwen2-VL image processor (transformers models/qwen2_vl/image_processing_qwen2_vl.py, the slow
+// one): smart_resize to multiples of patch × merge within [min_pixels, max_pixels], RGB, Pillow's
+// bicubic resize (./resample.ts, bit for bit),
 // rescale 1/255 and normalize with the CLIP mean/std, the image repeated to `temporal_patch_size`
 // frames, and the patches flattened in the processor's order (merge windows outermost, so that the
 // 2×2 patches the merger joins are adjacent rows), with image_grid_thw. Qwen2.5-VL uses the same one.
 import * as fs from 'fs';
 import * as path from 'path';
-import sharp from 'sharp';
+import { resizeBicubic } from './resample';
 
 export interface PreprocessorConfig {
   minPixels: number;
@@ -71,15 +72,17 @@ export interface Preprocessed {
 }
 
 /** Preprocesses one image (RGB after conversion; a grey image is replicated, as PIL's convert('RGB')). */
-export async function preprocessImage(img: PixelInput, c: PreprocessorConfig = DEFAULT_PREPROCESSOR): Promise<Preprocessed> {
+export function preprocessImage(img: PixelInput, c: PreprocessorConfig = DEFAULT_PREPROCESSOR): Preprocessed {
   const factor = c.patch * c.merge;
   const [rh, rw] = smartResize(img.height, img.width, factor, c.minPixels, c.maxPixels);
-  const rgb = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width: img.width, height: img.height, channels: img.channels } })
-    .toColourspace('srgb')
-    .resize(rw, rh, { fit: 'fill', kernel: 'cubic' })
-    .removeAlpha()
-    .raw()
-    .toBuffer();
+  const n = img.width * img.height;
+  if (img.data.length !== n * img.channels) throw new RangeError(`Expected ${n * img.channels} bytes for a ${img.width}×${img.height}×${img.channels} image but received ${img.data.length}`);
+  let src = img.data;
+  if (img.channels === 1) {
+    src = new Uint8Array(n * 3);
+    for (let i = 0; i < n; i++) src[3 * i] = src[3 * i + 1] = src[3 * i + 2] = img.data[i];
+  }
+  const rgb = resizeBicubic(src, img.width, img.height, 3, rw, rh);
   const C = 3;
   const T = c.temporalPatch;
   const P = c.patch;
@@ -87,6 +90,8 @@ export async function preprocessImage(img: PixelInput, c: PreprocessorConfig = D
   const gh = rh / P;
   const gw = rw / P;
   const rowLen = C * T * P * P;
+  const mean = c.mean.map(Math.fround);
+  const std = c.std.map(Math.fround);
   const out = new Float32Array(gh * gw * rowLen);
   // Row order: (merge block row, merge block col, row in block, col in block); within a row:
   // (channel, frame, y in patch, x in patch) — the processor's permute(0, 3, 6, 4, 7, 2, 1, 5, 8).
@@ -102,8 +107,9 @@ export async function preprocessImage(img: PixelInput, c: PreprocessorConfig = D
             for (let t = 0; t < T; t++) {
               for (let y = 0; y < P; y++) {
                 for (let x = 0; x < P; x++) {
-                  const v = rgb[((y0 + y) * rw + x0 + x) * C + ch] / 255;
-                  out[k++] = (v - c.mean[ch]) / c.std[ch];
+                  // as transformers: rescale in float64 then float32; normalize in float32
+                  const v = Math.fround(rgb[((y0 + y) * rw + x0 + x) * C + ch] * (1 / 255));
+                  out[k++] = Math.fround(Math.fround(v - mean[ch]) / std[ch]);
                 }
               }
             }

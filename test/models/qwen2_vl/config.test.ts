@@ -121,3 +121,20 @@ test('a missing, extra, misshapen or doubly spelled tensor is named with its fil
   fs.writeFileSync(path.join(both, 'model.safetensors.index.json'), JSON.stringify(idx));
   await check(both, /tensors 'model\.norm\.weight' and 'model\.language_model\.norm\.weight' are the same weight spelled two ways/);
 });
+
+test('the reference fixtures (python/reference, written as transformers lays checkpoints out) load and match their tables', async () => {
+  for (const name of ['qwen2_vl_tiny', 'qwen2_vl_tiny_bf16', 'qwen2_5_vl_tiny']) {
+    const dir = path.join(__dirname, '../../fixtures', name);
+    const cfg = readQwenConfig(dir);
+    const ck = await openHfCheckpoint(dir);
+    try {
+      expect(matchWeights(cfg, ck).size).toBe(weightTable(cfg).length);
+      expect(new Set([...ck.tensors.values()].map((t) => t.dtype))).toEqual(new Set([name.endsWith('bf16') ? 'BF16' : 'F32']));
+    } finally {
+      await ck.close();
+    }
+    const expected = JSON.parse(fs.readFileSync(path.join(dir.replace(/_bf16$/, ''), 'expected.json'), 'utf8')) as { special_tokens: Record<string, number> };
+    const sp = expected.special_tokens;
+    expect(cfg.tokens).toEqual({ image: sp['<|image_pad|>'], video: sp['<|video_pad|>'], visionStart: sp['<|vision_start|>'], visionEnd: sp['<|vision_end|>'] });
+  }
+});

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { readSafetensors } from '../../../src/io/safetensors';
 import { DEFAULT_PREPROCESSOR, preprocessImage, readPreprocessorConfig, smartResize } from '../../../src/models/qwen2_vl/preprocess';
 
 // transformers' smart_resize(h, w) with factor 28 and the default min/max pixels, run in Python.
@@ -76,5 +77,37 @@ test('preprocessor_config.json over the defaults; bad values named', () => {
     expect(() => readPreprocessorConfig(dir)).toThrow(/preprocessor_config\.json: patch_size: expected a positive integer/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// The reference processor's outputs (python/reference/make_fixtures.py: transformers' slow Qwen2-VL
+// image processor, with Pillow's bicubic resize) for three images: 50×70 and 120×100 are resized.
+test('pixel values equal the reference processor\'s, resized images included', () => {
+  const dir = path.join(__dirname, '../../fixtures/qwen2_vl_tiny');
+  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as {
+    images: { tensor: string; image_grid_thw: number[]; num_image_tokens: number; resized_height: number; resized_width: number; pixel_values: { sum: number; abs_sum: number; weighted_sum: number }; pixel_values_first_patch: number[] }[];
+  };
+  const inputs = readSafetensors(path.join(dir, 'inputs.safetensors')).tensors;
+  const cfg = readPreprocessorConfig(dir);
+  expect(expected.images).toHaveLength(3);
+  for (const e of expected.images) {
+    const t = inputs.get(e.tensor)!;
+    const [h, w] = t.shape;
+    const p = preprocessImage({ data: t.bytes, width: w, height: h, channels: 3 }, cfg);
+    expect(p.grid).toEqual(e.image_grid_thw);
+    expect(p.size).toEqual([e.resized_height, e.resized_width]);
+    expect(p.mergedTokens).toBe(e.num_image_tokens);
+    let maxErr = 0;
+    e.pixel_values_first_patch.forEach((v, i) => (maxErr = Math.max(maxErr, Math.abs(p.pixelValues[i] - v))));
+    expect(maxErr).toBeLessThan(1e-6);
+    let sum = 0, abs = 0, weighted = 0;
+    p.pixelValues.forEach((v, i) => {
+      sum += v;
+      abs += Math.abs(v);
+      weighted += v * ((i % 97) + 1);
+    });
+    expect(Math.abs(sum - e.pixel_values.sum)).toBeLessThan(1e-3);
+    expect(Math.abs(abs - e.pixel_values.abs_sum)).toBeLessThan(1e-3);
+    expect(Math.abs(weighted - e.pixel_values.weighted_sum)).toBeLessThan(1e-2);
   }
 });
