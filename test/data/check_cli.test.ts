@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { dataCheckCommand, type DataCheckFlags } from '../../src/cli/data';
+import { writeUnder } from '../helpers/datasets';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
@@ -28,12 +29,7 @@ function medgym(...args: string[]): Promise<Run> {
 }
 
 let dir: string;
-const w = (rel: string, data: string | Uint8Array): string => {
-  const p = path.join(dir, rel);
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, data);
-  return p;
-};
+const w = (rel: string, data: string | Uint8Array): string => writeUnder(dir, rel, data);
 const jsonl = (rel: string, rows: unknown[]): string => w(rel, rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n');
 /** The command in this process: its exit code and what it printed. */
 async function inProcess(p: string, flags: DataCheckFlags = {}): Promise<Run> {

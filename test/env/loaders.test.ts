@@ -20,15 +20,10 @@ import {
 } from '../../src/data/loaders';
 import { checkEnv, make } from '../../src/env';
 import type { Dataset, VqaItem } from '../../src/data/types';
-import { dicomBytes, niftiBytes as niftiFile, npyBytes as npy } from '../helpers/datasets';
+import { dicomBytes, niftiBytes as niftiFile, npyBytes as npy, writeUnder } from '../helpers/datasets';
 
 let dir: string;
-const w = (rel: string, data: string | Uint8Array): string => {
-  const p = path.join(dir, rel);
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, data);
-  return p;
-};
+const w = (rel: string, data: string | Uint8Array): string => writeUnder(dir, rel, data);
 const png = async (rel: string, channels: 1 | 3, v: number): Promise<void> => {
   const data = Buffer.alloc(16 * 12 * channels, v);
   w(rel, await sharp(data, { raw: { width: 16, height: 12, channels } }).toColourspace(channels === 1 ? 'b-w' : 'srgb').png().toBuffer());

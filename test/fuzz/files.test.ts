@@ -19,18 +19,14 @@ import { parseHeader, readSafetensors, writeSafetensorsSync } from '../../src/io
 import type { Dataset } from '../../src/data/types';
 import { Rng } from '../helpers/random';
 import { checkImage, checkItem, concat, type Field, findAll, hostileField, mutateBytes, pick, Tally, within } from './harness';
+import { niftiBytes, writeUnder } from '../helpers/datasets';
 
 // Cases per format (~15 s in all on 2 cores).
 const N = { safetensors: 1200, npy: 1200, npz: 600, nifti: 800, niftiGz: 300, dicom: 600, png: 300, jsonl: 500, csv: 300, json: 250 };
 const VERBOSE = process.env.MEDGYM_FUZZ_VERBOSE === '1';
 
 let dir: string;
-const w = (rel: string, data: string | Uint8Array): string => {
-  const p = path.join(dir, rel);
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, data);
-  return p;
-};
+const w = (rel: string, data: string | Uint8Array): string => writeUnder(dir, rel, data);
 const report = (t: Tally): void => {
   console.log(t.summary() + (VERBOSE ? '\n' + t.topShapes() : ''));
 };
@@ -65,28 +61,8 @@ const npy = (descr: string, shape: number[], bytes: Uint8Array, major = 1): Uint
   return out;
 };
 
-/** A NIfTI-1 int16 volume; with `ext`, one 32-byte extension (a comment) between header and data. */
-const niftiFile = (nx: number, ny: number, nz: number, ext = false): Uint8Array => {
-  const off = ext ? 384 : 352;
-  const buf = new ArrayBuffer(off + nx * ny * nz * 2);
-  const dv = new DataView(buf);
-  dv.setInt32(0, 348, true);
-  [3, nx, ny, nz, 1, 1, 1, 1].forEach((d, i) => dv.setInt16(40 + 2 * i, d, true));
-  dv.setInt16(70, 4, true); // DT_INT16
-  dv.setInt16(72, 16, true);
-  for (let i = 0; i < 8; i++) dv.setFloat32(76 + 4 * i, 1, true);
-  dv.setFloat32(108, off, true);
-  dv.setFloat32(112, 1, true);
-  new Uint8Array(buf).set(Buffer.from('n+1\0'), 344);
-  if (ext) {
-    dv.setUint8(348, 1);
-    dv.setInt32(352, 32, true); // esize
-    dv.setInt32(356, 6, true); // ecode: comment
-    new Uint8Array(buf).set(Buffer.from('fuzz'), 360);
-  }
-  for (let i = 0; i < nx * ny * nz; i++) dv.setInt16(off + 2 * i, (i * 37) % 2000 - 1024, true);
-  return new Uint8Array(buf);
-};
+/** A NIfTI-1 int16 volume of varied values; with `ext`, one extension between header and data. */
+const niftiFile = (nx: number, ny: number, nz: number, ext = false): Uint8Array => niftiBytes(nx, ny, nz, (x, y, z) => ((x + nx * (y + ny * z)) * 37) % 2000 - 1024, ext);
 const NIFTI_FIELDS: Field[] = [
   { off: 0, type: 'i32le', values: [348, 540, 0x5c010000] },
   ...Array.from({ length: 8 }, (_, i): Field => ({ off: 40 + 2 * i, type: 'i16le', values: [2, 3, 4, 5, 1000, 30000] })),

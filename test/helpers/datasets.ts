@@ -33,19 +33,34 @@ export function dicomBytes(w: number, h: number, f: (x: number, y: number) => nu
   return new Uint8Array(dict.write());
 }
 
-/** A NIfTI-1 volume nx × ny × nz of int16 with value f(x, y, z). */
-export function niftiBytes(nx: number, ny: number, nz: number, f: (x: number, y: number, z: number) => number): Uint8Array {
-  const buf = new ArrayBuffer(352 + nx * ny * nz * 2);
+/** `data` written to `rel` under `dir` (folders made as needed); returns the path. */
+export function writeUnder(dir: string, rel: string, data: string | Uint8Array): string {
+  const p = path.join(dir, rel);
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, data);
+  return p;
+}
+
+/** A NIfTI-1 volume nx × ny × nz of int16 with value f(x, y, z); with `ext`, one 32-byte extension (a comment) between header and data. */
+export function niftiBytes(nx: number, ny: number, nz: number, f: (x: number, y: number, z: number) => number, ext = false): Uint8Array {
+  const off = ext ? 384 : 352;
+  const buf = new ArrayBuffer(off + nx * ny * nz * 2);
   const dv = new DataView(buf);
   dv.setInt32(0, 348, true);
   [3, nx, ny, nz, 1, 1, 1, 1].forEach((d, i) => dv.setInt16(40 + 2 * i, d, true));
   dv.setInt16(70, 4, true); // DT_INT16
   dv.setInt16(72, 16, true);
   for (let i = 0; i < 8; i++) dv.setFloat32(76 + 4 * i, 1, true);
-  dv.setFloat32(108, 352, true);
+  dv.setFloat32(108, off, true);
   dv.setFloat32(112, 1, true);
   new Uint8Array(buf).set(Buffer.from('n+1\0'), 344);
-  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) dv.setInt16(352 + 2 * (x + nx * (y + ny * z)), f(x, y, z), true);
+  if (ext) {
+    dv.setUint8(348, 1);
+    dv.setInt32(352, 32, true); // esize
+    dv.setInt32(356, 6, true); // ecode: comment
+    new Uint8Array(buf).set(Buffer.from('fuzz'), 360);
+  }
+  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) dv.setInt16(off + 2 * (x + nx * (y + ny * z)), f(x, y, z), true);
   return new Uint8Array(buf);
 }
 
