@@ -3,7 +3,7 @@
 // (path, kind, size, sha256 of the annotation files) is recorded in the run's config, so a resumed
 // run and `medgym eval` reopen the same data and refuse data that changed.
 import type { MedGymOptions } from '../env';
-import { openDataset, type OpenedDataset, type SkippedRow } from '../data/open';
+import { openDataset, type SkippedRow } from '../data/open';
 import { DatasetItems, GENERATOR_ITEMS, type DatasetSplitSummary, type ItemSource } from '../rollout';
 import type { TrainConfig } from './config';
 
@@ -18,7 +18,6 @@ export interface RunItems {
   summary?: DatasetSplitSummary;
   /** Bad rows skipped while opening (file:line and why). */
   skipped: SkippedRow[];
-  opened?: OpenedDataset;
 }
 
 /** Opens the run's items; a RangeError naming the file for a dataset that is unusable or changed since it was recorded. */
@@ -37,7 +36,6 @@ export async function openRunItems(cfg: TrainConfig): Promise<RunItems> {
     resolved: { path: opened.path, kind: opened.kind, size: opened.info.length, sha256: opened.sha256, annotationFiles: opened.annotationFiles },
     summary: source.summary,
     skipped: opened.skipped,
-    opened,
   };
 }
 
