@@ -4,7 +4,7 @@
 const fs = require('fs');
 const path = require('path');
 const root = path.join(__dirname, '..');
-for (const dir of ['native/cpu', 'native/model', 'native/addon']) {
+for (const dir of ['native/cpu', 'native/model', 'native/model/qwen', 'native/addon']) {
   for (const f of fs.readdirSync(path.join(root, dir)).sort()) {
     if (f.endsWith('.cc')) process.stdout.write(`${dir}/${f}\n`);
   }

@@ -14,4 +14,5 @@ export * from './grad_clip';
 export * from './fused_linear_logprob';
 export * from './gemm';
 export * from './policy';
+export type * from './qwen';
 export * from './attention_decode';

@@ -454,11 +454,87 @@ const policy: Record<string, Spec> = {
   sessionDispose: { base: () => ({ session: addon.sessionCreate({ model: modelB }) }) },
 };
 
+// ----- qwen (native/model/qwen) -------------------------------------------------------------------
+
+// A tiny Qwen2.5-VL-shaped config (GQA 2:1, window attention) whose image token is id 60.
+const QCFG = {
+  family: 'qwen2_5_vl', vocabSize: 64, hidden: 16, intermediate: 32, layers: 1, heads: 2, kvHeads: 1, headDim: 8, rmsEps: 1e-6, ropeTheta: 10000,
+  mropeT: 1, mropeH: 1, mropeW: 2, tieEmbeddings: true, visionDepth: 2, visionDim: 8, visionHeads: 2, visionMlp: 16, inChannels: 3, patch: 2,
+  merge: 2, temporalPatch: 2, outHidden: 16, windowSize: 4, fullAttBlocks: Int32Array.from([1]), imageToken: 60, maxParams: 1e6,
+};
+const Q_IMAGE = 60;
+const Q_PATCH = 3 * 2 * 2 * 2;
+function newQwen(poisoned = false): unknown {
+  const model = addon.qwenCreate(QCFG);
+  const vals = [3e38, -3e38, 1e-45, 0, 1e20, -1e20, 65504];
+  (addon.qwenTable({ model }) as { size: number }[]).forEach((t, index) => {
+    const data = Float32Array.from({ length: t.size }, (_, i) => (poisoned ? vals[(i * 7919 + index) % vals.length] : Math.sin(i * 12.9898 + index) * 0.3));
+    addon.qwenSetTensor({ model, index, data });
+  });
+  return model;
+}
+const qwenA = newQwen();
+const qwenP = newQwen(true);
+const qwenModel = (rng: Rng, ctx: Ctx): unknown => (ctx.fresh ? newQwen() : rng.next() < 0.3 ? qwenP : qwenA);
+/** 1-3 sequences; some hold an image run of 1 or 2 merged tokens (grid [1, 2, 2] or [1, 2, 4]). */
+function qwenBatch(rng: Rng): Opts {
+  const seqs: number[][] = [];
+  let images = 0;
+  for (let s = rng.int(1, 4); s > 0; s--) {
+    const t = [rng.int(0, 60)];
+    for (let k = rng.int(0, 6); k > 0; k--) {
+      if (rng.next() < 0.2) {
+        const n = rng.int(1, 3);
+        for (let j = 0; j < n; j++) t.push(Q_IMAGE);
+        images += n;
+      } else t.push(rng.int(0, 60));
+    }
+    seqs.push(t);
+  }
+  const tokens = Int32Array.from(seqs.flat());
+  return {
+    tokens, lengths: Int32Array.from(seqs.map((q) => q.length)), positions: Int32Array.from({ length: 3 * tokens.length }, (_, i) => i % tokens.length),
+    ...(images ? { imageEmbeds: f32(rng, images * 16) } : {}),
+  };
+}
+const qwen: Record<string, Spec> = {
+  qwenConfigTable: { base: () => ({ ...QCFG }), numbers: cfgNumbers },
+  qwenCreate: { base: () => ({ ...QCFG }), numbers: cfgNumbers },
+  qwenDispose: { base: () => ({ model: newQwen() }) },
+  qwenTable: { base: (rng, ctx) => ({ model: qwenModel(rng, ctx) }) },
+  qwenSetTensor: { base: (rng, ctx) => ({ model: ctx.fresh ? newQwen() : qwenA, index: 1, data: f32(rng, 8, 0.3) }) },
+  qwenGetTensor: { base: (rng, ctx) => ({ model: qwenModel(rng, ctx), index: rng.int(0, 5) }) },
+  qwenEncodeImages: {
+    base: (rng, ctx) => {
+      const grids = rng.next() < 0.5 ? [1, 2, 2] : [1, 2, 4, 1, 4, 2];
+      let n = 0;
+      for (let i = 0; i < grids.length; i += 3) n += grids[i] * grids[i + 1] * grids[i + 2];
+      return { model: qwenModel(rng, ctx), grids: Int32Array.from(grids), pixels: f32(rng, n * Q_PATCH) };
+    },
+  },
+  qwenScore: {
+    base: (rng, ctx) => {
+      const b = qwenBatch(rng);
+      return { model: qwenModel(rng, ctx), ...b, targets: Int32Array.from({ length: (b.tokens as Int32Array).length }, () => rng.int(-1, 64)) };
+    },
+    optional: (rng) => ({ temperature: rng.uniform(0.5, 2), entropy: bool(rng) }),
+  },
+  qwenLastLogits: { base: (rng, ctx) => ({ model: qwenModel(rng, ctx), ...qwenBatch(rng) }) },
+  qwenGenerate: {
+    base: (rng, ctx) => {
+      const b = qwenBatch(rng);
+      return { model: qwenModel(rng, ctx), ...b, next: Int32Array.from({ length: (b.lengths as Int32Array).length }, () => rng.int(0, 40)), maxNewTokens: rng.int(0, 4) };
+    },
+    optional: (rng) => ({ temperature: pick(rng, [0, 0.7, 1]), topP: pick(rng, [0.5, 1]), seed: rng.int(0, 100), stopTokens: Int32Array.from([3]), bannedTokens: Int32Array.from([0, 1]) }),
+    numbers: { maxNewTokens: [NaN, Infinity, -1, 0.5, 1.5, 2 ** 31, 2 ** 53, -0, 0, 7, 64] },
+  },
+};
+
 const SPECS: Record<string, Spec> = {
   gemm, gemmReference: gemm, softmax, softmaxBackward, layerNorm, layerNormBackward, gelu, geluBackward, attention, attentionBackward,
   attentionCached, attentionDecode, logprob, logprobBackward, logSoftmax, crossEntropy, crossEntropyBackward, grpoAdvantages, grpoLoss,
   adamw, gradNorm, gradClip, fusedLinearLogprob, fusedLinearLogprobBackward, fusedLinearLogprobForwardBackward,
-  fusedLinearLogprobWorkspaceBytes, fusedLinearLogprobPlan, ...runtime, ...policy,
+  fusedLinearLogprobWorkspaceBytes, fusedLinearLogprobPlan, ...runtime, ...policy, ...qwen,
 };
 
 // ----- mutations ----------------------------------------------------------------------------------
@@ -864,7 +940,7 @@ function buildMutation(rng: Rng, name: string, spec: Spec, o: Opts, opt: Opts, c
     }
     if (ctx.fresh && (o.model || o.session)) {
       const after = (): void => {
-        if (o.model) addon.policyDispose({ model: o.model });
+        if (o.model) (name.startsWith('qwen') ? addon.qwenDispose : addon.policyDispose)({ model: o.model });
         if (o.session) addon.sessionDispose({ session: o.session });
       };
       return { args: [o], m: { what: 'dispose the handle while the call runs', kind: 'disposed while running' }, after };

@@ -13,3 +13,6 @@ export { renderChat, encodeChat, applyChatTemplate, toolsSystemBlock, pyJson, de
 export type { QwenRole, QwenContentPart, QwenMessage, QwenTool, TemplateSupport, RenderOptions, RenderedChat, EncodedChat } from './chat';
 export { QWEN_SYSTEM_PROMPT, toQwenTools, episodeToQwenMessages, parseEnvPrompt, parseEnvResponse, envActionToQwen, qwenToEnvAction } from './protocol';
 export type { EnvToolResponse, EnvTurn, EnvEpisode, QwenActionResult } from './protocol';
+export { ropeIndex, ropeOptions, RopeIndexError, type RopeIndexOptions, type RopeState, type RopeIndex } from './rope_index';
+export { QwenVLModel, rawQwenConfig } from './engine';
+export type { QwenImage, QwenSequence, QwenLoadOptions, QwenScoreOptions, QwenScoreResult, QwenGenerateOptions, QwenGenerated } from './engine';

@@ -1,0 +1,410 @@
+// Qwen2-VL / Qwen2.5-VL (native/model/qwen) for JS: a model handle (type-tagged external), its
+// weight table, and the heavy calls (encode images, score, last-row logits, generate), each sync or
+// async (a Promise; inputs are copied, so JS may reuse its arrays meanwhile). Batches are ragged:
+// `tokens` concatenated with `lengths` per sequence, `positions` the sequences' [3, n] M-RoPE ids
+// concatenated, `imageEmbeds` the rows of their image tokens in order (src/models/qwen2_vl/engine.ts).
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "addon/args.h"
+#include "model/qwen/model.h"
+#include "model/rng.h"
+
+namespace medgym::addon {
+namespace {
+
+using qwen::Config;
+using qwen::Model;
+
+constexpr napi_type_tag kQwenTag = {0x6d656467796d5177ull, 0x656e000000000001ull};
+
+struct Handle {
+  std::shared_ptr<Model> m;
+};
+
+struct Busy {
+  explicit Busy(std::shared_ptr<Model> model) : m(std::move(model)) {}
+  Busy(const Busy&) = delete;
+  Busy& operator=(const Busy&) = delete;
+  ~Busy() { m->busy = false; }
+  std::shared_ptr<Model> m;
+};
+
+template <typename F>
+void checked(Args& a, F&& f) {
+  try {
+    f();
+  } catch (const std::out_of_range& e) {
+    a.range_error(e.what());
+  }
+}
+
+double phys_bytes() { return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE)); }
+
+Config read_config(Args& a) {
+  Config c;
+  qwen::TextConfig& t = c.text;
+  t.V = a.integer("vocabSize", 1, 1 << 22);
+  t.D = a.integer("hidden", 1, 65536);
+  t.I = a.integer("intermediate", 1, 1 << 20);
+  t.L = a.integer("layers", 1, 512);
+  t.H = a.integer("heads", 1, 65536);
+  t.KVH = a.integer("kvHeads", 1, 65536);
+  t.hd = a.integer("headDim", 1, 65536);
+  t.eps = a.number("rmsEps", 1e-12, 0.5);
+  t.theta = a.number("ropeTheta", 1.0001, 1e12);
+  t.mrope[0] = a.integer("mropeT", 0, 65536);
+  t.mrope[1] = a.integer("mropeH", 0, 65536);
+  t.mrope[2] = a.integer("mropeW", 0, 65536);
+  t.tied = a.boolean("tieEmbeddings", true);
+  qwen::VisionConfig& v = c.vision;
+  v.qwen25 = a.choice("family", {"qwen2_vl", "qwen2_5_vl"}) == 1;
+  v.depth = a.integer("visionDepth", 1, 256);
+  v.dim = a.integer("visionDim", 1, 65536);
+  v.heads = a.integer("visionHeads", 1, 65536);
+  v.mlp = a.integer("visionMlp", 1, 1 << 20);
+  v.in_ch = a.integer("inChannels", 1, 4);
+  v.patch = a.integer("patch", 1, 64);
+  v.merge = a.integer("merge", 1, 8);
+  v.temporal = a.integer("temporalPatch", 1, 8);
+  v.out = a.integer("outHidden", 1, 65536);
+  if (v.qwen25) {
+    v.window = a.integer("windowSize", 1, 1 << 16);
+    auto full = a.i32("fullAttBlocks", -1);
+    for (size_t i = 0; i < full.length && i < 256; ++i) v.full_blocks.push_back(full.data[i]);
+  }
+  c.image_token = static_cast<int32_t>(a.integer("imageToken", 0, (1 << 22) - 1));
+  checked(a, [&] { c.validate(); });
+  return c;
+}
+
+Napi::Array table_to_js(Napi::Env env, const std::vector<qwen::TensorSpec>& table) {
+  auto arr = Napi::Array::New(env, table.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    auto o = Napi::Object::New(env);
+    o.Set("name", table[i].name);
+    auto shape = Napi::Array::New(env, table[i].shape.size());
+    for (size_t k = 0; k < table[i].shape.size(); ++k) shape.Set(static_cast<uint32_t>(k), static_cast<double>(table[i].shape[k]));
+    o.Set("shape", shape);
+    o.Set("size", static_cast<double>(table[i].size));
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  return arr;
+}
+
+// Refuses weights past `maxParams` or 3/4 of RAM before allocating them (a config is untrusted).
+void require_budget(Args& a, int64_t total) {
+  const double max_params = a.number("maxParams", 1, 9007199254740991.0, 16.0 * double(int64_t(1) << 30));
+  const double need = 4.0 * static_cast<double>(total), phys = phys_bytes();
+  if (static_cast<double>(total) > max_params)
+    a.range_error("the config has " + std::to_string(total) + " parameters, more than `maxParams` " +
+                  std::to_string(static_cast<int64_t>(max_params)));
+  if (phys > 0 && need > 0.75 * phys)
+    a.range_error("the config's " + std::to_string(total) + " float32 weights need " + std::to_string(need / 1073741824.0).substr(0, 5) +
+                  " GiB, more than 3/4 of this machine's RAM");
+}
+
+std::shared_ptr<Model> get_model(Args& a) {
+  Napi::Value v = a.get("model");
+  bool ok = false;
+  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &kQwenTag, &ok);
+  if (!ok) a.type_error("Expected a qwen model handle for `model`");
+  auto* h = v.As<Napi::External<Handle>>().Data();
+  if (!h->m) a.type_error("the qwen model was disposed (`model`)");
+  return h->m;
+}
+
+std::shared_ptr<Busy> acquire(Args& a, const std::shared_ptr<Model>& m) {
+  if (m->busy.exchange(true))
+    throw Napi::Error::New(a.env(), std::string(a.fn()) + ": the model is busy with another operation (await it first)");
+  return std::make_shared<Busy>(m);
+}
+
+// A ragged batch, checked against the model: ids in range, positions, one image row per image token.
+struct Batch {
+  View<int32_t> tokens, lengths, positions, targets;
+  View<float> embeds;
+  std::vector<int64_t> off;  // token offset of each sequence
+  std::vector<int64_t> img;  // first image row of each sequence
+  int64_t rows = 0;
+};
+
+Batch read_batch(Args& a, const Model& m, bool with_targets) {
+  const qwen::TextConfig& t = m.cfg.text;
+  Batch b;
+  b.lengths = a.i32("lengths", -1);
+  if (b.lengths.length == 0 || b.lengths.length > 65536) a.range_error("Expected 1 to 65536 sequences in `lengths`");
+  int64_t total = 0;
+  for (size_t s = 0; s < b.lengths.length; ++s) {
+    const int64_t n = b.lengths.data[s];
+    if (n < 1 || n > (1 << 24)) a.range_error("`lengths` entry " + std::to_string(s) + " must be in [1, 2^24]");
+    b.off.push_back(total);
+    total += n;
+  }
+  if (total > (int64_t(1) << 26)) a.range_error("more than 2^26 tokens in one call (`lengths`)");
+  b.rows = total;
+  b.tokens = a.i32("tokens", total);
+  b.positions = a.i32("positions", 3 * total);
+  if (with_targets) b.targets = a.i32("targets", total);
+  int64_t images = 0;
+  for (size_t s = 0; s < b.lengths.length; ++s) {
+    b.img.push_back(images);
+    for (int64_t i = b.off[s]; i < b.off[s] + b.lengths.data[s]; ++i) {
+      const int32_t id = b.tokens.data[i];
+      if (id < 0 || id >= t.V)
+        a.range_error("`tokens` entry " + std::to_string(i) + " (" + std::to_string(id) + ") is not a token id < " + std::to_string(t.V));
+      images += id == m.cfg.image_token;
+      if (with_targets && (b.targets.data[i] < -1 || b.targets.data[i] >= t.V))
+        a.range_error("`targets` entry " + std::to_string(i) + " must be -1 or a token id < " + std::to_string(t.V));
+    }
+  }
+  for (int64_t i = 0; i < 3 * total; ++i)
+    if (b.positions.data[i] < 0 || b.positions.data[i] > (1 << 30))
+      a.range_error("`positions` entry " + std::to_string(i) + " must be in [0, 2^30]");
+  b.embeds = images ? a.f32("imageEmbeds", images * t.D) : a.f32_optional("imageEmbeds", 0);
+  // Activations: a handful of [rows, D] buffers, the MLP's [rows, 2I] and the K/V rows.
+  const double need = 4.0 * static_cast<double>(total) * static_cast<double>(6 * t.D + 2 * t.I + 4 * t.kv_dim() * t.L);
+  if (phys_bytes() > 0 && need > 0.5 * phys_bytes())
+    a.range_error("a batch of " + std::to_string(total) + " tokens needs " + std::to_string(need / 1073741824.0).substr(0, 5) +
+                  " GiB of activations, more than half of this machine's RAM: split it");
+  return b;
+}
+
+std::vector<qwen::SeqRows> seq_rows(const Batch& b, const Model& m) {
+  std::vector<qwen::SeqRows> out(b.lengths.length);
+  for (size_t s = 0; s < out.size(); ++s) {
+    qwen::SeqRows& r = out[s];
+    r.n = b.lengths.data[s];
+    r.tokens = b.tokens.data + b.off[s];
+    r.pos = b.positions.data + 3 * b.off[s];
+    r.image_embeds = b.embeds.data ? b.embeds.data + b.img[s] * m.cfg.text.D : nullptr;
+    if (b.targets.data) r.targets = b.targets.data + b.off[s];
+  }
+  return out;
+}
+
+// ---- entry points -----------------------------------------------------------------------------------
+
+Napi::Value ConfigTable(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenConfigTable");
+  const Config c = read_config(a);
+  int64_t total = 0;
+  auto table = qwen::Weights::build_table(c, &total);
+  return table_to_js(info.Env(), table);
+}
+
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenCreate");
+  const Config c = read_config(a);
+  int64_t total = 0;
+  qwen::Weights::build_table(c, &total);
+  require_budget(a, total);
+  std::shared_ptr<Model> m;
+  try {
+    m = std::make_shared<Model>(c);
+  } catch (const std::bad_alloc&) {
+    a.range_error("out of memory allocating " + std::to_string(total) + " weights");
+  }
+  auto ext = Napi::External<Handle>::New(info.Env(), new Handle{m}, [](Napi::Env, Handle* p) { delete p; });
+  napi_type_tag_object(info.Env(), ext, &kQwenTag);
+  return ext;
+}
+
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenDispose");
+  Napi::Value v = a.get("model");
+  bool ok = false;
+  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &kQwenTag, &ok);
+  if (!ok) a.type_error("Expected a qwen model handle for `model`");
+  auto* h = v.As<Napi::External<Handle>>().Data();
+  h->m.reset();  // a running call holds its own reference: the weights go when it is done
+  return info.Env().Undefined();
+}
+
+Napi::Value Table(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenTable");
+  return table_to_js(info.Env(), get_model(a)->w.table);
+}
+
+Napi::Value SetTensor(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenSetTensor");
+  auto m = get_model(a);
+  auto busy = acquire(a, m);
+  const int64_t index = a.integer("index", 0, static_cast<int64_t>(m->w.table.size()) - 1);
+  auto data = a.f32("data", m->w.table[static_cast<size_t>(index)].size);
+  a.require_finite("data", data);
+  m->w.set_tensor(m->cfg, index, data.data, static_cast<int64_t>(data.length));
+  return info.Env().Undefined();
+}
+
+Napi::Value GetTensor(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenGetTensor");
+  auto m = get_model(a);
+  const int64_t index = a.integer("index", 0, static_cast<int64_t>(m->w.table.size()) - 1);
+  auto out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(m->w.table[static_cast<size_t>(index)].size));
+  m->w.get_tensor(m->cfg, index, out.Data());
+  return out;
+}
+
+Napi::Value EncodeImages(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "qwenEncodeImages", async);
+  auto m = get_model(a);
+  const qwen::VisionConfig& v = m->cfg.vision;
+  auto g = a.i32("grids", -1);
+  if (g.length == 0 || g.length % 3 || g.length > 3 * 4096) a.range_error("Expected 1 to 4096 [t, h, w] triples in `grids`");
+  std::vector<qwen::Grid> grids;
+  for (size_t i = 0; i < g.length; i += 3) grids.push_back({g.data[i], g.data[i + 1], g.data[i + 2]});
+  int64_t n = 0;
+  checked(a, [&] { n = qwen::vision_patches(v, grids); });
+  auto px = a.f32("pixels", n * v.patch_len());
+  a.require_finite("pixels", px);
+  const double need = 4.0 * static_cast<double>(n) * static_cast<double>(8 * v.dim + 2 * v.mlp);
+  if (phys_bytes() > 0 && need > 0.5 * phys_bytes()) a.range_error("the images need more than half of this machine's RAM: encode fewer at once");
+  auto busy = acquire(a, m);
+  auto out = std::make_shared<std::vector<float>>();
+  return a.run(
+      async,
+      [=] {
+        (void)busy;  // held until the work is done
+        out->resize(static_cast<size_t>(n / v.unit() * v.out));
+        qwen::vision_forward(m->cfg, m->w, px.data, grids, out->data());
+      },
+      [=](Napi::Env env) -> Napi::Value {
+        auto arr = Napi::Float32Array::New(env, out->size());
+        if (!out->empty()) std::memcpy(arr.Data(), out->data(), out->size() * sizeof(float));
+        return arr;
+      });
+}
+
+Napi::Value Score(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "qwenScore", async);
+  auto m = get_model(a);
+  const Batch b = read_batch(a, *m, true);
+  const float tau = static_cast<float>(a.number("temperature", 1e-6, 1e6, 1.0));
+  const bool want_entropy = a.boolean("entropy", true);
+  auto busy = acquire(a, m);
+  auto logp = std::make_shared<std::vector<float>>(), ent = std::make_shared<std::vector<float>>();
+  return a.run(
+      async,
+      [=] {
+        (void)busy;  // held until the work is done
+        logp->assign(static_cast<size_t>(b.rows), 0.0f);
+        if (want_entropy) ent->assign(static_cast<size_t>(b.rows), 0.0f);
+        qwen::text_score(m->cfg, m->w, seq_rows(b, *m), tau, logp->data(), want_entropy ? ent->data() : nullptr);
+      },
+      [=](Napi::Env env) -> Napi::Value {
+        auto o = Napi::Object::New(env);
+        for (auto [name, v] : {std::pair{"logp", logp}, std::pair{"entropy", ent}}) {
+          auto arr = Napi::Float32Array::New(env, v->size());
+          if (!v->empty()) std::memcpy(arr.Data(), v->data(), v->size() * sizeof(float));
+          o.Set(name, arr);
+        }
+        return o;
+      });
+}
+
+Napi::Value LastLogits(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "qwenLastLogits", async);
+  auto m = get_model(a);
+  const Batch b = read_batch(a, *m, false);
+  auto busy = acquire(a, m);
+  auto out = std::make_shared<std::vector<float>>();
+  return a.run(
+      async,
+      [=] {
+        (void)busy;  // held until the work is done
+        std::vector<qwen::SeqRows> rows = seq_rows(b, *m);
+        std::vector<qwen::KVRows> caches(rows.size());
+        for (size_t s = 0; s < rows.size(); ++s) rows[s].cache = &caches[s];
+        out->resize(rows.size() * static_cast<size_t>(m->cfg.text.V));
+        qwen::text_extend(m->cfg, m->w, rows, out->data());
+      },
+      [=](Napi::Env env) -> Napi::Value {
+        auto arr = Napi::Float32Array::New(env, out->size());
+        std::memcpy(arr.Data(), out->data(), out->size() * sizeof(float));
+        return arr;
+      });
+}
+
+Napi::Value Generate(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "qwenGenerate", async);
+  auto m = get_model(a);
+  const Batch b = read_batch(a, *m, false);
+  const int64_t V = m->cfg.text.V;
+  auto next = a.i32("next", static_cast<int64_t>(b.lengths.length));
+  for (size_t s = 0; s < next.length; ++s)
+    if (next.data[s] < 0 || next.data[s] > (1 << 30)) a.range_error("`next` entry " + std::to_string(s) + " must be in [0, 2^30]");
+  qwen::GenParams gp;
+  gp.max_new_tokens = a.integer("maxNewTokens", 0, 1 << 20, 256);
+  gp.temperature = a.number("temperature", 0, 1e6, 1.0);
+  gp.top_p = a.number("topP", 1e-9, 1, 1.0);
+  const double seed = a.number("seed", 0, 9007199254740991.0, 0);
+  for (auto [name, dst] : {std::pair{"stopTokens", &gp.stop}, std::pair{"bannedTokens", &gp.banned}}) {
+    auto ids = a.i32_optional(name, -1);
+    if (!ids.length) continue;
+    dst->assign(static_cast<size_t>(V), 0);
+    for (size_t i = 0; i < ids.length; ++i) {
+      if (ids.data[i] < 0 || ids.data[i] >= V) a.range_error("`" + std::string(name) + "` entry " + std::to_string(i) + " is not a token id");
+      (*dst)[static_cast<size_t>(ids.data[i])] = 1;
+    }
+  }
+  // The KV caches at the longest: every sequence's prompt plus max_new_tokens rows (capacity doubles).
+  const qwen::TextConfig& t = m->cfg.text;
+  const double kv = 2.0 * 8.0 * static_cast<double>(t.L * t.kv_dim()) *
+                    static_cast<double>(b.rows + static_cast<int64_t>(b.lengths.length) * gp.max_new_tokens);
+  if (phys_bytes() > 0 && kv > 0.5 * phys_bytes())
+    a.range_error("the KV caches of " + std::to_string(b.lengths.length) + " sequences with `maxNewTokens` " +
+                  std::to_string(gp.max_new_tokens) + " would need more than half of this machine's RAM");
+  auto busy = acquire(a, m);
+  auto out = std::make_shared<std::vector<qwen::GenOut>>();
+  return a.run(
+      async,
+      [=] {
+        (void)busy;  // held until the work is done
+        std::vector<int64_t> nx(next.data, next.data + next.length);
+        std::vector<uint64_t> keys;
+        for (size_t s = 0; s < nx.size(); ++s) keys.push_back(model::stream_key(static_cast<uint64_t>(seed), 0, s, 0));
+        *out = m->generate(seq_rows(b, *m), nx, keys, gp);
+      },
+      [=](Napi::Env env) -> Napi::Value {
+        auto arr = Napi::Array::New(env, out->size());
+        for (size_t s = 0; s < out->size(); ++s) {
+          const qwen::GenOut& g = (*out)[s];
+          auto o = Napi::Object::New(env);
+          auto t = Napi::Int32Array::New(env, g.tokens.size());
+          auto l = Napi::Float32Array::New(env, g.logp.size());
+          if (!g.tokens.empty()) {
+            std::memcpy(t.Data(), g.tokens.data(), g.tokens.size() * sizeof(int32_t));
+            std::memcpy(l.Data(), g.logp.data(), g.logp.size() * sizeof(float));
+          }
+          o.Set("tokens", t);
+          o.Set("logp", l);
+          o.Set("finishReason", g.finish == qwen::Finish::StopToken ? "stop_token" : "max_new_tokens");
+          arr.Set(static_cast<uint32_t>(s), o);
+        }
+        return arr;
+      });
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("qwenConfigTable", Napi::Function::New(env, ConfigTable, "qwenConfigTable"));
+  exports.Set("qwenCreate", Napi::Function::New(env, Create, "qwenCreate"));
+  exports.Set("qwenDispose", Napi::Function::New(env, Dispose, "qwenDispose"));
+  exports.Set("qwenTable", Napi::Function::New(env, Table, "qwenTable"));
+  exports.Set("qwenSetTensor", Napi::Function::New(env, SetTensor, "qwenSetTensor"));
+  exports.Set("qwenGetTensor", Napi::Function::New(env, GetTensor, "qwenGetTensor"));
+  export_sync_async(env, exports, "qwenEncodeImages", EncodeImages);
+  export_sync_async(env, exports, "qwenScore", Score);
+  export_sync_async(env, exports, "qwenLastLogits", LastLogits);
+  export_sync_async(env, exports, "qwenGenerate", Generate);
+}
+
+MEDGYM_REGISTER_BINDINGS(Init);
+
+}  // namespace
+}  // namespace medgym::addon

@@ -1,0 +1,219 @@
+#include "model/qwen/text.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/attention.h"
+#include "cpu/attention_decode.h"
+#include "cpu/fused_linear_logprob.h"
+#include "cpu/gemm.h"
+#include "cpu/threadpool.h"
+#include "model/qwen/ops.h"
+
+namespace medgym::qwen {
+
+namespace {
+
+// New rows per sequence up to which attention runs the decode kernel (row by row over the cache)
+// instead of the flash kernel's 32-query tiles.
+constexpr int64_t kDecodeMaxRows = 4;
+
+struct Pack {
+  int64_t N = 0;
+  std::vector<int64_t> row0;
+};
+
+Pack pack(const std::vector<SeqRows>& seqs) {
+  Pack p;
+  for (const SeqRows& s : seqs) {
+    p.row0.push_back(p.N);
+    p.N += s.n;
+  }
+  return p;
+}
+
+// Token embeddings, image rows in place of the image tokens.
+void embed(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, const Pack& p, float* x) {
+  const int64_t D = c.text.D;
+  parallel_for(static_cast<int64_t>(seqs.size()), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const SeqRows& q = seqs[static_cast<size_t>(s)];
+      int64_t img = 0;
+      for (int64_t i = 0; i < q.n; ++i) {
+        float* row = x + (p.row0[static_cast<size_t>(s)] + i) * D;
+        const int32_t t = q.tokens[i];
+        const float* src = t == c.image_token && q.image_rows ? q.image_embeds + (img++) * D : w.embed + int64_t(t) * D;
+        std::memcpy(row, src, sizeof(float) * static_cast<size_t>(D));
+      }
+    }
+  });
+}
+
+// cos / sin [N, hd/2] of the rows' M-RoPE angles.
+void mrope(const TextConfig& t, const std::vector<SeqRows>& seqs, const Pack& p, float* cs, float* sn) {
+  const int64_t half = t.hd / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  std::vector<int> axis(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    inv[static_cast<size_t>(i)] =
+        1.0f / std::pow(static_cast<float>(t.theta), static_cast<float>(2 * i) / static_cast<float>(t.hd));
+    axis[static_cast<size_t>(i)] = i < t.mrope[0] ? 0 : i < t.mrope[0] + t.mrope[1] ? 1 : 2;
+  }
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const SeqRows& q = seqs[s];
+    parallel_for(q.n, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t r = p.row0[s] + i;
+        for (int64_t f = 0; f < half; ++f) {
+          const float a = static_cast<float>(q.pos[axis[static_cast<size_t>(f)] * q.n + i]) * inv[static_cast<size_t>(f)];
+          cs[r * half + f] = std::cos(a);
+          sn[r * half + f] = std::sin(a);
+        }
+      }
+    }, 64);
+  }
+}
+
+// Attention of sequence s's new rows (q [n, D] at its rows, heads stored [rep][KVH]) over its keys:
+// the cache when it has one (the new rows already appended), else its own new rows.
+void attend(const TextConfig& t, const SeqRows& q, int64_t row0, int64_t layer, const float* Q, const float* K,
+            const float* V, float* out, std::vector<float>& scratch) {
+  const int64_t D = t.D, kvd = t.kv_dim(), hd = t.hd, rep = t.rep();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float *kp = K + row0 * kvd, *vp = V + row0 * kvd;
+  int64_t Tk = q.n;
+  if (q.cache) {
+    kp = q.cache->k[static_cast<size_t>(layer)].data();
+    vp = q.cache->v[static_cast<size_t>(layer)].data();
+    Tk = q.cache->len;
+  }
+  const float* qp = Q + row0 * D;
+  float* op = out + row0 * D;
+  if (q.cache && q.n <= kDecodeMaxRows) {  // serial: the caller runs sequences in parallel
+    scratch.resize(static_cast<size_t>(t.KVH * Tk));
+    for (int64_t r = 0; r < rep; ++r)
+      attention_decode(t.KVH, q.n, Tk, hd, AttnViewOut{op + r * t.KVH * hd, 0, D, hd}, nullptr,
+                       AttnView{qp + r * t.KVH * hd, 0, D, hd}, AttnView{kp, 0, kvd, hd}, AttnView{vp, 0, kvd, hd}, scale,
+                       scratch.data());
+    return;
+  }
+  // B = rep query-head groups over the same keys (key view stride 0 across the groups).
+  attention_forward(AttnDims{rep, t.KVH, q.n, Tk, hd}, AttnViewOut{op, t.KVH * hd, D, hd}, nullptr,
+                    AttnView{qp, t.KVH * hd, D, hd}, AttnView{kp, 0, kvd, hd}, AttnView{vp, 0, kvd, hd}, nullptr, scale);
+}
+
+// The decoder over packed rows: x [N, D] in, final-norm hidden states out (in x).
+void trunk(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, const Pack& p, float* x) {
+  const TextConfig& t = c.text;
+  const int64_t N = p.N, D = t.D, kvd = t.kv_dim(), half = t.hd / 2;
+  const float eps = static_cast<float>(t.eps);
+  std::vector<float> cs(static_cast<size_t>(N * half)), sn(static_cast<size_t>(N * half));
+  mrope(t, seqs, p, cs.data(), sn.data());
+  std::vector<float> h(static_cast<size_t>(N * D)), q(static_cast<size_t>(N * D)), att(static_cast<size_t>(N * D));
+  std::vector<float> k(static_cast<size_t>(N * kvd)), v(static_cast<size_t>(N * kvd));
+  std::vector<float> gu(static_cast<size_t>(N * 2 * t.I));
+  bool all_decode = true;
+  for (const SeqRows& s : seqs) all_decode = all_decode && s.cache && s.n <= kDecodeMaxRows;
+  for (const SeqRows& s : seqs)
+    if (s.cache) s.cache->reserve(t, s.cache->len + s.n);
+
+  for (int64_t l = 0; l < t.L; ++l) {
+    const TextLayer& L = w.layers[static_cast<size_t>(l)];
+    rmsnorm(N, D, x, L.in_norm, eps, h.data());
+    linear(N, L.q, h.data(), q.data());
+    linear(N, L.k, h.data(), k.data());
+    linear(N, L.v, h.data(), v.data());
+    rotate(N, t.H, t.hd, q.data(), D, cs.data(), sn.data());
+    rotate(N, t.KVH, t.hd, k.data(), kvd, cs.data(), sn.data());
+    for (size_t s = 0; s < seqs.size(); ++s) {  // append the new keys / values
+      KVRows* kc = seqs[s].cache;
+      if (!kc) continue;
+      const size_t bytes = sizeof(float) * static_cast<size_t>(seqs[s].n * kvd);
+      std::memcpy(kc->k[static_cast<size_t>(l)].data() + kc->len * kvd, k.data() + p.row0[s] * kvd, bytes);
+      std::memcpy(kc->v[static_cast<size_t>(l)].data() + kc->len * kvd, v.data() + p.row0[s] * kvd, bytes);
+    }
+    auto attend_all = [&](int64_t s0, int64_t s1, std::vector<float>& scratch) {
+      for (int64_t s = s0; s < s1; ++s) {
+        const SeqRows& sq = seqs[static_cast<size_t>(s)];
+        KVRows* kc = sq.cache;
+        const int64_t saved = kc ? kc->len : 0;
+        if (kc) kc->len = saved + sq.n;  // attend over the appended rows too
+        attend(t, sq, p.row0[static_cast<size_t>(s)], l, q.data(), k.data(), v.data(), att.data(), scratch);
+        if (kc) kc->len = saved;
+      }
+    };
+    if (all_decode) {
+      parallel_for(static_cast<int64_t>(seqs.size()), [&](int64_t s0, int64_t s1) {
+        std::vector<float> scratch;
+        attend_all(s0, s1, scratch);
+      });
+    } else {
+      std::vector<float> scratch;
+      attend_all(0, static_cast<int64_t>(seqs.size()), scratch);
+    }
+    linear(N, L.o, att.data(), h.data());
+    add_inplace(N * D, x, h.data());
+    rmsnorm(N, D, x, L.post_norm, eps, h.data());
+    float* g = gu.data();
+    float* u = gu.data() + N * t.I;
+    linear(N, L.gate, h.data(), g);
+    linear(N, L.up, h.data(), u);
+    silu_mul(N, t.I, g, t.I, u, t.I);
+    linear(N, L.down, g, h.data());
+    add_inplace(N * D, x, h.data());
+  }
+  for (const SeqRows& s : seqs)
+    if (s.cache) s.cache->len += s.n;
+  rmsnorm(N, D, x, w.norm, eps, x);
+}
+
+}  // namespace
+
+void KVRows::reserve(const TextConfig& t, int64_t n) {
+  if (k.empty()) {
+    k.resize(static_cast<size_t>(t.L));
+    v.resize(static_cast<size_t>(t.L));
+  }
+  if (n <= cap) return;
+  int64_t c = std::max<int64_t>(64, cap);
+  while (c < n) c *= 2;
+  for (auto* side : {&k, &v})
+    for (auto& rows : *side) rows.resize(static_cast<size_t>(c * t.kv_dim()));
+  cap = c;
+}
+
+int64_t KVRows::bytes() const {
+  int64_t b = 0;
+  for (const auto& r : k) b += static_cast<int64_t>(r.capacity() * sizeof(float));
+  return 2 * b;
+}
+
+void text_score(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, float temperature, float* logp,
+                float* entropy) {
+  const Pack p = pack(seqs);
+  if (p.N == 0) return;
+  const int64_t D = c.text.D;
+  std::vector<float> x(static_cast<size_t>(p.N * D));
+  embed(c, w, seqs, p, x.data());
+  trunk(c, w, seqs, p, x.data());
+  std::vector<int32_t> targets(static_cast<size_t>(p.N));
+  for (size_t s = 0; s < seqs.size(); ++s)
+    std::memcpy(targets.data() + p.row0[s], seqs[s].targets, sizeof(int32_t) * static_cast<size_t>(seqs[s].n));
+  fused_linear_logprob_forward(x.data(), w.head, targets.data(), p.N, D, c.text.V, temperature, logp, entropy, nullptr);
+}
+
+void text_extend(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, float* logits) {
+  const Pack p = pack(seqs);
+  if (p.N == 0) return;
+  const int64_t D = c.text.D;
+  std::vector<float> x(static_cast<size_t>(p.N * D));
+  embed(c, w, seqs, p, x.data());
+  trunk(c, w, seqs, p, x.data());
+  std::vector<float> last(static_cast<size_t>(seqs.size() * D));
+  for (size_t s = 0; s < seqs.size(); ++s)
+    std::memcpy(last.data() + s * D, x.data() + (p.row0[s] + seqs[s].n - 1) * D, sizeof(float) * static_cast<size_t>(D));
+  sgemm(false, true, static_cast<int64_t>(seqs.size()), c.text.V, D, 1.0f, last.data(), D, w.head, D, 0.0f, logits, c.text.V);
+}
+
+}  // namespace medgym::qwen

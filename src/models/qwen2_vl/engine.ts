@@ -1,0 +1,259 @@
+// A Qwen2-VL / Qwen2.5-VL model on medgym's native engine (native/model/qwen): loaded from a Hugging
+// Face model directory, it encodes images, scores token sequences (per-token log-probs through the
+// fused head) and generates with a KV cache. Sequences are given in token space with their
+// <|image_pad|> runs already expanded (encodeChat does it); positions come from ropeIndex.
+import { nativeFunctions } from '../../native/runtime';
+import type { NativeQwenFunctions, QwenHandle, RawQwenConfig, RawQwenTensor } from '../../native/qwen';
+import { CheckpointError, openHfCheckpoint } from '../hf_checkpoint';
+import type { QwenVLConfig } from './config';
+import { readQwenConfig } from './config';
+import type { PixelInput, Preprocessed, PreprocessorConfig } from './preprocess';
+import { preprocessImage, readPreprocessorConfig } from './preprocess';
+import type { RopeIndexOptions } from './rope_index';
+import { ropeIndex, ropeOptions } from './rope_index';
+import { matchWeights, weightTable } from './weights';
+
+const native = (): NativeQwenFunctions => nativeFunctions<NativeQwenFunctions>();
+
+/** An image as raw pixels (preprocessed with the model's processor) or already preprocessed. */
+export type QwenImage = PixelInput | Preprocessed;
+
+export interface QwenSequence {
+  /** Token ids, each image's <|image_pad|> run expanded to its merged token count. */
+  ids: ArrayLike<number>;
+  /** One per <|image_pad|> run, in order. */
+  images?: QwenImage[];
+}
+
+export interface QwenLoadOptions {
+  /** Refuse a config of more parameters than this (default 2^34); 3/4 of RAM caps it too. */
+  maxParams?: number;
+}
+
+export interface QwenScoreOptions {
+  /** logp = log_softmax(logits / τ)[id] (default 1). */
+  temperature?: number;
+  /** Per sequence, tokens to score (1) or skip (0); default every token t ≥ 1. */
+  masks?: ArrayLike<number>[];
+}
+
+export interface QwenScoreResult {
+  /** Per sequence, per token: log p(ids[t] | ids[<t]); 0 at t = 0 and unscored tokens. */
+  logp: Float32Array[];
+  entropy: Float32Array[];
+}
+
+export interface QwenGenerateOptions {
+  /** Default 256. */
+  maxNewTokens?: number;
+  /** 0: greedy (logp then at τ = 1). Default 1. */
+  temperature?: number;
+  topP?: number;
+  /** Seed of the sampling streams (sequence s draws from stream (seed, 0, s, 0)). */
+  seed?: number;
+  /** Default: generation_config / config eos ids when the caller passes none; none here means none. */
+  stopTokens?: number[];
+  bannedTokens?: number[];
+}
+
+export interface QwenGenerated {
+  tokens: Int32Array;
+  logp: Float32Array;
+  finishReason: 'stop_token' | 'max_new_tokens';
+}
+
+/** The flat config the addon reads. */
+export function rawQwenConfig(c: QwenVLConfig): RawQwenConfig {
+  const t = c.text;
+  const v = c.vision;
+  return {
+    family: c.family,
+    vocabSize: t.vocabSize,
+    hidden: t.hidden,
+    intermediate: t.intermediate,
+    layers: t.layers,
+    heads: t.heads,
+    kvHeads: t.kvHeads,
+    headDim: t.headDim,
+    rmsEps: t.rmsEps,
+    ropeTheta: t.ropeTheta,
+    mropeT: t.mropeSection[0],
+    mropeH: t.mropeSection[1],
+    mropeW: t.mropeSection[2],
+    tieEmbeddings: t.tieEmbeddings,
+    visionDepth: v.depth,
+    visionDim: v.dim,
+    visionHeads: v.heads,
+    visionMlp: v.mlpHidden,
+    inChannels: v.inChannels,
+    patch: v.patch,
+    merge: v.merge,
+    temporalPatch: v.temporalPatch,
+    outHidden: v.outHidden,
+    ...(c.family === 'qwen2_5_vl' ? { windowSize: v.windowSize ?? 112, fullAttBlocks: Int32Array.from(v.fullAttBlocks ?? []) } : {}),
+    imageToken: c.tokens.image,
+  };
+}
+
+const isPreprocessed = (im: QwenImage): im is Preprocessed => (im as Preprocessed).pixelValues !== undefined;
+
+export class QwenVLModel {
+  private handle: QwenHandle | undefined;
+  readonly rope: RopeIndexOptions;
+
+  private constructor(
+    handle: QwenHandle,
+    readonly config: QwenVLConfig,
+    readonly preprocessor: PreprocessorConfig,
+    /** The native tensor table (checkpoint names and shapes). */
+    readonly tensors: RawQwenTensor[],
+  ) {
+    this.handle = handle;
+    this.rope = ropeOptions(config);
+  }
+
+  /**
+   * Loads `dir` (config.json, model.safetensors or shards with their index, preprocessor_config.json):
+   * every tensor's name, shape and dtype is checked before the weights are allocated; tensors are then
+   * read one at a time (F32, BF16 or F16; computed in float32).
+   */
+  static async load(dir: string, options: QwenLoadOptions = {}): Promise<QwenVLModel> {
+    const config = readQwenConfig(dir);
+    const preprocessor = readPreprocessorConfig(dir);
+    const v = config.vision;
+    if (preprocessor.patch !== v.patch || preprocessor.merge !== v.merge || preprocessor.temporalPatch !== v.temporalPatch) {
+      throw new CheckpointError(`${dir}: preprocessor_config.json (patch ${preprocessor.patch}, merge ${preprocessor.merge}, temporal ${preprocessor.temporalPatch}) disagrees with config.json's vision_config (${v.patch}, ${v.merge}, ${v.temporalPatch})`);
+    }
+    const ck = await openHfCheckpoint(dir);
+    try {
+      const files = matchWeights(config, ck);
+      const raw = { ...rawQwenConfig(config), ...(options.maxParams !== undefined ? { maxParams: options.maxParams } : {}) };
+      const table = native().qwenConfigTable(raw);
+      const want = weightTable(config);
+      if (table.length !== want.length || table.some((t, i) => t.name !== want[i].name || t.shape.join() !== want[i].shape.join())) {
+        throw new Error('qwen: the native tensor table differs from weightTable (a build mismatch)');
+      }
+      const handle = native().qwenCreate(raw);
+      const model = new QwenVLModel(handle, config, preprocessor, table);
+      try {
+        for (let i = 0; i < table.length; i++) native().qwenSetTensor({ model: handle, index: i, data: await ck.readFloat32(files.get(table[i].name)!) });
+      } catch (err) {
+        model.dispose();
+        throw err;
+      }
+      return model;
+    } finally {
+      await ck.close();
+    }
+  }
+
+  private get h(): QwenHandle {
+    if (!this.handle) throw new Error('QwenVLModel: disposed');
+    return this.handle;
+  }
+
+  /** A tensor's values as the checkpoint holds them (by Hub name). */
+  getTensor(name: string): Float32Array {
+    const index = this.tensors.findIndex((t) => t.name === name);
+    if (index < 0) throw new RangeError(`QwenVLModel.getTensor: no tensor '${name}'`);
+    return native().qwenGetTensor({ model: this.h, index });
+  }
+
+  /** The model's preprocessing of an image (raw pixels) or the image itself (already preprocessed). */
+  preprocess(image: QwenImage): Preprocessed {
+    return isPreprocessed(image) ? image : preprocessImage(image, this.preprocessor);
+  }
+
+  /** Vision tower: one row of hidden size per merged token of each image, images in order. */
+  async encodeImages(images: QwenImage[]): Promise<Float32Array> {
+    if (images.length === 0) return new Float32Array(0);
+    const pre = images.map((im) => this.preprocess(im));
+    const pixels = new Float32Array(pre.reduce((a, p) => a + p.pixelValues.length, 0));
+    let off = 0;
+    for (const p of pre) {
+      pixels.set(p.pixelValues, off);
+      off += p.pixelValues.length;
+    }
+    return native().qwenEncodeImagesAsync({ model: this.h, pixels, grids: Int32Array.from(pre.flatMap((p) => p.grid)) });
+  }
+
+  /** Packs sequences for the addon: ids, lengths, positions (ropeIndex), image rows; and each sequence's next position. */
+  private async pack(seqs: QwenSequence[]) {
+    if (seqs.length === 0) throw new RangeError('QwenVLModel: expected at least one sequence');
+    const lengths = Int32Array.from(seqs.map((s) => s.ids.length));
+    const total = lengths.reduce((a, n) => a + n, 0);
+    const tokens = new Int32Array(total);
+    const positions = new Int32Array(3 * total);
+    const next = new Int32Array(seqs.length);
+    const images: Preprocessed[] = [];
+    let off = 0;
+    seqs.forEach((s, i) => {
+      const pre = (s.images ?? []).map((im) => this.preprocess(im));
+      const r = ropeIndex(s.ids, pre.map((p) => p.grid), this.rope);
+      tokens.set(Array.from(s.ids), off);
+      positions.set(r.positions, 3 * off);
+      next[i] = r.next;
+      images.push(...pre);
+      off += s.ids.length;
+    });
+    const imageEmbeds = await this.encodeImages(images);
+    return { model: this.h, tokens, lengths, positions, imageEmbeds, next };
+  }
+
+  /** Per-token log-probs (and entropies) of each sequence; no logits tensor of the batch ever exists. */
+  async score(seqs: QwenSequence[], options: QwenScoreOptions = {}): Promise<QwenScoreResult> {
+    const b = await this.pack(seqs);
+    // Row t - 1 predicts token t.
+    const targets = new Int32Array(b.tokens.length).fill(-1);
+    let off = 0;
+    seqs.forEach((s, i) => {
+      const mask = options.masks?.[i];
+      if (mask && mask.length !== s.ids.length) throw new RangeError(`QwenVLModel.score: masks[${i}] has ${mask.length} entries for ${s.ids.length} tokens`);
+      for (let t = 1; t < s.ids.length; t++) if (!mask || mask[t]) targets[off + t - 1] = s.ids[t];
+      off += s.ids.length;
+    });
+    const { next: _next, ...batch } = b;
+    const out = await native().qwenScoreAsync({ ...batch, targets, temperature: options.temperature ?? 1 });
+    const logp: Float32Array[] = [];
+    const entropy: Float32Array[] = [];
+    off = 0;
+    for (const s of seqs) {
+      const n = s.ids.length;
+      const lp = new Float32Array(n);
+      const en = new Float32Array(n);
+      lp.set(out.logp.subarray(off, off + n - 1), 1);
+      en.set(out.entropy.subarray(off, off + n - 1), 1);
+      logp.push(lp);
+      entropy.push(en);
+      off += n;
+    }
+    return { logp, entropy };
+  }
+
+  /** The logits after each sequence's last token ([V] per sequence). */
+  async lastLogits(seqs: QwenSequence[]): Promise<Float32Array[]> {
+    const { next: _next, ...batch } = await this.pack(seqs);
+    const all = await native().qwenLastLogitsAsync(batch);
+    const V = this.config.text.vocabSize;
+    return seqs.map((_, i) => all.slice(i * V, (i + 1) * V));
+  }
+
+  /** Batched KV-cache generation after each sequence (one prefill, then one step per token). */
+  async generate(seqs: QwenSequence[], options: QwenGenerateOptions = {}): Promise<QwenGenerated[]> {
+    const b = await this.pack(seqs);
+    return native().qwenGenerateAsync({
+      ...b,
+      maxNewTokens: options.maxNewTokens ?? 256,
+      temperature: options.temperature ?? 1,
+      topP: options.topP ?? 1,
+      seed: options.seed ?? 0,
+      ...(options.stopTokens ? { stopTokens: Int32Array.from(options.stopTokens) } : {}),
+      ...(options.bannedTokens ? { bannedTokens: Int32Array.from(options.bannedTokens) } : {}),
+    });
+  }
+
+  dispose(): void {
+    if (this.handle) native().qwenDispose({ model: this.handle });
+    this.handle = undefined;
+  }
+}
