@@ -12,7 +12,9 @@
 #include <string>
 
 #include "addon/args.h"
+#include "addon/policy_common.h"
 #include "model/qwen/model.h"
+#include "model/qwen/session.h"
 #include "model/rng.h"
 
 namespace medgym::addon {
@@ -22,9 +24,13 @@ using qwen::Config;
 using qwen::Model;
 
 constexpr napi_type_tag kQwenTag = {0x6d656467796d5177ull, 0x656e000000000001ull};
+constexpr napi_type_tag kQwenSessionTag = {0x6d656467796d5177ull, 0x656e536573730001ull};
 
 struct Handle {
   std::shared_ptr<Model> m;
+};
+struct SessionHandle {
+  std::shared_ptr<qwen::Session> s;
 };
 
 struct Busy {
@@ -188,6 +194,61 @@ std::vector<qwen::SeqRows> seq_rows(const Batch& b, const Model& m) {
   return out;
 }
 
+// The batch's sequences as session segments (copies); next[s]: the position after sequence s.
+std::vector<qwen::Segment> segments(const Batch& b, const Model& m, const int32_t* next) {
+  const int64_t D = m.cfg.text.D;
+  std::vector<qwen::Segment> out(b.lengths.length);
+  int64_t img = 0;
+  for (size_t s = 0; s < out.size(); ++s) {
+    qwen::Segment& g = out[s];
+    const int64_t n = b.lengths.data[s];
+    g.tokens.assign(b.tokens.data + b.off[s], b.tokens.data + b.off[s] + n);
+    g.pos.assign(b.positions.data + 3 * b.off[s], b.positions.data + 3 * (b.off[s] + n));
+    int64_t k = 0;
+    for (int32_t t : g.tokens) k += t == m.cfg.image_token;
+    if (k) g.embeds.assign(b.embeds.data + img * D, b.embeds.data + (img + k) * D);
+    img += k;
+    g.next = next[s];
+  }
+  return out;
+}
+
+qwen::GenParams read_gen_params(Args& a, int64_t V) {
+  qwen::GenParams gp;
+  gp.max_new_tokens = a.integer("maxNewTokens", 0, 1 << 20, 256);
+  gp.temperature = a.number("temperature", 0, 1e6, 1.0);
+  gp.top_p = a.number("topP", 1e-9, 1, 1.0);
+  for (auto [name, dst] : {std::pair{"stopTokens", &gp.stop}, std::pair{"bannedTokens", &gp.banned}}) {
+    auto ids = a.i32_optional(name, -1);
+    if (!ids.length) continue;
+    dst->assign(static_cast<size_t>(V), 0);
+    for (size_t i = 0; i < ids.length; ++i) {
+      if (ids.data[i] < 0 || ids.data[i] >= V) a.range_error("`" + std::string(name) + "` entry " + std::to_string(i) + " is not a token id");
+      (*dst)[static_cast<size_t>(ids.data[i])] = 1;
+    }
+  }
+  return gp;
+}
+
+Napi::Array gen_to_js(Napi::Env env, const std::vector<qwen::GenOut>& outs) {
+  auto arr = Napi::Array::New(env, outs.size());
+  for (size_t s = 0; s < outs.size(); ++s) {
+    const qwen::GenOut& g = outs[s];
+    auto o = Napi::Object::New(env);
+    auto t = Napi::Int32Array::New(env, g.tokens.size());
+    auto l = Napi::Float32Array::New(env, g.logp.size());
+    if (!g.tokens.empty()) {
+      std::memcpy(t.Data(), g.tokens.data(), g.tokens.size() * sizeof(int32_t));
+      std::memcpy(l.Data(), g.logp.data(), g.logp.size() * sizeof(float));
+    }
+    o.Set("tokens", t);
+    o.Set("logp", l);
+    o.Set("finishReason", g.finish == qwen::Finish::StopToken ? "stop_token" : "max_new_tokens");
+    arr.Set(static_cast<uint32_t>(s), o);
+  }
+  return arr;
+}
+
 // ---- entry points -----------------------------------------------------------------------------------
 
 Napi::Value ConfigTable(const Napi::CallbackInfo& info) {
@@ -239,6 +300,7 @@ Napi::Value SetTensor(const Napi::CallbackInfo& info) {
   auto data = a.f32("data", m->w.table[static_cast<size_t>(index)].size);
   a.require_finite("data", data);
   m->w.set_tensor(m->cfg, index, data.data, static_cast<int64_t>(data.length));
+  ++m->weights_version;  // sessions made before hold stale caches
   return info.Env().Undefined();
 }
 
@@ -339,20 +401,8 @@ Napi::Value Generate(const Napi::CallbackInfo& info, bool async) {
   auto next = a.i32("next", static_cast<int64_t>(b.lengths.length));
   for (size_t s = 0; s < next.length; ++s)
     if (next.data[s] < 0 || next.data[s] > (1 << 30)) a.range_error("`next` entry " + std::to_string(s) + " must be in [0, 2^30]");
-  qwen::GenParams gp;
-  gp.max_new_tokens = a.integer("maxNewTokens", 0, 1 << 20, 256);
-  gp.temperature = a.number("temperature", 0, 1e6, 1.0);
-  gp.top_p = a.number("topP", 1e-9, 1, 1.0);
+  const qwen::GenParams gp = read_gen_params(a, V);
   const double seed = a.number("seed", 0, 9007199254740991.0, 0);
-  for (auto [name, dst] : {std::pair{"stopTokens", &gp.stop}, std::pair{"bannedTokens", &gp.banned}}) {
-    auto ids = a.i32_optional(name, -1);
-    if (!ids.length) continue;
-    dst->assign(static_cast<size_t>(V), 0);
-    for (size_t i = 0; i < ids.length; ++i) {
-      if (ids.data[i] < 0 || ids.data[i] >= V) a.range_error("`" + std::string(name) + "` entry " + std::to_string(i) + " is not a token id");
-      (*dst)[static_cast<size_t>(ids.data[i])] = 1;
-    }
-  }
   // The KV caches at the longest: every sequence's prompt plus max_new_tokens rows (capacity doubles).
   const qwen::TextConfig& t = m->cfg.text;
   const double kv = 2.0 * 8.0 * static_cast<double>(t.L * t.kv_dim()) *
@@ -366,29 +416,166 @@ Napi::Value Generate(const Napi::CallbackInfo& info, bool async) {
       async,
       [=] {
         (void)busy;  // held until the work is done
-        std::vector<int64_t> nx(next.data, next.data + next.length);
         std::vector<uint64_t> keys;
-        for (size_t s = 0; s < nx.size(); ++s) keys.push_back(model::stream_key(static_cast<uint64_t>(seed), 0, s, 0));
-        *out = m->generate(seq_rows(b, *m), nx, keys, gp);
+        for (size_t s = 0; s < b.lengths.length; ++s) keys.push_back(model::stream_key(static_cast<uint64_t>(seed), 0, s, 0));
+        qwen::Session session(m);
+        *out = session.generate(session.add(segments(b, *m, next.data), keys), gp);
+      },
+      [=](Napi::Env env) -> Napi::Value { return gen_to_js(env, *out); });
+}
+
+
+// ---- sessions -----------------------------------------------------------------------------------------
+
+std::shared_ptr<qwen::Session> get_session(Args& a) {
+  Napi::Value v = a.get("session");
+  bool ok = false;
+  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &kQwenSessionTag, &ok);
+  if (!ok) a.type_error("Expected a qwen session handle for `session`");
+  auto* h = v.As<Napi::External<SessionHandle>>().Data();
+  if (!h->s) a.type_error("the qwen session was disposed (`session`)");
+  if (!h->s->fresh())
+    throw Napi::Error::New(a.env(), std::string(a.fn()) + ": the model's weights changed since this session was created (its KV caches are stale): create a new session (`session`)");
+  return h->s;
+}
+
+void require_ids(Args& a, const qwen::Session& s, const View<int32_t>& ids, bool distinct) {
+  if (ids.length == 0 || ids.length > 65536) a.range_error("Expected 1 to 65536 sequence handles in `ids`");
+  for (size_t i = 0; i < ids.length; ++i) {
+    if (!s.has(ids.data[i])) a.range_error("`ids` entry " + std::to_string(i) + " (" + std::to_string(ids.data[i]) + ") is not a live sequence of this session");
+    for (size_t j = 0; distinct && j < i; ++j)
+      if (ids.data[j] == ids.data[i]) a.range_error("`ids` holds " + std::to_string(ids.data[i]) + " twice");
+  }
+}
+
+// SPEC §7 stream keys from `seeds`, `steps`, `promptIndices`, `sampleIndices` (n entries each).
+std::vector<uint64_t> read_keys(Args& a, const Napi::CallbackInfo& info, size_t n) {
+  const double hi = 9007199254740991.0;
+  auto seeds = policy::read_numbers(a, info, "seeds", n, hi), steps = policy::read_numbers(a, info, "steps", n, hi);
+  auto prompts = policy::read_numbers(a, info, "promptIndices", n, hi), samples = policy::read_numbers(a, info, "sampleIndices", n, hi);
+  std::vector<uint64_t> keys;
+  for (size_t i = 0; i < n; ++i)
+    keys.push_back(model::stream_key(static_cast<uint64_t>(seeds[i]), static_cast<uint64_t>(steps[i]), static_cast<uint64_t>(prompts[i]),
+                                     static_cast<uint64_t>(samples[i])));
+  return keys;
+}
+
+// KV rows a session may hold in all (capacity doubles): refuse work past half of RAM.
+void require_kv_room(Args& a, const qwen::Session& s, int64_t more_rows) {
+  const qwen::TextConfig& t = s.model()->cfg.text;
+  const double bytes = 2.0 * 8.0 * static_cast<double>(t.L * t.kv_dim()) * static_cast<double>(s.cached_rows() + more_rows);
+  if (phys_bytes() > 0 && bytes > 0.5 * phys_bytes())
+    a.range_error("the session's KV caches would need more than half of this machine's RAM: release sequences or generate fewer tokens");
+}
+
+Napi::Value SessionCreate(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenSessionCreate");
+  auto m = get_model(a);
+  auto ext = Napi::External<SessionHandle>::New(info.Env(), new SessionHandle{std::make_shared<qwen::Session>(m)},
+                                                [](Napi::Env, SessionHandle* p) { delete p; });
+  napi_type_tag_object(info.Env(), ext, &kQwenSessionTag);
+  return ext;
+}
+
+Napi::Value SessionDispose(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenSessionDispose");
+  Napi::Value v = a.get("session");
+  bool ok = false;
+  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &kQwenSessionTag, &ok);
+  if (!ok) a.type_error("Expected a qwen session handle for `session`");
+  v.As<Napi::External<SessionHandle>>().Data()->s.reset();  // a running call keeps its own reference
+  return info.Env().Undefined();
+}
+
+Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "qwenSessionAdd", async);
+  auto s = get_session(a);
+  auto m = s->model();
+  const Batch b = read_batch(a, *m, false);
+  auto next = a.i32("next", static_cast<int64_t>(b.lengths.length));
+  auto keys = read_keys(a, info, b.lengths.length);
+  require_kv_room(a, *s, b.rows);
+  auto busy = acquire(a, m);
+  auto out = std::make_shared<std::vector<int64_t>>();
+  return a.run(
+      async,
+      [=] {
+        (void)busy;  // held until the work is done
+        *out = s->add(segments(b, *m, next.data), keys);
       },
       [=](Napi::Env env) -> Napi::Value {
-        auto arr = Napi::Array::New(env, out->size());
-        for (size_t s = 0; s < out->size(); ++s) {
-          const qwen::GenOut& g = (*out)[s];
-          auto o = Napi::Object::New(env);
-          auto t = Napi::Int32Array::New(env, g.tokens.size());
-          auto l = Napi::Float32Array::New(env, g.logp.size());
-          if (!g.tokens.empty()) {
-            std::memcpy(t.Data(), g.tokens.data(), g.tokens.size() * sizeof(int32_t));
-            std::memcpy(l.Data(), g.logp.data(), g.logp.size() * sizeof(float));
-          }
-          o.Set("tokens", t);
-          o.Set("logp", l);
-          o.Set("finishReason", g.finish == qwen::Finish::StopToken ? "stop_token" : "max_new_tokens");
-          arr.Set(static_cast<uint32_t>(s), o);
-        }
+        auto arr = Napi::Int32Array::New(env, out->size());
+        for (size_t i = 0; i < out->size(); ++i) arr[i] = static_cast<int32_t>((*out)[i]);
         return arr;
       });
+}
+
+Napi::Value SessionAppend(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenSessionAppend");
+  auto s = get_session(a);
+  auto m = s->model();
+  const Batch b = read_batch(a, *m, false);
+  auto ids = a.i32("ids", static_cast<int64_t>(b.lengths.length));
+  require_ids(a, *s, ids, true);
+  auto next = a.i32("next", static_cast<int64_t>(b.lengths.length));
+  require_kv_room(a, *s, b.rows);
+  auto busy = acquire(a, m);
+  s->append(std::vector<int64_t>(ids.data, ids.data + ids.length), segments(b, *m, next.data));
+  return info.Env().Undefined();
+}
+
+Napi::Value SessionFork(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "qwenSessionFork", async);
+  auto s = get_session(a);
+  auto m = s->model();
+  const int64_t id = a.integer("id", 0, int64_t(1) << 53);
+  if (!s->has(id)) a.range_error("`id` (" + std::to_string(id) + ") is not a live sequence of this session");
+  const int64_t n = a.integer("n", 1, 4096);
+  auto keys = read_keys(a, info, static_cast<size_t>(n));
+  require_kv_room(a, *s, n * 4096);
+  auto busy = acquire(a, m);
+  auto out = std::make_shared<std::vector<int64_t>>();
+  return a.run(
+      async,
+      [=] {
+        (void)busy;  // held until the work is done
+        *out = s->fork(id, keys);
+      },
+      [=](Napi::Env env) -> Napi::Value {
+        auto arr = Napi::Int32Array::New(env, out->size());
+        for (size_t i = 0; i < out->size(); ++i) arr[i] = static_cast<int32_t>((*out)[i]);
+        return arr;
+      });
+}
+
+Napi::Value SessionGenerate(const Napi::CallbackInfo& info, bool async) {
+  Args a(info, "qwenSessionGenerate", async);
+  auto s = get_session(a);
+  auto m = s->model();
+  auto idv = a.i32("ids", -1);
+  require_ids(a, *s, idv, true);
+  std::vector<int64_t> ids(idv.data, idv.data + idv.length);
+  const qwen::GenParams gp = read_gen_params(a, m->cfg.text.V);
+  require_kv_room(a, *s, static_cast<int64_t>(ids.size()) * gp.max_new_tokens);
+  auto busy = acquire(a, m);
+  auto out = std::make_shared<std::vector<qwen::GenOut>>();
+  return a.run(
+      async,
+      [=] {
+        (void)busy;  // held until the work is done
+        *out = s->generate(ids, gp);
+      },
+      [=](Napi::Env env) -> Napi::Value { return gen_to_js(env, *out); });
+}
+
+Napi::Value SessionRelease(const Napi::CallbackInfo& info) {
+  Args a(info, "qwenSessionRelease");
+  auto s = get_session(a);
+  auto ids = a.i32("ids", -1);
+  require_ids(a, *s, ids, false);
+  auto busy = acquire(a, s->model());
+  for (size_t i = 0; i < ids.length; ++i) s->release(ids.data[i]);
+  return info.Env().Undefined();
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
@@ -402,6 +589,13 @@ void Init(Napi::Env env, Napi::Object exports) {
   export_sync_async(env, exports, "qwenScore", Score);
   export_sync_async(env, exports, "qwenLastLogits", LastLogits);
   export_sync_async(env, exports, "qwenGenerate", Generate);
+  exports.Set("qwenSessionCreate", Napi::Function::New(env, SessionCreate, "qwenSessionCreate"));
+  exports.Set("qwenSessionDispose", Napi::Function::New(env, SessionDispose, "qwenSessionDispose"));
+  exports.Set("qwenSessionAppend", Napi::Function::New(env, SessionAppend, "qwenSessionAppend"));
+  exports.Set("qwenSessionRelease", Napi::Function::New(env, SessionRelease, "qwenSessionRelease"));
+  export_sync_async(env, exports, "qwenSessionAdd", SessionAdd);
+  export_sync_async(env, exports, "qwenSessionFork", SessionFork);
+  export_sync_async(env, exports, "qwenSessionGenerate", SessionGenerate);
 }
 
 MEDGYM_REGISTER_BINDINGS(Init);

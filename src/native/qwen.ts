@@ -1,8 +1,9 @@
 // Raw typed face of the Qwen2-VL / Qwen2.5-VL entry points (native/addon/qwen_binding.cc). Users go
 // through src/models/qwen2_vl (QwenVLModel), which prepares images, positions and batches.
 
-/** Opaque native handle (type-tagged external). */
+/** Opaque native handles (type-tagged externals). */
 export type QwenHandle = { readonly __qwenHandle: unique symbol };
+export type QwenSessionHandle = { readonly __qwenSessionHandle: unique symbol };
 
 /** The config as the native engine reads it (flat; built by engine.ts from a QwenVLConfig). */
 export interface RawQwenConfig {
@@ -59,17 +60,32 @@ export interface RawQwenGenerated {
   finishReason: 'stop_token' | 'max_new_tokens';
 }
 
-export interface RawQwenGenerateInput extends RawQwenBatch {
+export interface RawQwenGenerateInput extends RawQwenBatch, RawQwenGenParams {
   /** Per sequence, the position of its first generated token (ropeIndex's `next`). */
   next: Int32Array;
+  /** Sequence s samples from stream (seed, 0, s, 0). */
+  seed?: number;
+}
+
+/** SPEC §7 stream keys, one entry per sequence. */
+export interface RawQwenKeys {
+  seeds: number[];
+  steps: number[];
+  promptIndices: number[];
+  sampleIndices: number[];
+}
+
+/** Sampling parameters of a generate call. */
+export interface RawQwenGenParams {
   maxNewTokens?: number;
   /** 0: greedy. */
   temperature?: number;
   topP?: number;
-  seed?: number;
   stopTokens?: Int32Array;
   bannedTokens?: Int32Array;
 }
+
+type SessionBatch = Omit<RawQwenBatch, 'model'> & { session: QwenSessionHandle; next: Int32Array };
 
 export interface NativeQwenFunctions {
   qwenConfigTable(o: RawQwenConfig): RawQwenTensor[];
@@ -82,4 +98,13 @@ export interface NativeQwenFunctions {
   qwenScoreAsync(o: RawQwenBatch & { targets: Int32Array; temperature?: number; entropy?: boolean }): Promise<{ logp: Float32Array; entropy: Float32Array }>;
   qwenLastLogitsAsync(o: RawQwenBatch): Promise<Float32Array>;
   qwenGenerateAsync(o: RawQwenGenerateInput): Promise<RawQwenGenerated[]>;
+  qwenSessionCreate(o: { model: QwenHandle }): QwenSessionHandle;
+  qwenSessionDispose(o: { session: QwenSessionHandle }): void;
+  /** Adds and prefills sequences; `next`: the position after each. Returns their handles. */
+  qwenSessionAddAsync(o: SessionBatch & RawQwenKeys): Promise<Int32Array>;
+  /** Queues one segment per id (prefilled by the next generate or fork). */
+  qwenSessionAppend(o: SessionBatch & { ids: Int32Array }): void;
+  qwenSessionForkAsync(o: { session: QwenSessionHandle; id: number; n: number } & RawQwenKeys): Promise<Int32Array>;
+  qwenSessionGenerateAsync(o: { session: QwenSessionHandle; ids: Int32Array } & RawQwenGenParams): Promise<RawQwenGenerated[]>;
+  qwenSessionRelease(o: { session: QwenSessionHandle; ids: Int32Array }): void;
 }

@@ -497,7 +497,71 @@ function qwenBatch(rng: Rng): Opts {
     ...(images ? { imageEmbeds: f32(rng, images * 16) } : {}),
   };
 }
+const qwenS = newQwen(); // sessions only: its weights never change, so its sessions stay fresh
+let qwenSession: unknown = addon.qwenSessionCreate({ model: qwenS });
+let qwenSessionUses = 0;
+const qwenSessionOf = (ctx: Ctx): unknown => {
+  if (ctx.fresh) return addon.qwenSessionCreate({ model: newQwen() });
+  if (++qwenSessionUses % 40 === 0) {
+    addon.qwenSessionDispose({ session: qwenSession });
+    qwenSession = addon.qwenSessionCreate({ model: qwenS });
+  }
+  return qwenSession;
+};
+const qwenKeys = (rng: Rng, n: number): Opts => ({
+  seeds: Array.from({ length: n }, () => rng.int(0, 1000)),
+  steps: Array.from({ length: n }, () => rng.int(0, 10)),
+  promptIndices: Array.from({ length: n }, (_, i) => i),
+  sampleIndices: Array.from({ length: n }, () => 0),
+});
+/** A live sequence of `session`. */
+function qwenSeq(rng: Rng, session: unknown): number {
+  const b = qwenBatch(rng);
+  const n = (b.lengths as Int32Array).length;
+  return (addon.qwenSessionAdd({ session, ...b, next: new Int32Array(n).fill(40), ...qwenKeys(rng, n) }) as Int32Array)[0];
+}
+const qwenSessionSpecs: Record<string, Spec> = {
+  qwenSessionCreate: { base: (rng, ctx) => ({ model: qwenModel(rng, ctx) }) },
+  qwenSessionDispose: { base: () => ({ session: addon.qwenSessionCreate({ model: qwenS }) }) },
+  qwenSessionAdd: {
+    base: (rng, ctx) => {
+      const b = qwenBatch(rng);
+      const n = (b.lengths as Int32Array).length;
+      return { session: qwenSessionOf(ctx), ...b, next: new Int32Array(n).fill(40), ...qwenKeys(rng, n) };
+    },
+  },
+  qwenSessionAppend: {
+    base: (rng, ctx) => {
+      const session = qwenSessionOf(ctx);
+      const b = qwenBatch(rng);
+      const n = (b.lengths as Int32Array).length;
+      return { session, ...b, next: new Int32Array(n).fill(50), ids: Int32Array.from({ length: n }, () => qwenSeq(rng, session)) };
+    },
+  },
+  qwenSessionFork: {
+    base: (rng, ctx) => {
+      const session = qwenSessionOf(ctx);
+      const n = rng.int(1, 3);
+      return { session, id: qwenSeq(rng, session), n, ...qwenKeys(rng, n) };
+    },
+  },
+  qwenSessionGenerate: {
+    base: (rng, ctx) => {
+      const session = qwenSessionOf(ctx);
+      return { session, ids: Int32Array.from([qwenSeq(rng, session)]), maxNewTokens: rng.int(0, 4) };
+    },
+    optional: (rng) => ({ temperature: pick(rng, [0, 0.7, 1]), topP: pick(rng, [0.5, 1]), stopTokens: Int32Array.from([3]), bannedTokens: Int32Array.from([0, 1]) }),
+    numbers: { maxNewTokens: [NaN, Infinity, -1, 0.5, 1.5, 2 ** 31, 2 ** 53, -0, 0, 7, 64] },
+  },
+  qwenSessionRelease: {
+    base: (rng, ctx) => {
+      const session = qwenSessionOf(ctx);
+      return { session, ids: Int32Array.from([qwenSeq(rng, session)]) };
+    },
+  },
+};
 const qwen: Record<string, Spec> = {
+  ...qwenSessionSpecs,
   qwenConfigTable: { base: () => ({ ...QCFG }), numbers: cfgNumbers },
   qwenCreate: { base: () => ({ ...QCFG }), numbers: cfgNumbers },
   qwenDispose: { base: () => ({ model: newQwen() }) },
@@ -941,7 +1005,7 @@ function buildMutation(rng: Rng, name: string, spec: Spec, o: Opts, opt: Opts, c
     if (ctx.fresh && (o.model || o.session)) {
       const after = (): void => {
         if (o.model) (name.startsWith('qwen') ? addon.qwenDispose : addon.policyDispose)({ model: o.model });
-        if (o.session) addon.sessionDispose({ session: o.session });
+        if (o.session) (name.startsWith('qwen') ? addon.qwenSessionDispose : addon.sessionDispose)({ session: o.session });
       };
       return { args: [o], m: { what: 'dispose the handle while the call runs', kind: 'disposed while running' }, after };
     }

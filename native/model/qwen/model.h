@@ -1,5 +1,6 @@
-// A Qwen2-VL / Qwen2.5-VL model in native memory: config, weights, and the calls the addon makes
-// (native/addon/qwen_binding.cc). One heavy call at a time per model (`busy`).
+// A Qwen2-VL / Qwen2.5-VL model in native memory: config and weights, with what generation returns
+// (sessions: session.h). The addon (native/addon/qwen_binding.cc) runs one heavy call at a time per
+// model (`busy`).
 #pragma once
 #include <array>
 #include <atomic>
@@ -33,12 +34,9 @@ class Model {
   const Config cfg;
   Weights w;
   std::atomic<bool> busy{false};
+  // Bumped by every weight write: sessions made before refuse to go on (stale KV caches).
+  std::atomic<uint64_t> weights_version{0};
 
-  // Prefills each prompt (its own cache, positions given), then samples until a stop token or
-  // max_new_tokens; generated token i of sequence s sits at position next[s] + i on all three axes.
-  // keys[s]: the sequence's counter-based stream (model/rng.h), drawn at its token count.
-  std::vector<GenOut> generate(const std::vector<SeqRows>& prompts, const std::vector<int64_t>& next,
-                               const std::vector<uint64_t>& keys, const GenParams& gp) const;
 };
 
 }  // namespace medgym::qwen

@@ -9,9 +9,10 @@ import type { QwenVLConfig } from './config';
 import { readQwenConfig } from './config';
 import type { PixelInput, Preprocessed, PreprocessorConfig } from './preprocess';
 import { preprocessImage, readPreprocessorConfig } from './preprocess';
-import type { RopeIndexOptions } from './rope_index';
+import type { RopeIndex, RopeIndexOptions, RopeState } from './rope_index';
 import { ropeIndex, ropeOptions } from './rope_index';
 import { matchWeights, weightTable } from './weights';
+import { QwenSession } from './session';
 
 const native = (): NativeQwenFunctions => nativeFunctions<NativeQwenFunctions>();
 
@@ -60,6 +61,16 @@ export interface QwenGenerated {
   tokens: Int32Array;
   logp: Float32Array;
   finishReason: 'stop_token' | 'max_new_tokens';
+}
+
+/** A batch as the addon takes it, with each sequence's rope state after it. */
+export interface PackedBatch {
+  tokens: Int32Array;
+  lengths: Int32Array;
+  positions: Int32Array;
+  imageEmbeds: Float32Array;
+  next: Int32Array;
+  states: RopeIndex[];
 }
 
 /** The flat config the addon reads. */
@@ -159,6 +170,13 @@ export class QwenVLModel {
     return native().qwenGetTensor({ model: this.h, index });
   }
 
+  /** Overwrites a tensor (checkpoint layout, by Hub name). Sessions made before then refuse to go on. */
+  setTensor(name: string, data: Float32Array): void {
+    const index = this.tensors.findIndex((t) => t.name === name);
+    if (index < 0) throw new RangeError(`QwenVLModel.setTensor: no tensor '${name}'`);
+    native().qwenSetTensor({ model: this.h, index, data });
+  }
+
   /** The model's preprocessing of an image (raw pixels) or the image itself (already preprocessed). */
   preprocess(image: QwenImage): Preprocessed {
     return isPreprocessed(image) ? image : preprocessImage(image, this.preprocessor);
@@ -177,27 +195,42 @@ export class QwenVLModel {
     return native().qwenEncodeImagesAsync({ model: this.h, pixels, grids: Int32Array.from(pre.flatMap((p) => p.grid)) });
   }
 
-  /** Packs sequences for the addon: ids, lengths, positions (ropeIndex), image rows; and each sequence's next position. */
-  private async pack(seqs: QwenSequence[]) {
+  /**
+   * Packs sequences (or segments appended to sequences whose rope states are `starts`) for the addon:
+   * ids, lengths, positions (ropeIndex), the image rows (vision tower) and each one's rope state after it.
+   */
+  async packBatch(seqs: QwenSequence[], starts?: (RopeState | undefined)[]): Promise<PackedBatch> {
     if (seqs.length === 0) throw new RangeError('QwenVLModel: expected at least one sequence');
     const lengths = Int32Array.from(seqs.map((s) => s.ids.length));
     const total = lengths.reduce((a, n) => a + n, 0);
     const tokens = new Int32Array(total);
     const positions = new Int32Array(3 * total);
     const next = new Int32Array(seqs.length);
+    const states: RopeIndex[] = [];
     const images: Preprocessed[] = [];
     let off = 0;
     seqs.forEach((s, i) => {
       const pre = (s.images ?? []).map((im) => this.preprocess(im));
-      const r = ropeIndex(s.ids, pre.map((p) => p.grid), this.rope);
+      const r = ropeIndex(s.ids, pre.map((p) => p.grid), this.rope, starts?.[i]);
       tokens.set(Array.from(s.ids), off);
       positions.set(r.positions, 3 * off);
       next[i] = r.next;
+      states.push(r);
       images.push(...pre);
       off += s.ids.length;
     });
     const imageEmbeds = await this.encodeImages(images);
-    return { model: this.h, tokens, lengths, positions, imageEmbeds, next };
+    return { tokens, lengths, positions, imageEmbeds, next, states };
+  }
+
+  private async pack(seqs: QwenSequence[]) {
+    const { states: _states, ...b } = await this.packBatch(seqs);
+    return { model: this.h, ...b };
+  }
+
+  /** A generation session: sequences keep their KV caches between calls (multi-turn episodes). */
+  createSession(): QwenSession {
+    return new QwenSession(this, native().qwenSessionCreate({ model: this.h }));
   }
 
   /** Per-token log-probs (and entropies) of each sequence; no logits tensor of the batch ever exists. */
