@@ -68,5 +68,6 @@ describe('native runtime', () => {
     expect(res.stdout).toMatch(/threads: \d+/);
     expect(res.stdout).toMatch(/cuda: /);
     expect(res.stdout).toMatch(/sharp: \d+\.\d+/);
+    expect(res.stdout).toMatch(/architectures:\n  medgym-vlm: [^\n]+\n  qwen2_vl \(Qwen2VLForConditionalGeneration\): [^\n]+\n  qwen2_5_vl /);
   });
 });

@@ -3,6 +3,7 @@ import * as os from 'os';
 import { addonCandidates, loadNative } from '../native/loader';
 import type { NativeInfo } from '../native/types';
 import { probeCuda } from '../policy/device';
+import { ARCHITECTURES } from '../models/architectures';
 
 export interface DoctorReport {
   ok: boolean;
@@ -55,5 +56,7 @@ export function doctor(): DoctorReport {
     lines.push(String(err instanceof Error ? err.message : err));
   }
   lines.push(`sharp: ${sharpVersion()}`);
+  lines.push('architectures:');
+  for (const a of ARCHITECTURES) lines.push(`  ${a.modelType}${a.hfClass ? ` (${a.hfClass})` : ''}: ${a.support}`);
   return { ok, lines };
 }
