@@ -29,6 +29,7 @@
 #include "cpu/layernorm.h"
 #include "cpu/threadpool.h"
 #include "model/accelerator.h"
+#include "model/linear_paths.h"
 #include "model/model.h"
 
 namespace medgym::model {
@@ -39,11 +40,6 @@ constexpr float kLnEps = 1e-5f;
 // New rows per sequence up to which attention uses the paged decode kernel (and the step counts as
 // a decode step); more rows are gathered and go through the flash kernel.
 constexpr int64_t kDecodeMaxRows = 4;
-// Dot-path GEMMs with more rows than this go over W in blocks of kDotColumns columns.
-constexpr int64_t kDotDirectRows = 4;
-constexpr int64_t kDotColumns = 64;
-// Less GEMM work than this per thread is not worth waking one (as in gemm.cc).
-constexpr double kFlopsPerThread = 1 << 19;
 // A decode step runs one sequence share per thread (one parallel region, no synchronisation) when
 // the weights are at most this big: every thread then reads all of them, from cache. Bigger models
 // split each op's columns over the threads instead, so that their weights stream from memory once.
@@ -53,35 +49,6 @@ constexpr int64_t kRowParallelMaxWeightBytes = 8 << 20;
 constexpr int64_t kRowCostKeys = 400;
 // Rows per chunk of the cheap row loops when they run op by op (a prefill's thousands of rows).
 constexpr int64_t kRowChunk = 128;
-
-const gemm_detail::GemmImpl& gemm_impl() {
-  switch (simd_level()) {
-    case SimdLevel::Avx512: return gemm_detail::impl_avx512();
-    case SimdLevel::Avx2Fma: return gemm_detail::impl_avx2();
-    default: return gemm_detail::impl_portable();
-  }
-}
-
-// Y[M, N] = X[M, K] @ W[N, K]^T + beta * Y on the dot path (small M) or the packed path (prefill);
-// either way a row's result does not depend on M.
-// With many rows the dot path goes over W in column blocks (kDotColumns of W's rows stay in L1/L2
-// while every row of X passes) instead of streaming all of W once per 4 rows of X; outside a
-// parallel region the blocks are split over the threads (one region per call). Same dot products,
-// so the same bits.
-void linear(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const float* W, float beta, float* Y) {
-  if (M <= 0) return;
-  const gemm_detail::GemmImpl& im = gemm_impl();
-  if (packed) return gemm_detail::sgemm_packed(im, false, true, M, N, K, 1.0f, X, K, W, K, beta, Y, N);
-  if (M <= kDotDirectRows) return gemm_detail::sgemm_dot(im, M, N, K, 1.0f, X, K, W, K, beta, Y, N);
-  const int64_t blocks = (N + kDotColumns - 1) / kDotColumns;
-  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  parallel_run([&](int tid, int nthreads) {
-    int64_t b0, b1;
-    static_chunk(blocks, tid, nthreads, &b0, &b1);
-    for (int64_t j = b0 * kDotColumns; j < std::min(N, b1 * kDotColumns); j += kDotColumns)
-      gemm_detail::sgemm_dot(im, M, std::min(kDotColumns, N - j), K, 1.0f, X, K, W + j * K, K, beta, Y + j, N);
-  }, static_cast<int>(std::min<double>(static_cast<double>(blocks), std::max(1.0, flops / kFlopsPerThread))));
-}
 
 // Per-thread scratch, grown on demand and kept (pool threads live as long as the process).
 struct Scratch {

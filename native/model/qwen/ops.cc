@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "cpu/gemm.h"
+#include "model/linear_paths.h"
 #include "cpu/threadpool.h"
 
 namespace medgym::qwen {
@@ -12,9 +12,9 @@ namespace {
 constexpr int64_t kRowChunk = 64;
 }
 
-void linear(int64_t M, const Lin& l, const float* X, float* Y) {
+void linear(int64_t M, const Lin& l, const float* X, float* Y, bool packed) {
   if (M <= 0) return;
-  sgemm(false, true, M, l.out, l.in, 1.0f, X, l.in, l.w, l.in, 0.0f, Y, l.out);
+  model::linear(packed, M, l.out, l.in, X, l.w, 0.0f, Y);
   if (!l.b) return;
   parallel_for(M, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {

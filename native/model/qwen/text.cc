@@ -7,7 +7,7 @@
 #include "cpu/attention.h"
 #include "cpu/attention_decode.h"
 #include "cpu/fused_linear_logprob.h"
-#include "cpu/gemm.h"
+#include "model/linear_paths.h"
 #include "cpu/threadpool.h"
 #include "model/qwen/ops.h"
 
@@ -19,18 +19,35 @@ namespace {
 // instead of the flash kernel's 32-query tiles.
 constexpr int64_t kDecodeMaxRows = 4;
 
+// Rows of the sequences, packed in order, and the runs of consecutive sequences whose linear layers
+// take the same GEMM path: decode rows (a cached sequence's few new rows) the dot path, others the
+// packed path. The path is a sequence's own, so its numbers never depend on the rest of the batch.
 struct Pack {
   int64_t N = 0;
   std::vector<int64_t> row0;
+  struct Run {
+    int64_t r0, rows;
+    bool packed;
+  };
+  std::vector<Run> runs;
 };
+
+bool decode_rows(const SeqRows& s) { return s.cache && s.n <= kDecodeMaxRows; }
 
 Pack pack(const std::vector<SeqRows>& seqs) {
   Pack p;
   for (const SeqRows& s : seqs) {
+    const bool packed = !decode_rows(s);
+    if (p.runs.empty() || p.runs.back().packed != packed) p.runs.push_back({p.N, 0, packed});
+    p.runs.back().rows += s.n;
     p.row0.push_back(p.N);
     p.N += s.n;
   }
   return p;
+}
+
+void linear_runs(const Pack& p, const Lin& l, const float* X, float* Y) {
+  for (const Pack::Run& r : p.runs) linear(r.rows, l, X + r.r0 * l.in, Y + r.r0 * l.out, r.packed);
 }
 
 // Token embeddings, image rows in place of the image tokens.
@@ -114,16 +131,16 @@ void trunk(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, 
   std::vector<float> k(static_cast<size_t>(N * kvd)), v(static_cast<size_t>(N * kvd));
   std::vector<float> gu(static_cast<size_t>(N * 2 * t.I));
   bool all_decode = true;
-  for (const SeqRows& s : seqs) all_decode = all_decode && s.cache && s.n <= kDecodeMaxRows;
+  for (const SeqRows& s : seqs) all_decode = all_decode && decode_rows(s);
   for (const SeqRows& s : seqs)
     if (s.cache) s.cache->reserve(t, s.cache->len + s.n);
 
   for (int64_t l = 0; l < t.L; ++l) {
     const TextLayer& L = w.layers[static_cast<size_t>(l)];
     rmsnorm(N, D, x, L.in_norm, eps, h.data());
-    linear(N, L.q, h.data(), q.data());
-    linear(N, L.k, h.data(), k.data());
-    linear(N, L.v, h.data(), v.data());
+    linear_runs(p, L.q, h.data(), q.data());
+    linear_runs(p, L.k, h.data(), k.data());
+    linear_runs(p, L.v, h.data(), v.data());
     rotate(N, t.H, t.hd, q.data(), D, cs.data(), sn.data());
     rotate(N, t.KVH, t.hd, k.data(), kvd, cs.data(), sn.data());
     for (size_t s = 0; s < seqs.size(); ++s) {  // append the new keys / values
@@ -152,15 +169,15 @@ void trunk(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, 
       std::vector<float> scratch;
       attend_all(0, static_cast<int64_t>(seqs.size()), scratch);
     }
-    linear(N, L.o, att.data(), h.data());
+    linear_runs(p, L.o, att.data(), h.data());
     add_inplace(N * D, x, h.data());
     rmsnorm(N, D, x, L.post_norm, eps, h.data());
     float* g = gu.data();
     float* u = gu.data() + N * t.I;
-    linear(N, L.gate, h.data(), g);
-    linear(N, L.up, h.data(), u);
+    linear_runs(p, L.gate, h.data(), g);
+    linear_runs(p, L.up, h.data(), u);
     silu_mul(N, t.I, g, t.I, u, t.I);
-    linear(N, L.down, g, h.data());
+    linear_runs(p, L.down, g, h.data());
     add_inplace(N * D, x, h.data());
   }
   for (const SeqRows& s : seqs)
@@ -213,7 +230,8 @@ void text_extend(const Config& c, const Weights& w, const std::vector<SeqRows>& 
   std::vector<float> last(static_cast<size_t>(seqs.size() * D));
   for (size_t s = 0; s < seqs.size(); ++s)
     std::memcpy(last.data() + s * D, x.data() + (p.row0[s] + seqs[s].n - 1) * D, sizeof(float) * static_cast<size_t>(D));
-  sgemm(false, true, static_cast<int64_t>(seqs.size()), c.text.V, D, 1.0f, last.data(), D, w.head, D, 0.0f, logits, c.text.V);
+  // The dot path: each row's logits are the same whatever the number of sequences.
+  model::linear(false, static_cast<int64_t>(seqs.size()), c.text.V, D, last.data(), w.head, 0.0f, logits);
 }
 
 }  // namespace medgym::qwen

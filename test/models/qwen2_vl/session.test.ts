@@ -84,3 +84,23 @@ test('a session refuses to go on after a weight write, and names bad handles', a
     m.dispose();
   }
 });
+
+test('batch invariance (SPEC §7): a sequence samples the same tokens with the same log-probs alone or in a batch', async () => {
+  const a = cat({ ids: [S['<|im_start|>'], 41] }, withImage(0, [42, S['<|im_end|>'], S['<|im_start|>']]));
+  const b = cat({ ids: [S['<|im_start|>'], 51, 52, 53] }, withImage(2, [54, 55, S['<|im_end|>'], S['<|im_start|>']]));
+  const c = { ids: [S['<|im_start|>'], 61, 62, 63, 64, 65, 66, 67, 68, S['<|im_end|>'], S['<|im_start|>']] };
+  const run = async (seqs: QwenSequence[], keys: { seed: number; promptIndex: number }[]) => {
+    const session = model.createSession();
+    try {
+      const ids = await session.add(seqs, keys);
+      return await session.generate(ids, { maxNewTokens: 10, temperature: 1 });
+    } finally {
+      session.dispose();
+    }
+  };
+  const key = { seed: 3, promptIndex: 7 };
+  const [alone] = await run([a], [key]);
+  const batched = await run([b, a, c], [{ seed: 3, promptIndex: 1 }, key, { seed: 3, promptIndex: 2 }]);
+  expect(Array.from(batched[1].tokens)).toEqual(Array.from(alone.tokens));
+  expect(Array.from(batched[1].logp)).toEqual(Array.from(alone.logp)); // bit for bit
+});

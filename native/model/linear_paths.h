@@ -1,0 +1,15 @@
+// The two GEMM paths of batch-invariant inference (Y = X W^T): the dot path for a few rows (decode
+// steps) and the packed path for many (prefill). Each computes every element of Y with the same
+// operations whatever M, the tiles or the thread split, so a row's result depends only on which path
+// runs it: callers choose the path per sequence (by its own row count), never per call, and a
+// sequence's numbers do not depend on what shares its batch (SPEC §7). Used by the medgym-vlm
+// generation forward (extend.cc) and the Qwen engine (qwen/text.cc).
+#pragma once
+#include <cstdint>
+
+namespace medgym::model {
+
+// Y[M, N] = X[M, K] @ W[N, K]^T + beta * Y on the packed path (`packed`) or the dot path.
+void linear(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const float* W, float beta, float* Y);
+
+}  // namespace medgym::model
