@@ -4,7 +4,8 @@ import { Command } from 'commander';
 import { doctor } from './doctor';
 import { dataCheckCommand, DATA_KINDS_HELP, type DataCheckFlags } from './data';
 import { listEnvs } from '../env/registry';
-import { trainCommand, evalCommand, type TrainFlags, type EvalFlags } from './train';
+import { trainCommand, type TrainFlags } from './train';
+import { evalAnyCommand, type EvalAnyFlags } from './eval_model';
 import { writeReport, writeMatrix } from '../report';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -66,16 +67,21 @@ program
 
 program
   .command('eval')
-  .description('evaluate a policy checkpoint: Acc@1 (greedy) and Pass@K, per modality and question type, with and without tools')
-  .requiredOption('--checkpoint <file>', 'policy .safetensors')
+  .description('evaluate a policy checkpoint or a pretrained model: Acc@1 (greedy) and Pass@K, per modality and question type, with and without tools')
+  .option('--checkpoint <file>', 'policy .safetensors')
+  .option('--model <hf-dir>', 'instead of --checkpoint: a Hugging Face Qwen2-VL / Qwen2.5-VL model directory, on the env of --env / --dataset / --config')
+  .option('--env <id>', '--model: env id (`medgym envs`)')
+  .option('--dataset <path>', '--model: evaluate on the held-out items of your data (as `medgym train --dataset`)')
+  .option('--dataset-kind <kind>', '--model: the dataset kind (default: guessed from the path)')
+  .option('--view-size <px>', "--model: side of the env's views (default 64)")
   .option('-c, --config <file>', 'config (env and eval settings); default the run config.json beside the checkpoint')
   .option('--items <n>', 'held-out items')
   .option('--samples <n>', 'samples per item (Pass@K, K = 1..n)')
   .option('--no-tools', 'skip the evaluation with tool calls banned')
   .option('--seed <n>', 'seed of the sampling streams')
   .option('--out <file>', 'write the JSON here (default stdout)')
-  .action(async (opts: EvalFlags) => {
-    process.exitCode = await evalCommand(opts);
+  .action(async (opts: EvalAnyFlags) => {
+    process.exitCode = await evalAnyCommand(opts);
   });
 
 program

@@ -1,6 +1,7 @@
 // `medgym train` / `medgym eval`: flags (over an optional config file) in, one call out.
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomicSync } from '../io/atomic';
 import { stringify as toYaml } from 'yaml';
 import { mergeConfig, parseTrainConfig, readConfigFile, type TrainConfig } from '../train/config';
 import { runTraining, RUN_FILES } from '../train/run';
@@ -116,7 +117,7 @@ export async function evalCommand(f: EvalFlags): Promise<number> {
   try {
     const r = await evaluatePolicy(policy, cfg, items, path.basename(f.checkpoint));
     const json = JSON.stringify(r, null, 2) + '\n';
-    if (f.out) fs.writeFileSync(f.out, json);
+    if (f.out) writeFileAtomicSync(f.out, json);
     else process.stdout.write(json);
     const w = r.withTools;
     process.stderr.write(`Acc@1 ${w.acc1.toFixed(3)} | Pass@1 ${w.passAtK[0].toFixed(3)} Pass@${r.samples} ${w.passAtK[r.samples - 1].toFixed(3)} (with tools, ${r.items} items)\n`);

@@ -16,3 +16,4 @@ export type { EnvToolResponse, EnvTurn, EnvEpisode, QwenActionResult } from './p
 export { ropeIndex, ropeOptions, RopeIndexError, type RopeIndexOptions, type RopeState, type RopeIndex } from './rope_index';
 export { QwenVLModel, rawQwenConfig } from './engine';
 export type { QwenImage, QwenSequence, QwenLoadOptions, QwenScoreOptions, QwenScoreResult, QwenGenerateOptions, QwenGenerated } from './engine';
+export { QwenEnvPolicy, QwenEnvSession, QwenEnvProtocolError, DEFAULT_QWEN_MAX_SEQ, maxPositionEmbeddings, qwenViewPositions, type QwenEnvPolicyOptions, type QwenEnvSpec, type QwenSessionLike, type QwenRenderChoices } from './env_policy';
