@@ -14,7 +14,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   {
     modelType: 'qwen2_vl',
     hfClass: 'Qwen2VLForConditionalGeneration',
-    support: 'native CPU inference from a model directory (F32/BF16/F16 weights, computed in fp32): image encoding, per-token log-probs, KV-cache generation and sessions',
+    support: 'native CPU inference from a model directory (F32/BF16/F16 weights, computed in fp32): image encoding, per-token log-probs, KV-cache generation and sessions; medgym eval --model',
   },
   {
     modelType: 'qwen2_5_vl',
