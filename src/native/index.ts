@@ -13,6 +13,7 @@ export * from './adamw';
 export * from './grad_clip';
 export * from './fused_linear_logprob';
 export * from './gemm';
+export * from './gemm_bf16';
 export * from './policy';
 export type * from './qwen';
 export * from './attention_decode';

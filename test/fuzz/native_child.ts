@@ -356,6 +356,16 @@ const fusedLinearLogprobPlan: Spec = {
   optional: (rng) => ({ threads: rng.int(1, 64), split: pick(rng, ['auto', 'rows', 'vocab']) }),
 };
 
+// bf16-weight GEMM: W as Uint16Array (the high halves of float32 values).
+const gemmBf16: Spec = {
+  base: (rng) => {
+    const [M, N, K] = [rng.int(1, 5), rng.int(1, 5), rng.int(1, 5)];
+    const W = Uint16Array.from(f32(rng, N * K), (x) => new Uint32Array(Float32Array.of(x).buffer)[0] >>> 16);
+    return { M, N, K, X: f32(rng, M * K), W, Y: f32(rng, M * N) };
+  },
+  optional: (rng, o) => ({ bias: f32(rng, o.N as number), beta: rng.normal(), mode: pick(rng, ['exact', 'bf16dot']) }),
+};
+
 // Process-wide settings: each case restores them (a fuzzed thread count must not slow the rest down).
 const THREADS = (addon.info() as { threads: number }).threads;
 const SIMD = (addon.info() as { simd: string }).simd.startsWith('avx512') ? 'avx512' : (addon.info() as { simd: string }).simd.startsWith('avx2') ? 'avx2' : 'portable';
@@ -595,7 +605,7 @@ const qwen: Record<string, Spec> = {
 };
 
 const SPECS: Record<string, Spec> = {
-  gemm, gemmReference: gemm, softmax, softmaxBackward, layerNorm, layerNormBackward, gelu, geluBackward, attention, attentionBackward,
+  gemm, gemmReference: gemm, gemmBf16, gemmBf16Reference: gemmBf16, softmax, softmaxBackward, layerNorm, layerNormBackward, gelu, geluBackward, attention, attentionBackward,
   attentionCached, attentionDecode, logprob, logprobBackward, logSoftmax, crossEntropy, crossEntropyBackward, grpoAdvantages, grpoLoss,
   adamw, gradNorm, gradClip, fusedLinearLogprob, fusedLinearLogprobBackward, fusedLinearLogprobForwardBackward,
   fusedLinearLogprobWorkspaceBytes, fusedLinearLogprobPlan, ...runtime, ...policy, ...qwen,
