@@ -265,12 +265,15 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   int64_t total = 0;
   qwen::Weights::build_table(c, &total);
   require_budget(a, total);
+  const bool random = a.has("seed");
+  const int64_t seed = random ? a.integer("seed", 0, (int64_t(1) << 53) - 1) : 0;
   std::shared_ptr<Model> m;
   try {
     m = std::make_shared<Model>(c);
   } catch (const std::bad_alloc&) {
     a.range_error("out of memory allocating " + std::to_string(total) + " weights");
   }
+  if (random) m->w.init_random(c, static_cast<uint64_t>(seed));  // else zeros, for qwenSetTensor to fill
   auto ext = Napi::External<Handle>::New(info.Env(), new Handle{m}, [](Napi::Env, Handle* p) { delete p; });
   napi_type_tag_object(info.Env(), ext, &kQwenTag);
   return ext;
@@ -425,6 +428,12 @@ Napi::Value Generate(const Napi::CallbackInfo& info, bool async) {
 }
 
 
+Napi::Int32Array ids_to_js(Napi::Env env, const std::vector<int64_t>& ids) {
+  auto arr = Napi::Int32Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) arr[i] = static_cast<int32_t>(ids[i]);
+  return arr;
+}
+
 // ---- sessions -----------------------------------------------------------------------------------------
 
 std::shared_ptr<qwen::Session> get_session(Args& a) {
@@ -503,11 +512,7 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
         (void)busy;  // held until the work is done
         *out = s->add(segments(b, *m, next.data), keys);
       },
-      [=](Napi::Env env) -> Napi::Value {
-        auto arr = Napi::Int32Array::New(env, out->size());
-        for (size_t i = 0; i < out->size(); ++i) arr[i] = static_cast<int32_t>((*out)[i]);
-        return arr;
-      });
+      [=](Napi::Env env) -> Napi::Value { return ids_to_js(env, *out); });
 }
 
 Napi::Value SessionAppend(const Napi::CallbackInfo& info) {
@@ -541,11 +546,7 @@ Napi::Value SessionFork(const Napi::CallbackInfo& info, bool async) {
         (void)busy;  // held until the work is done
         *out = s->fork(id, keys);
       },
-      [=](Napi::Env env) -> Napi::Value {
-        auto arr = Napi::Int32Array::New(env, out->size());
-        for (size_t i = 0; i < out->size(); ++i) arr[i] = static_cast<int32_t>((*out)[i]);
-        return arr;
-      });
+      [=](Napi::Env env) -> Napi::Value { return ids_to_js(env, *out); });
 }
 
 Napi::Value SessionGenerate(const Napi::CallbackInfo& info, bool async) {

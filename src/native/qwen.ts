@@ -35,6 +35,8 @@ export interface RawQwenConfig {
   imageToken: number;
   /** Refuse (RangeError, before allocating) more parameters than this (default 2^34); 3/4 of RAM caps it too. */
   maxParams?: number;
+  /** qwenCreate only: random weights from this seed (integer in [0, 2^53)): N(0, 0.02), norm weights 1, biases 0. Default: zeros. */
+  seed?: number;
 }
 
 export interface RawQwenTensor {

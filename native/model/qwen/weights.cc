@@ -1,7 +1,11 @@
 #include "model/qwen/weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
+
+#include "cpu/threadpool.h"
+#include "model/rng.h"
 
 namespace medgym::qwen {
 
@@ -9,6 +13,10 @@ namespace {
 
 bool is_q(const std::string& n) { return n.find("self_attn.q_proj.") != std::string::npos; }
 bool is_o(const std::string& n) { return n.find("self_attn.o_proj.weight") != std::string::npos; }
+bool ends_with(const std::string& n, const std::string& tail) {
+  return n.size() >= tail.size() && n.compare(n.size() - tail.size(), tail.size(), tail) == 0;
+}
+bool is_norm(const std::string& n) { return ends_with(n, ".weight") && (n.find("norm") != std::string::npos || n.find("ln_q") != std::string::npos); }
 
 // Stored head s = r*KVH + g  <->  HF head h = g*rep + r.
 int64_t hf_head(const TextConfig& t, int64_t s) {
@@ -180,6 +188,32 @@ void Weights::get_tensor(const Config& c, int64_t index, float* dst) const {
         std::memcpy(dst + r * t.D + hf_head(t, h) * t.hd, src + r * t.D + h * t.hd, sizeof(float) * static_cast<size_t>(t.hd));
   } else {
     std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(s.size));
+  }
+}
+
+void Weights::init_random(const Config& c, uint64_t seed) {
+  std::vector<float> tmp;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const TensorSpec& s = table[i];
+    float* dst = arena.data() + s.offset;
+    if (ends_with(s.name, ".bias") || is_norm(s.name)) {
+      std::fill(dst, dst + s.size, ends_with(s.name, ".bias") ? 0.0f : 1.0f);
+      continue;
+    }
+    const bool permuted = is_q(s.name) || is_o(s.name);  // drawn in checkpoint layout, then stored
+    if (permuted) tmp.resize(static_cast<size_t>(s.size));
+    float* out = permuted ? tmp.data() : dst;
+    const uint64_t key = model::mix64(model::mix64(seed) ^ static_cast<uint64_t>(i));
+    const int64_t pairs = (s.size + 1) / 2;
+    parallel_for(pairs, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        double z0, z1;
+        model::normal_pair(key, static_cast<uint64_t>(p), &z0, &z1);
+        out[2 * p] = static_cast<float>(0.02 * z0);
+        if (2 * p + 1 < s.size) out[2 * p + 1] = static_cast<float>(0.02 * z1);
+      }
+    }, 1 << 14);
+    if (permuted) set_tensor(c, static_cast<int64_t>(i), tmp.data(), s.size);
   }
 }
 

@@ -66,6 +66,10 @@ struct Weights {
   void set_tensor(const Config& c, int64_t index, const float* src, int64_t n);
   // Reads it back in checkpoint layout.
   void get_tensor(const Config& c, int64_t index, float* dst) const;
+  // Random weights (benchmarks, tests): norm weights 1, biases 0, every other tensor N(0, 0.02). In
+  // checkpoint layout, element e of tensor i is 0.02 z with z the (e % 2)th normal of
+  // model::normal_pair(mix64(mix64(seed) ^ i), e / 2): a pure function of (seed, i, e).
+  void init_random(const Config& c, uint64_t seed);
 };
 
 }  // namespace medgym::qwen

@@ -8,7 +8,7 @@ import { CheckpointError, openHfCheckpoint } from '../hf_checkpoint';
 import type { QwenVLConfig } from './config';
 import { readQwenConfig } from './config';
 import type { PixelInput, Preprocessed, PreprocessorConfig } from './preprocess';
-import { preprocessImage, readPreprocessorConfig } from './preprocess';
+import { DEFAULT_PREPROCESSOR, preprocessImage, readPreprocessorConfig } from './preprocess';
 import type { RopeIndex, RopeIndexOptions, RopeState } from './rope_index';
 import { ropeIndex, ropeOptions } from './rope_index';
 import { matchWeights, weightTable } from './weights';
@@ -156,6 +156,20 @@ export class QwenVLModel {
     } finally {
       await ck.close();
     }
+  }
+
+  /**
+   * A model of `config` with random weights drawn natively from `seed` (an integer in [0, 2^53)): every
+   * matrix and embedding N(0, 0.02), norm weights 1, biases 0; the same seed gives the same weights.
+   * For benchmarks and tests; `preprocessor` defaults to Qwen2-VL's with the config's patch sizes.
+   */
+  static random(config: QwenVLConfig, seed: number, preprocessor?: PreprocessorConfig): QwenVLModel {
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`Expected an integer in [0, 2^53) for seed but received ${String(seed)}`);
+    const raw = rawQwenConfig(config);
+    const handle = native().qwenCreate({ ...raw, seed });
+    const v = config.vision;
+    const pre = preprocessor ?? { ...DEFAULT_PREPROCESSOR, patch: v.patch, merge: v.merge, temporalPatch: v.temporalPatch };
+    return new QwenVLModel(handle, config, pre, native().qwenConfigTable(raw));
   }
 
   private get h(): QwenHandle {
