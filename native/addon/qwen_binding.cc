@@ -194,6 +194,14 @@ std::vector<qwen::SeqRows> seq_rows(const Batch& b, const Model& m) {
   return out;
 }
 
+// Per sequence, the position after it (ropeIndex's `next`): where its sampled tokens go.
+View<int32_t> read_next(Args& a, const Batch& b) {
+  auto next = a.i32("next", static_cast<int64_t>(b.lengths.length));
+  for (size_t s = 0; s < next.length; ++s)
+    if (next.data[s] < 0 || next.data[s] > (1 << 30)) a.range_error("`next` entry " + std::to_string(s) + " must be in [0, 2^30]");
+  return next;
+}
+
 // The batch's sequences as session segments (copies); next[s]: the position after sequence s.
 std::vector<qwen::Segment> segments(const Batch& b, const Model& m, const int32_t* next) {
   const int64_t D = m.cfg.text.D;
@@ -401,9 +409,7 @@ Napi::Value Generate(const Napi::CallbackInfo& info, bool async) {
   auto m = get_model(a);
   const Batch b = read_batch(a, *m, false);
   const int64_t V = m->cfg.text.V;
-  auto next = a.i32("next", static_cast<int64_t>(b.lengths.length));
-  for (size_t s = 0; s < next.length; ++s)
-    if (next.data[s] < 0 || next.data[s] > (1 << 30)) a.range_error("`next` entry " + std::to_string(s) + " must be in [0, 2^30]");
+  auto next = read_next(a, b);
   const qwen::GenParams gp = read_gen_params(a, V);
   const double seed = a.number("seed", 0, 9007199254740991.0, 0);
   // The KV caches at the longest: every sequence's prompt plus max_new_tokens rows (capacity doubles).
@@ -501,7 +507,7 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
   auto s = get_session(a);
   auto m = s->model();
   const Batch b = read_batch(a, *m, false);
-  auto next = a.i32("next", static_cast<int64_t>(b.lengths.length));
+  auto next = read_next(a, b);
   auto keys = read_keys(a, info, b.lengths.length);
   require_kv_room(a, *s, b.rows);
   auto busy = acquire(a, m);
@@ -522,7 +528,7 @@ Napi::Value SessionAppend(const Napi::CallbackInfo& info) {
   const Batch b = read_batch(a, *m, false);
   auto ids = a.i32("ids", static_cast<int64_t>(b.lengths.length));
   require_ids(a, *s, ids, true);
-  auto next = a.i32("next", static_cast<int64_t>(b.lengths.length));
+  auto next = read_next(a, b);
   require_kv_room(a, *s, b.rows);
   auto busy = acquire(a, m);
   s->append(std::vector<int64_t>(ids.data, ids.data + ids.length), segments(b, *m, next.data));
@@ -537,7 +543,7 @@ Napi::Value SessionFork(const Napi::CallbackInfo& info, bool async) {
   if (!s->has(id)) a.range_error("`id` (" + std::to_string(id) + ") is not a live sequence of this session");
   const int64_t n = a.integer("n", 1, 4096);
   auto keys = read_keys(a, info, static_cast<size_t>(n));
-  require_kv_room(a, *s, n * 4096);
+  require_kv_room(a, *s, n * s->rows(id));
   auto busy = acquire(a, m);
   auto out = std::make_shared<std::vector<int64_t>>();
   return a.run(

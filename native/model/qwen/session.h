@@ -39,6 +39,8 @@ class Session {
   void release(int64_t id) { seqs_.erase(id); }
   // Positions in the caches of all sequences (for memory guards).
   int64_t cached_rows() const;
+  // Rows sequence `id` holds once its pending segments are prefilled.
+  int64_t rows(int64_t id) const;
 
  private:
   struct Seq {
