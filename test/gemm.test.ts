@@ -1,5 +1,6 @@
 import { gemm, gemmAsync, gemmReference, gemmReferenceAsync, setNumThreads, setSimdLevel } from '../src/native';
 import { expectGemmClose, gemmRef64, type GemmCase } from './helpers/ref_gemm';
+import { XorShiftRng as Rng } from './helpers/xorshift';
 
 // [M, N, K]: odd sizes around the micro-tile widths (4x8, 6x16, 12x32), size 1, K beyond one cache
 // block (256), M rows for the dot-product path (<= 64 with transB) and beyond, N beyond one N block.
@@ -10,28 +11,6 @@ const SHAPES: [number, number, number][] = [
 const TRANS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 const SCALES: [number, number][] = [[1, 0], [-1.5, 0.75], [1, 1]];
 
-/**
- * Seeded uniform [-1, 1) data from xorshift32. Not helpers/random's Rng: its Math.* calls are very
- * slow inside jest's VM context, and these tests need a few hundred thousand values.
- */
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = (seed * 2654435761) | 0 || 1;
-  }
-  f32(n: number): Float32Array {
-    const a = new Float32Array(n);
-    let s = this.s;
-    for (let i = 0; i < n; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      a[i] = (s >>> 0) / 2147483648 - 1;
-    }
-    this.s = s;
-    return a;
-  }
-}
 
 interface Fixture {
   c: GemmCase;

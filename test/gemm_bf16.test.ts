@@ -17,25 +17,10 @@ import {
 } from '../src/native';
 import { expectRejects, expectThrows } from './helpers/errors';
 import { expectGemmClose } from './helpers/ref_gemm';
+import { XorShiftRng } from './helpers/xorshift';
 
-/** Seeded uniform [-1, 1) from xorshift32 (helpers/random's Rng is slow inside jest's VM context). */
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = (seed * 2654435761) | 0 || 1;
-  }
-  f32(n: number): Float32Array {
-    const a = new Float32Array(n);
-    let s = this.s;
-    for (let i = 0; i < n; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      a[i] = (s >>> 0) / 2147483648 - 1;
-    }
-    this.s = s;
-    return a;
-  }
+/** The GEMM tests' xorshift data, plus bf16 weights. */
+class Rng extends XorShiftRng {
   bf16(n: number): Uint16Array {
     return f32ToBf16(this.f32(n));
   }

@@ -12,7 +12,7 @@ import { DEFAULT_PREPROCESSOR, preprocessImage, readPreprocessorConfig } from '.
 import type { RopeIndex, RopeIndexOptions, RopeState } from './rope_index';
 import { ropeIndex, ropeOptions } from './rope_index';
 import { matchWeights, weightTable } from './weights';
-import { QwenSession } from './session';
+import { genParams, QwenSession } from './session';
 
 const native = (): NativeQwenFunctions => nativeFunctions<NativeQwenFunctions>();
 
@@ -288,15 +288,7 @@ export class QwenVLModel {
   /** Batched KV-cache generation after each sequence (one prefill, then one step per token). */
   async generate(seqs: QwenSequence[], options: QwenGenerateOptions = {}): Promise<QwenGenerated[]> {
     const b = await this.pack(seqs);
-    return native().qwenGenerateAsync({
-      ...b,
-      maxNewTokens: options.maxNewTokens ?? 256,
-      temperature: options.temperature ?? 1,
-      topP: options.topP ?? 1,
-      seed: options.seed ?? 0,
-      ...(options.stopTokens ? { stopTokens: Int32Array.from(options.stopTokens) } : {}),
-      ...(options.bannedTokens ? { bannedTokens: Int32Array.from(options.bannedTokens) } : {}),
-    });
+    return native().qwenGenerateAsync({ ...b, ...genParams(options), seed: options.seed ?? 0 });
   }
 
   dispose(): void {

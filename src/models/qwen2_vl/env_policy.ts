@@ -8,7 +8,7 @@ import type { Policy, SessionOptions } from '../../policy/types';
 import { toolJsonSchemas } from '../../tools/schemas';
 import { QwenVLModel } from './engine';
 import { DEFAULT_QWEN_MAX_SEQ, isInt, QwenEnvSession, type QwenEnvPolicyOptions, type QwenEnvSpec } from './env_session';
-import { preprocessImage, smartResize, type PreprocessorConfig } from './preprocess';
+import { mergedTokenCount, type PreprocessorConfig } from './preprocess';
 import { QWEN_SYSTEM_PROMPT, toQwenTools } from './protocol';
 import { QwenTokenizer } from './tokenizer';
 
@@ -29,8 +29,7 @@ export function maxPositionEmbeddings(dir: string): number | undefined {
 
 /** Context positions of one viewSize × viewSize view: its merged tokens after smart_resize, plus <|vision_start|> / <|vision_end|>. */
 export function qwenViewPositions(viewSize: number, p: PreprocessorConfig): number {
-  const [h, w] = smartResize(viewSize, viewSize, p.patch * p.merge, p.minPixels, p.maxPixels);
-  return (h / p.patch) * (w / p.patch) / (p.merge * p.merge) + 2;
+  return mergedTokenCount(viewSize, viewSize, p) + 2;
 }
 
 /**
@@ -71,7 +70,7 @@ export class QwenEnvPolicy implements Policy {
     this.spec = {
       tokenizer,
       vocabSize: model.config.text.vocabSize,
-      padCount: (v) => preprocessImage(v, pre).mergedTokens,
+      padCount: (v) => mergedTokenCount(v.height, v.width, pre), // the size alone: the model preprocesses the view once, later
       maxSeq,
       systemPrompt: o.systemPrompt ?? QWEN_SYSTEM_PROMPT,
       tools: o.tools ?? toQwenTools(toolJsonSchemas()),

@@ -71,6 +71,12 @@ export interface Preprocessed {
   size: [number, number];
 }
 
+/** The <|image_pad|> tokens an image of this size takes (its merged patches after smart_resize), without resizing it. */
+export function mergedTokenCount(height: number, width: number, c: PreprocessorConfig = DEFAULT_PREPROCESSOR): number {
+  const [rh, rw] = smartResize(height, width, c.patch * c.merge, c.minPixels, c.maxPixels);
+  return (rh / c.patch) * (rw / c.patch) / (c.merge * c.merge);
+}
+
 /** Preprocesses one image (RGB after conversion; a grey image is replicated, as PIL's convert('RGB')). */
 export function preprocessImage(img: PixelInput, c: PreprocessorConfig = DEFAULT_PREPROCESSOR): Preprocessed {
   const factor = c.patch * c.merge;
