@@ -31,11 +31,6 @@ void require_fresh(Args& a, const Session& s) {
                                         "are stale): create a new session (`session`)");
 }
 
-std::shared_ptr<Busy> acquire(Args& a, const std::shared_ptr<Model>& m) {
-  if (m->busy.exchange(true))
-    throw Napi::Error::New(a.env(), std::string(a.fn()) + ": the model is busy with another operation (await it first)");
-  return std::make_shared<Busy>(m);
-}
 
 
 std::vector<uint8_t> read_u8(Args& a, const Napi::CallbackInfo& info, const char* name, int64_t length) {

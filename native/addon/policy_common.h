@@ -42,15 +42,23 @@ std::shared_ptr<Session> get_session(Args& a, const Napi::CallbackInfo& info);
 // A session's KV caches hold keys/values of the weights it was created with.
 void require_fresh(Args& a, const Session& s);
 
-// Marks the model busy for one heavy op; the returned guard (captured by the work) frees it.
-struct Busy {
-  explicit Busy(std::shared_ptr<Model> model) : m(std::move(model)) {}
-  Busy(const Busy&) = delete;
-  Busy& operator=(const Busy&) = delete;
-  ~Busy() { m->busy = false; }
-  std::shared_ptr<Model> m;
+// Marks a model (anything with an atomic `busy`: medgym-vlm, qwen) busy for one heavy op; the
+// returned guard (captured by the work) frees it.
+template <typename M>
+struct BusyGuard {
+  explicit BusyGuard(std::shared_ptr<M> model) : m(std::move(model)) {}
+  BusyGuard(const BusyGuard&) = delete;
+  BusyGuard& operator=(const BusyGuard&) = delete;
+  ~BusyGuard() { m->busy = false; }
+  std::shared_ptr<M> m;
 };
-std::shared_ptr<Busy> acquire(Args& a, const std::shared_ptr<Model>& m);
+using Busy = BusyGuard<Model>;
+template <typename M>
+std::shared_ptr<BusyGuard<M>> acquire(Args& a, const std::shared_ptr<M>& m) {
+  if (m->busy.exchange(true))
+    throw Napi::Error::New(a.env(), std::string(a.fn()) + ": the model is busy with another operation (await it first)");
+  return std::make_shared<BusyGuard<M>>(m);
+}
 
 // Runs a model-level check that throws std::out_of_range / invalid_argument, as a JS error naming `fn`.
 template <typename F>

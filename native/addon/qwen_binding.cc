@@ -33,22 +33,8 @@ struct SessionHandle {
   std::shared_ptr<qwen::Session> s;
 };
 
-struct Busy {
-  explicit Busy(std::shared_ptr<Model> model) : m(std::move(model)) {}
-  Busy(const Busy&) = delete;
-  Busy& operator=(const Busy&) = delete;
-  ~Busy() { m->busy = false; }
-  std::shared_ptr<Model> m;
-};
-
-template <typename F>
-void checked(Args& a, F&& f) {
-  try {
-    f();
-  } catch (const std::out_of_range& e) {
-    a.range_error(e.what());
-  }
-}
+using policy::acquire;  // the one-heavy-op guard and the model-check runner, shared with the policy
+using policy::checked;
 
 double phys_bytes() { return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE)); }
 
@@ -125,11 +111,6 @@ std::shared_ptr<Model> get_model(Args& a) {
   return h->m;
 }
 
-std::shared_ptr<Busy> acquire(Args& a, const std::shared_ptr<Model>& m) {
-  if (m->busy.exchange(true))
-    throw Napi::Error::New(a.env(), std::string(a.fn()) + ": the model is busy with another operation (await it first)");
-  return std::make_shared<Busy>(m);
-}
 
 // A ragged batch, checked against the model: ids in range, positions, one image row per image token.
 struct Batch {
