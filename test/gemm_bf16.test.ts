@@ -27,7 +27,7 @@ class Rng extends XorShiftRng {
 }
 
 const LEVELS = ['portable', 'avx2', 'avx512'] as const;
-const MODES: Bf16Mode[] = ['exact', 'bf16dot'];
+const MODES: Bf16Mode[] = ['exact', 'bf16dot', 'packed'];
 const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 const round = (x: Float32Array) => bf16ToF32(f32ToBf16(x));
 
@@ -144,6 +144,15 @@ describe.each(LEVELS)('gemmBf16 (%s path)', (level) => {
     const { scale } = ref64(c, 'exact');
     const tol = 2 * (K + 4) * 2 ** -23;
     for (let i = 0; i < M * N; i++) if (!(Math.abs(ours[i] - theirs[i]) <= tol * scale[i])) throw new Error(`element ${i}: ${ours[i]} vs sgemm ${theirs[i]}`);
+  });
+
+  it('packed equals sgemm on the widened weights bit for bit (its packed path: M past the dot path)', () => {
+    for (const [M, N, K] of [[60, 70, 1000], [97, 33, 65]] as [number, number, number][]) {
+      const c = makeCase(M, N, K, 0, false, 0);
+      const ours = gemmBf16(args(c, 'packed'));
+      const theirs = gemm({ A: c.X, B: bf16ToF32(c.W), M, N, K, transB: true });
+      expect(same(ours, theirs)).toBe(true);
+    }
   });
 
   it("rounds X to bf16 in bf16dot exactly as f32ToBf16 (ties to even, NaN kept, overflow to Inf)", () => {

@@ -375,6 +375,16 @@ View<int32_t> Args::i32(const char* name, int64_t length) {
 View<int32_t> Args::i32_optional(const char* name, int64_t length) {
   return typed<int32_t>(name, length, napi_int32_array, "Int32Array", true, false, nullptr);
 }
+View<uint16_t> Args::u16(const char* name, int64_t length) {
+  return typed<uint16_t>(name, length, napi_uint16_array, "Uint16Array", false, false, nullptr);
+}
+bool Args::is_typed(const char* name, napi_typedarray_type type) {
+  Napi::Value v = get(name);
+  napi_typedarray_type t = napi_int8_array;
+  size_t n = 0;
+  uint8_t* data = nullptr;
+  return v.IsTypedArray() && typed_info(env_, v, &t, &n, &data) && t == type;
+}
 View<float> Args::f32_out(const char* name, int64_t length, Napi::Value* value) {
   return typed<float>(name, length, napi_float32_array, "Float32Array", false, true, value);
 }
@@ -424,6 +434,13 @@ void Args::require_finite(const char* name, View<float> v) {
     if (!std::isfinite(v.data[i]))
       range_error("Expected finite values in `" + std::string(name) + "` but element " + std::to_string(i) +
                   " is " + (std::isnan(v.data[i]) ? "NaN" : "infinite"));
+}
+
+void Args::require_finite_bf16(const char* name, View<uint16_t> v) {
+  for (size_t i = 0; i < v.length; ++i)
+    if ((v.data[i] & 0x7F80u) == 0x7F80u)
+      range_error("Expected finite bf16 values in `" + std::string(name) + "` but element " + std::to_string(i) +
+                  " is " + ((v.data[i] & 0x7Fu) ? "NaN" : "infinite"));
 }
 
 Napi::Value Args::run(bool async, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {

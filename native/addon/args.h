@@ -81,6 +81,9 @@ class Args {
   View<float> f32_optional(const char* name, int64_t length);
   View<int32_t> i32(const char* name, int64_t length);
   View<int32_t> i32_optional(const char* name, int64_t length);
+  View<uint16_t> u16(const char* name, int64_t length);
+  // Whether field `name` is a typed array of `type`.
+  bool is_typed(const char* name, napi_typedarray_type type);
   // Arrays the work writes (async: copied back when it is done). `value`, when given, receives the
   // typed array read (or undefined when an optional one is absent).
   View<float> f32_out(const char* name, int64_t length, Napi::Value* value = nullptr);
@@ -90,6 +93,8 @@ class Args {
 
   // Rejects NaN/Inf in `v` (naming the first bad index).
   void require_finite(const char* name, View<float> v);
+  // The same for bf16 bits (exponent all ones: NaN or Inf).
+  void require_finite_bf16(const char* name, View<uint16_t> v);
 
   [[noreturn]] void type_error(const std::string& msg) const;
   [[noreturn]] void range_error(const std::string& msg) const;

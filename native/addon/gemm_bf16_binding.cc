@@ -2,7 +2,7 @@
 //   gemmBf16({X, W, Y, M, N, K, ldx?, ldw?, ldy?, bias?, beta?, mode?}):
 //   Y[M,N] = X[M,K] @ W[N,K]^T (+ bias) (+ beta * Y). X and Y are Float32Arrays, W a Uint16Array of
 //   bf16 bits; row strides default to K, K and N, and each array holds at least its last row's end.
-//   mode: 'exact' (default) or 'bf16dot'.
+//   mode: 'exact' (default), 'bf16dot', or 'packed' (exact numbers on sgemm's packed path: sgemm_bf16w).
 #include <cfloat>
 #include <cstdint>
 #include <memory>
@@ -20,6 +20,7 @@ constexpr int64_t kMaxDim = (int64_t(1) << 31) - 1;
 
 struct Bf16Call {
   Bf16Mode mode = Bf16Mode::Exact;
+  bool packed = false;  // sgemm_bf16w (its reference: Exact's)
   int64_t M = 0, N = 0, K = 0, ldx = 0, ldw = 0, ldy = 0;
   float beta = 0.0f;
   const float* X = nullptr;
@@ -79,7 +80,9 @@ Bf16Call parse(Args& a, bool async) {
   g.ldw = a.integer("ldw", g.K, kMaxDim, g.K);
   g.ldy = a.integer("ldy", g.N, kMaxDim, g.N);
   g.beta = static_cast<float>(a.number("beta", -FLT_MAX, FLT_MAX, 0.0));
-  g.mode = a.choice("mode", {"exact", "bf16dot"}, 0) == 1 ? Bf16Mode::Bf16Dot : Bf16Mode::Exact;
+  const int mode = a.choice("mode", {"exact", "bf16dot", "packed"}, 0);
+  g.mode = mode == 1 ? Bf16Mode::Bf16Dot : Bf16Mode::Exact;
+  g.packed = mode == 2;
   auto X = a.f32("X", -1);
   require_span(a, "X", "Float32Array", X.length, span(a, g.M, g.K, g.ldx), "M, K, ldx");
   auto bias = a.f32_optional("bias", g.N);
@@ -123,8 +126,12 @@ Napi::Value GemmBf16(const Napi::CallbackInfo& info, bool async) {
   Args a(info, kReference ? "gemmBf16Reference" : "gemmBf16", async);
   Bf16Call g = parse(a, async);
   return a.run(async, [g] {
-    if (kReference) gemm_bf16_ref(g.mode, g.M, g.N, g.K, g.X, g.ldx, g.W, g.ldw, g.bias, g.beta, g.Y, g.ldy);
-    else gemm_bf16(g.mode, g.M, g.N, g.K, g.X, g.ldx, g.W, g.ldw, g.bias, g.beta, g.Y, g.ldy);
+    if (kReference) return gemm_bf16_ref(g.mode, g.M, g.N, g.K, g.X, g.ldx, g.W, g.ldw, g.bias, g.beta, g.Y, g.ldy);
+    if (!g.packed) return gemm_bf16(g.mode, g.M, g.N, g.K, g.X, g.ldx, g.W, g.ldw, g.bias, g.beta, g.Y, g.ldy);
+    sgemm_bf16w(g.M, g.N, g.K, 1.0f, g.X, g.ldx, g.W, g.ldw, g.beta, g.Y, g.ldy);
+    if (g.bias)
+      for (int64_t i = 0; i < g.M; ++i)
+        for (int64_t j = 0; j < g.N; ++j) g.Y[i * g.ldy + j] += g.bias[j];
   });
 }
 

@@ -75,6 +75,10 @@ Config read_config(Args& a) {
   return c;
 }
 
+qwen::Dtype read_dtype(Args& a) {
+  return a.has("dtype") && a.choice("dtype", {"float32", "bfloat16"}) == 1 ? qwen::Dtype::BF16 : qwen::Dtype::F32;
+}
+
 Napi::Array table_to_js(Napi::Env env, const std::vector<qwen::TensorSpec>& table) {
   auto arr = Napi::Array::New(env, table.size());
   for (size_t i = 0; i < table.size(); ++i) {
@@ -84,20 +88,23 @@ Napi::Array table_to_js(Napi::Env env, const std::vector<qwen::TensorSpec>& tabl
     for (size_t k = 0; k < table[i].shape.size(); ++k) shape.Set(static_cast<uint32_t>(k), static_cast<double>(table[i].shape[k]));
     o.Set("shape", shape);
     o.Set("size", static_cast<double>(table[i].size));
+    o.Set("dtype", table[i].bf16 ? "bfloat16" : "float32");
     arr.Set(static_cast<uint32_t>(i), o);
   }
   return arr;
 }
 
 // Refuses weights past `maxParams` or 3/4 of RAM before allocating them (a config is untrusted).
-void require_budget(Args& a, int64_t total) {
+// total / total16: parameters stored in fp32 / bf16.
+void require_budget(Args& a, int64_t total, int64_t total16) {
   const double max_params = a.number("maxParams", 1, 9007199254740991.0, 16.0 * double(int64_t(1) << 30));
-  const double need = 4.0 * static_cast<double>(total), phys = phys_bytes();
-  if (static_cast<double>(total) > max_params)
-    a.range_error("the config has " + std::to_string(total) + " parameters, more than `maxParams` " +
+  const double params = static_cast<double>(total) + static_cast<double>(total16);
+  const double need = 4.0 * static_cast<double>(total) + 2.0 * static_cast<double>(total16), phys = phys_bytes();
+  if (params > max_params)
+    a.range_error("the config has " + std::to_string(total + total16) + " parameters, more than `maxParams` " +
                   std::to_string(static_cast<int64_t>(max_params)));
   if (phys > 0 && need > 0.75 * phys)
-    a.range_error("the config's " + std::to_string(total) + " float32 weights need " + std::to_string(need / 1073741824.0).substr(0, 5) +
+    a.range_error("the config's " + std::to_string(total + total16) + " weights need " + std::to_string(need / 1073741824.0).substr(0, 5) +
                   " GiB, more than 3/4 of this machine's RAM");
 }
 
@@ -243,24 +250,25 @@ Napi::Array gen_to_js(Napi::Env env, const std::vector<qwen::GenOut>& outs) {
 Napi::Value ConfigTable(const Napi::CallbackInfo& info) {
   Args a(info, "qwenConfigTable");
   const Config c = read_config(a);
-  int64_t total = 0;
-  auto table = qwen::Weights::build_table(c, &total);
+  int64_t total = 0, total16 = 0;
+  auto table = qwen::Weights::build_table(c, read_dtype(a), &total, &total16);
   return table_to_js(info.Env(), table);
 }
 
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Args a(info, "qwenCreate");
   const Config c = read_config(a);
-  int64_t total = 0;
-  qwen::Weights::build_table(c, &total);
-  require_budget(a, total);
+  const qwen::Dtype dt = read_dtype(a);
+  int64_t total = 0, total16 = 0;
+  qwen::Weights::build_table(c, dt, &total, &total16);
+  require_budget(a, total, total16);
   const bool random = a.has("seed");
   const int64_t seed = random ? a.integer("seed", 0, (int64_t(1) << 53) - 1) : 0;
   std::shared_ptr<Model> m;
   try {
-    m = std::make_shared<Model>(c);
+    m = std::make_shared<Model>(c, dt);
   } catch (const std::bad_alloc&) {
-    a.range_error("out of memory allocating " + std::to_string(total) + " weights");
+    a.range_error("out of memory allocating " + std::to_string(total + total16) + " weights");
   }
   if (random) m->w.init_random(c, static_cast<uint64_t>(seed));  // else zeros, for qwenSetTensor to fill
   auto ext = Napi::External<Handle>::New(info.Env(), new Handle{m}, [](Napi::Env, Handle* p) { delete p; });
@@ -289,9 +297,16 @@ Napi::Value SetTensor(const Napi::CallbackInfo& info) {
   auto m = get_model(a);
   auto busy = acquire(a, m);
   const int64_t index = a.integer("index", 0, static_cast<int64_t>(m->w.table.size()) - 1);
-  auto data = a.f32("data", m->w.table[static_cast<size_t>(index)].size);
-  a.require_finite("data", data);
-  m->w.set_tensor(m->cfg, index, data.data, static_cast<int64_t>(data.length));
+  const int64_t size = m->w.table[static_cast<size_t>(index)].size;
+  if (a.is_typed("data", napi_uint16_array)) {  // bf16 bits, as a BF16 checkpoint holds them
+    auto data = a.u16("data", size);
+    a.require_finite_bf16("data", data);
+    m->w.set_tensor(m->cfg, index, data.data, static_cast<int64_t>(data.length));
+  } else {
+    auto data = a.f32("data", size);
+    a.require_finite("data", data);
+    m->w.set_tensor(m->cfg, index, data.data, static_cast<int64_t>(data.length));
+  }
   ++m->weights_version;  // sessions made before hold stale caches
   return info.Env().Undefined();
 }

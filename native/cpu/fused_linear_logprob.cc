@@ -8,6 +8,7 @@
 
 #include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_bf16.h"
 #include "cpu/simd.h"
 #include "cpu/threadpool.h"
 
@@ -323,7 +324,20 @@ struct FwdOut {
   float *logp, *entropy, *lse;
 };
 
-void forward_vocab(const float* h, const float* W, const int32_t* targets, int64_t N, int64_t d, int64_t V,
+// The output weight of a forward: fp32, or bf16 bits (widened per packed panel; forward only).
+struct HeadW {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+};
+
+// L[nb, cn] (row stride ldl) = alpha * hb[nb, d] @ W[v0 : v0 + cn]^T.
+void logits_tile(const HeadW& W, int64_t nb, int64_t cn, int64_t d, float alpha, const float* hb, int64_t v0,
+                 float* L, int64_t ldl) {
+  if (W.bf16) sgemm_bf16w(nb, cn, d, alpha, hb, d, W.bf16 + v0 * d, d, 0.0f, L, ldl);
+  else sgemm(false, true, nb, cn, d, alpha, hb, d, W.f32 + v0 * d, d, 0.0f, L, ldl);
+}
+
+void forward_vocab(const float* h, const HeadW& W, const int32_t* targets, int64_t N, int64_t d, int64_t V,
                    float temperature, float* logp, float* entropy, float* lse, const Plan& plan) {
   const int64_t R = plan.rows, C = plan.chunk;
   const float inv_tau = 1.0f / temperature;
@@ -351,7 +365,7 @@ void forward_vocab(const float* h, const float* W, const int32_t* targets, int64
           for (int64_t i = 0; i < nb; ++i) st[i] = {0.0, 0.0, kNegInf};
           for (int64_t v0 = vb; v0 < ve; v0 += C) {
             const int64_t cn = std::min(C, ve - v0);
-            sgemm(false, true, nb, cn, d, inv_tau, hb, d, W + v0 * d, d, 0.0f, L, C);
+            logits_tile(W, nb, cn, d, inv_tau, hb, v0, L, C);
             for (int64_t i = 0; i < nb; ++i) {
               scan(L + i * C, cn, st[i]);
               const int64_t t = targets[rw[i]];
@@ -529,7 +543,7 @@ void for_each_row_block(const float* h, int64_t d, const int32_t* act, int64_t n
       plan.threads);
 }
 
-void forward_rows(const float* h, const float* W, const int32_t* targets, int64_t N, int64_t d, int64_t V,
+void forward_rows(const float* h, const HeadW& W, const int32_t* targets, int64_t N, int64_t d, int64_t V,
                   float temperature, float* logp, float* entropy, float* lse, const Plan& plan) {
   const int64_t R = plan.rows, L = plan.ld;
   const float inv_tau = 1.0f / temperature;
@@ -545,7 +559,7 @@ void forward_rows(const float* h, const float* W, const int32_t* targets, int64_
   for_each_row_block(h, d, act.get(), n_act, plan, gath.get(),
                      [&](int tid, const int32_t* rw, int64_t nb, const float* hb, float*) {
                        float* Z = tiles.get() + tid * R * L;
-                       sgemm(false, true, nb, V, d, inv_tau, hb, d, W, d, 0.0f, Z, L);
+                       logits_tile(W, nb, V, d, inv_tau, hb, 0, Z, L);
                        for (int64_t i = 0; i < nb; ++i) {
                          RowStat st{0.0, 0.0, kNegInf};
                          scan(Z + i * L, V, st);
@@ -645,8 +659,18 @@ void fused_linear_logprob_forward(const float* h, const float* W, const int32_t*
                                   FusedLogprobSplit split) {
   if (N <= 0) return;
   const Plan plan = make_plan(N, d, V, num_threads(), split);
-  if (plan.split == FusedLogprobSplit::Rows) forward_rows(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
-  else forward_vocab(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
+  if (plan.split == FusedLogprobSplit::Rows) forward_rows(h, HeadW{W, nullptr}, targets, N, d, V, temperature, logp, entropy, lse, plan);
+  else forward_vocab(h, HeadW{W, nullptr}, targets, N, d, V, temperature, logp, entropy, lse, plan);
+}
+
+void fused_linear_logprob_forward_bf16w(const float* h, const uint16_t* W, const int32_t* targets, int64_t N,
+                                        int64_t d, int64_t V, float temperature, float* logp, float* entropy,
+                                        float* lse, FusedLogprobSplit split) {
+  if (N <= 0) return;
+  const Plan plan = make_plan(N, d, V, num_threads(), split);
+  const HeadW w{nullptr, W};
+  if (plan.split == FusedLogprobSplit::Rows) forward_rows(h, w, targets, N, d, V, temperature, logp, entropy, lse, plan);
+  else forward_vocab(h, w, targets, N, d, V, temperature, logp, entropy, lse, plan);
 }
 
 void fused_linear_logprob_backward(const float* h, const float* W, const int32_t* targets, const float* lse,
@@ -668,7 +692,7 @@ void fused_linear_logprob_backward(const float* h, const float* W, const int32_t
   if (dentropy && !entropy) {
     recomputed = buffer<float>(N);
     auto scratch = buffer<float>(N);
-    forward_vocab(h, W, targets, N, d, V, temperature, scratch.get(), recomputed.get(), nullptr, plan);
+    forward_vocab(h, HeadW{W, nullptr}, targets, N, d, V, temperature, scratch.get(), recomputed.get(), nullptr, plan);
     entropy = recomputed.get();
   }
   backward_vocab(h, W, targets, lse, entropy, dlogp, dentropy, N, d, V, temperature, dh, dW, accumulate_dh, plan);
@@ -683,7 +707,7 @@ void fused_linear_logprob_forward_backward(const float* h, const float* W, const
   if (plan.split == FusedLogprobSplit::Rows) {
     const FwdOut out{logp, entropy, lse};
     if (!dlogp && !dentropy) {
-      forward_rows(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
+      forward_rows(h, HeadW{W, nullptr}, targets, N, d, V, temperature, logp, entropy, lse, plan);
       if (!accumulate_dh) std::fill(dh, dh + N * d, 0.0f);
       return;
     }
@@ -692,7 +716,7 @@ void fused_linear_logprob_forward_backward(const float* h, const float* W, const
     return;
   }
   if (!dlogp && !dentropy) {
-    forward_vocab(h, W, targets, N, d, V, temperature, logp, entropy, lse, plan);
+    forward_vocab(h, HeadW{W, nullptr}, targets, N, d, V, temperature, logp, entropy, lse, plan);
     if (!accumulate_dh) std::fill(dh, dh + N * d, 0.0f);
     return;
   }
@@ -708,7 +732,7 @@ void fused_linear_logprob_forward_backward(const float* h, const float* W, const
   auto keep = buffer<float>(2 * N);
   float* l = lse ? lse : keep.get();
   float* H = entropy ? entropy : keep.get() + N;
-  forward_vocab(h, W, targets, N, d, V, temperature, logp, H, l, plan);
+  forward_vocab(h, HeadW{W, nullptr}, targets, N, d, V, temperature, logp, H, l, plan);
   fused_linear_logprob_backward(h, W, targets, l, H, dlogp, dentropy, N, d, V, temperature, dh, dW, accumulate_dh,
                                 split);
 }

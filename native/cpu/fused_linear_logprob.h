@@ -90,6 +90,13 @@ void fused_linear_logprob_forward(const float* h, const float* W, const int32_t*
                                   int64_t V, float temperature, float* logp, float* entropy, float* lse,
                                   FusedLogprobSplit split = FusedLogprobSplit::Auto);
 
+// The forward with W [V,d] in bf16 (bits as uint16_t; inference on bf16 checkpoints): the logits tiles
+// come from sgemm_bf16w (gemm_bf16.h), i.e. the bits of this forward on the widened W whenever the
+// fp32 tiles take sgemm's packed path.
+void fused_linear_logprob_forward_bf16w(const float* h, const uint16_t* W, const int32_t* targets, int64_t N,
+                                        int64_t d, int64_t V, float temperature, float* logp, float* entropy,
+                                        float* lse, FusedLogprobSplit split = FusedLogprobSplit::Auto);
+
 // Gradients of  sum_i dlogp[i] logp[i] + dentropy[i] entropy[i]  (either of dlogp / dentropy may be null,
 // meaning zero). lse [N] comes from the forward. entropy [N] (from the forward) is used only when dentropy
 // is given; when it is null then, it is recomputed by a forward pass (costs one more GEMM sweep).

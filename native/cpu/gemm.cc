@@ -24,6 +24,7 @@
 #include <new>
 
 #include "cpu/cpu_features.h"
+#include "cpu/gemm_bf16.h"
 #include "cpu/gemm_internal.h"
 #include "cpu/threadpool.h"
 
@@ -57,7 +58,7 @@ class Workspace {
   int64_t cap_ = 0;
 };
 
-thread_local Workspace t_pack_a, t_pack_b, t_tile, t_tiny_a, t_tiny_b;
+thread_local Workspace t_pack_a, t_pack_b, t_tile, t_tiny_a, t_tiny_b, t_wide_b;
 
 const GemmImpl& current_impl() {
   switch (simd_level()) {
@@ -106,10 +107,12 @@ void macro_kernel(const GemmImpl& im, int64_t mc, int64_t nc, int64_t kc, float 
   }
 }
 
-// One thread's share: rows [m0, m1) x columns [n0, n1) of C.
-void packed_range(const GemmImpl& im, bool trans_a, bool trans_b, int64_t m0, int64_t m1, int64_t n0,
-                  int64_t n1, int64_t K, int64_t kc_max, float alpha, const float* A, int64_t lda,
-                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+// One thread's share: rows [m0, m1) x columns [n0, n1) of C. `pack_b(k0, kc, j0, nc, dst)` packs
+// op(B)[k0:k0+kc, j0:j0+nc] into NR-wide panels (im.pack_b on fp32 B, or bf16 rows widened).
+template <typename PackB>
+void packed_range(const GemmImpl& im, bool trans_a, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
+                  int64_t kc_max, float alpha, const float* A, int64_t lda, const PackB& pack_b, float beta,
+                  float* C, int64_t ldc) {
   if (m0 >= m1 || n0 >= n1) return;
   // Block sizes are whole micro-tiles (the packed buffers hold whole, zero-padded panels).
   const int64_t mc_max = std::min(std::max<int64_t>(1, im.mc / im.mr), (m1 - m0 + im.mr - 1) / im.mr) * im.mr;
@@ -121,7 +124,7 @@ void packed_range(const GemmImpl& im, bool trans_a, bool trans_b, int64_t m0, in
     for (int64_t pc = 0; pc < K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, K - pc);
       const float beta_k = pc == 0 ? beta : 1.0f;
-      im.pack_b(trans_b, B, ldb, pc, kc, jc, nc, pb);
+      pack_b(pc, kc, jc, nc, pb);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
         im.pack_a(trans_a, A, lda, ic, mc, pc, kc, pa);
@@ -178,9 +181,10 @@ void tiny_path(const GemmImpl& im, bool trans_a, bool trans_b, int64_t M, int64_
 namespace gemm_detail {
 
 // The packed path with an explicit implementation (the driver of sgemm; also used to tune blocking).
-void sgemm_packed(const GemmImpl& im, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                  float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                  int64_t ldc) {
+// The packed driver over a B packer (see packed_range).
+template <typename PackB>
+void packed_driver(const GemmImpl& im, bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                   int64_t lda, const PackB& pack_b, float beta, float* C, int64_t ldc) {
   // K blocks of (nearly) equal size, each at most im.kc: a shape-only choice, so every thread and
   // thread count accumulates the same K ranges.
   const int64_t kblocks = (K + im.kc - 1) / im.kc;
@@ -193,12 +197,36 @@ void sgemm_packed(const GemmImpl& im, bool trans_a, bool trans_b, int64_t M, int
     int64_t t0, t1;
     static_chunk(parts, tid, nthreads, &t0, &t1);
     if (split_m)
-      packed_range(im, trans_a, trans_b, t0 * im.mr, std::min(M, t1 * im.mr), 0, N, K, kc_max, alpha, A, lda,
-                   B, ldb, beta, C, ldc);
+      packed_range(im, trans_a, t0 * im.mr, std::min(M, t1 * im.mr), 0, N, K, kc_max, alpha, A, lda, pack_b, beta,
+                   C, ldc);
     else
-      packed_range(im, trans_a, trans_b, 0, M, t0 * im.nr, std::min(N, t1 * im.nr), K, kc_max, alpha, A, lda,
-                   B, ldb, beta, C, ldc);
+      packed_range(im, trans_a, 0, M, t0 * im.nr, std::min(N, t1 * im.nr), K, kc_max, alpha, A, lda, pack_b, beta,
+                   C, ldc);
   }, threads_for(M, N, K, parts));
+}
+
+void sgemm_packed(const GemmImpl& im, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                  int64_t ldc) {
+  auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+    im.pack_b(trans_b, B, ldb, k0, kc, j0, nc, dst);
+  };
+  packed_driver(im, trans_a, M, N, K, alpha, A, lda, pack_b, beta, C, ldc);
+}
+
+void sgemm_packed_bf16w(const GemmImpl& im, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc) {
+  // Each NR-wide panel: its W rows' K block widened into a small fp32 block (L1/L2), then packed by
+  // the fp32 packer, so the panels hold exactly what sgemm_packed would pack from the widened W.
+  auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+    float* wide = t_wide_b.get(static_cast<int64_t>(im.nr) * kc);
+    for (int64_t p = 0; p < nc; p += im.nr) {
+      const int64_t rows = std::min<int64_t>(im.nr, nc - p);
+      for (int64_t r = 0; r < rows; ++r) bf16_to_fp32(W + (j0 + p + r) * ldw + k0, wide + r * kc, kc);
+      im.pack_b(true, wide, kc, 0, kc, 0, rows, dst + p * kc);
+    }
+  };
+  packed_driver(im, false, M, N, K, alpha, A, lda, pack_b, beta, C, ldc);
 }
 
 void sgemm_axpy(const GemmImpl& im, bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -224,6 +252,13 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   if (!trans_b && M <= im.axpy_max_m) return axpy_path(im, trans_a, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (static_cast<double>(M) * N * K <= kTinyWork) return tiny_path(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   gemm_detail::sgemm_packed(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm_bf16w(int64_t M, int64_t N, int64_t K, float alpha, const float* X, int64_t ldx, const uint16_t* W,
+                 int64_t ldw, float beta, float* Y, int64_t ldy) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, Y, ldy);
+  gemm_detail::sgemm_packed_bf16w(current_impl(), M, N, K, alpha, X, ldx, W, ldw, beta, Y, ldy);
 }
 
 }  // namespace medgym

@@ -39,6 +39,13 @@ enum class Bf16Mode { Exact = 0, Bf16Dot = 1 };
 void gemm_bf16(Bf16Mode mode, int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const uint16_t* W,
                int64_t ldw, const float* bias, float beta, float* Y, int64_t ldy);
 
+// Y = alpha * X W^T + beta * Y on sgemm's packed path (gemm.cc), W's panels widened to fp32 while
+// they are packed: for many rows (prefill, the fused head's row blocks) where the packed fp32 kernel
+// beats the dot kernels above. Bits equal to sgemm's packed path on the widened W, for any M, row
+// place or thread count (batch invariant); different from gemm_bf16's in the order of the additions.
+void sgemm_bf16w(int64_t M, int64_t N, int64_t K, float alpha, const float* X, int64_t ldx, const uint16_t* W,
+                 int64_t ldw, float beta, float* Y, int64_t ldy);
+
 // Plain reference: triple loop, double accumulation of the exact products (X rounded to bf16 in
 // Bf16Dot mode), y = float(dot + bias + beta * y). Slow; for tests and as the ground truth.
 void gemm_bf16_ref(Bf16Mode mode, int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const uint16_t* W,

@@ -59,6 +59,11 @@ namespace medgym::gemm_detail {
 void sgemm_packed(const GemmImpl& im, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                   float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc);
+// op(A) = A [M,K], op(B) = W^T with W [N,K] in bf16 (gemm_bf16.h), on the packed path: W's panels are
+// widened to fp32 while packing, so the result has the bits of sgemm_packed on the widened W (and,
+// like it, does not depend on M, a row's place or the threads).
+void sgemm_packed_bf16w(const GemmImpl& im, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const uint16_t* W, int64_t ldw, float beta, float* C, int64_t ldc);
 // op(B) = B [K,N], any op(A).
 void sgemm_axpy(const GemmImpl& im, bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

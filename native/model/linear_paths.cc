@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/cpu_features.h"
+#include "cpu/gemm_bf16.h"
 #include "cpu/gemm_internal.h"
 #include "cpu/threadpool.h"
 
@@ -43,6 +44,18 @@ void linear(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const 
     for (int64_t j = b0 * kDotColumns; j < std::min(N, b1 * kDotColumns); j += kDotColumns)
       gemm_detail::sgemm_dot(im, M, std::min(kDotColumns, N - j), K, 1.0f, X, K, W + j * K, K, beta, Y + j, N);
   }, static_cast<int>(std::min<double>(static_cast<double>(blocks), std::max(1.0, flops / kFlopsPerThread))));
+}
+
+void linear_bf16(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const uint16_t* W, const float* bias,
+                 float* Y) {
+  if (M <= 0) return;
+  if (!packed) return gemm_bf16(Bf16Mode::Exact, M, N, K, X, K, W, K, bias, 0.0f, Y, N);
+  sgemm_bf16w(M, N, K, 1.0f, X, K, W, K, 0.0f, Y, N);
+  if (!bias) return;
+  parallel_for(M, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t j = 0; j < N; ++j) Y[r * N + j] += bias[j];
+  }, 64);
 }
 
 }  // namespace medgym::model

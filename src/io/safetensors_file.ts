@@ -9,6 +9,8 @@ export interface SafetensorsFile {
   readonly header: SafetensorsHeader;
   /** The tensor's data as float32 (F32 copied, BF16 and F16 widened exactly); other dtypes are an error naming the file. */
   readFloat32(name: string): Promise<Float32Array>;
+  /** A BF16 tensor's raw bits, not widened (any other dtype is an error). */
+  readBf16(name: string): Promise<Uint16Array>;
   close(): Promise<void>;
 }
 
@@ -115,6 +117,13 @@ function lazyFile(file: string, fh: fs.promises.FileHandle, header: SafetensorsH
         return out;
       }
       throw new SafetensorsError(file, `tensor '${name}' has dtype ${t.dtype} (F32, BF16 or F16 expected)`);
+    },
+    async readBf16(name: string): Promise<Uint16Array> {
+      const t = entry(name);
+      if (t.dtype !== 'BF16') throw new SafetensorsError(file, `tensor '${name}' has dtype ${t.dtype}, not BF16`);
+      const out = new Uint16Array(t.shape.reduce((a, b) => a * b, 1));
+      await readBytes(t, new Uint8Array(out.buffer));
+      return out;
     },
     close: () => fh.close(),
   };

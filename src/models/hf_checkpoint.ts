@@ -31,6 +31,8 @@ export interface HfCheckpoint {
   readonly tensors: ReadonlyMap<string, HfTensor>;
   /** A tensor's values as float32 (F32, BF16, F16). */
   readFloat32(name: string): Promise<Float32Array>;
+  /** A BF16 tensor's raw bits (other dtypes: an error). */
+  readBf16(name: string): Promise<Uint16Array>;
   close(): Promise<void>;
 }
 
@@ -100,14 +102,16 @@ export async function openHfCheckpoint(dir: string): Promise<HfCheckpoint> {
     if (expected) {
       for (const [name, s] of expected) if (!tensors.has(name)) throw new CheckpointError(`${index}: tensor '${name}' is not in its shard ${path.basename(s)}`);
     }
+    const shardOf = (name: string): SafetensorsFile => {
+      const f = where.get(name);
+      if (!f) throw new CheckpointError(`${dir}: no tensor '${name}'`);
+      return f;
+    };
     return {
       dir,
       tensors,
-      readFloat32: async (name) => {
-        const f = where.get(name);
-        if (!f) throw new CheckpointError(`${dir}: no tensor '${name}'`);
-        return f.readFloat32(name);
-      },
+      readFloat32: async (name) => shardOf(name).readFloat32(name),
+      readBf16: async (name) => shardOf(name).readBf16(name),
       close: closeAll,
     };
   } catch (err) {

@@ -5,8 +5,10 @@ import { nativeFunctions } from './runtime';
  * 'exact': fp32 math on W widened to fp32 (exact), as sgemm on the widened weights.
  * 'bf16dot': X rounded to bf16 (nearest even) first, products summed in fp32 (AVX-512 BF16's
  * vdpbf16ps where the CPU has it): what PyTorch's bf16 CPU matmul computes.
+ * 'packed': exact's numbers on sgemm's packed path, W's panels widened while packing (the Qwen
+ * engine's prefill and fused head): bits of sgemm's packed path on the widened W; bias added after.
  */
-export type Bf16Mode = 'exact' | 'bf16dot';
+export type Bf16Mode = 'exact' | 'bf16dot' | 'packed';
 
 export interface GemmBf16Args {
   /** [M,K] fp32, row-major with row stride ldx; holds at least (M-1)*ldx + K floats. */

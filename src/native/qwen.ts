@@ -33,16 +33,22 @@ export interface RawQwenConfig {
   windowSize?: number;
   fullAttBlocks?: Int32Array;
   imageToken: number;
+  /** How matrices are stored: float32 (default) or bfloat16 (norm weights and biases stay float32). */
+  dtype?: QwenDtype;
   /** Refuse (RangeError, before allocating) more parameters than this (default 2^34); 3/4 of RAM caps it too. */
   maxParams?: number;
   /** qwenCreate only: random weights from this seed (integer in [0, 2^53)): N(0, 0.02), norm weights 1, biases 0. Default: zeros. */
   seed?: number;
 }
 
+export type QwenDtype = 'float32' | 'bfloat16';
+
 export interface RawQwenTensor {
   name: string;
   shape: number[];
   size: number;
+  /** How the model stores it. */
+  dtype: QwenDtype;
 }
 
 /** A ragged batch: sequences concatenated. */
@@ -94,7 +100,8 @@ export interface NativeQwenFunctions {
   qwenCreate(o: RawQwenConfig): QwenHandle;
   qwenDispose(o: { model: QwenHandle }): void;
   qwenTable(o: { model: QwenHandle }): RawQwenTensor[];
-  qwenSetTensor(o: { model: QwenHandle; index: number; data: Float32Array }): void;
+  /** `data` as float32 values (rounded to bf16 where stored so) or bf16 bits (Uint16Array, widened where stored in float32). */
+  qwenSetTensor(o: { model: QwenHandle; index: number; data: Float32Array | Uint16Array }): void;
   qwenGetTensor(o: { model: QwenHandle; index: number }): Float32Array;
   qwenEncodeImagesAsync(o: { model: QwenHandle; pixels: Float32Array; grids: Int32Array }): Promise<Float32Array>;
   qwenScoreAsync(o: RawQwenBatch & { targets: Int32Array; temperature?: number; entropy?: boolean }): Promise<{ logp: Float32Array; entropy: Float32Array }>;

@@ -363,7 +363,7 @@ const gemmBf16: Spec = {
     const W = Uint16Array.from(f32(rng, N * K), (x) => new Uint32Array(Float32Array.of(x).buffer)[0] >>> 16);
     return { M, N, K, X: f32(rng, M * K), W, Y: f32(rng, M * N) };
   },
-  optional: (rng, o) => ({ bias: f32(rng, o.N as number), beta: rng.normal(), mode: pick(rng, ['exact', 'bf16dot']) }),
+  optional: (rng, o) => ({ bias: f32(rng, o.N as number), beta: rng.normal(), mode: pick(rng, ['exact', 'bf16dot', 'packed']) }),
 };
 
 // Process-wide settings: each case restores them (a fuzzed thread count must not slow the rest down).
@@ -474,8 +474,8 @@ const QCFG = {
 };
 const Q_IMAGE = 60;
 const Q_PATCH = 3 * 2 * 2 * 2;
-function newQwen(poisoned = false): unknown {
-  const model = addon.qwenCreate(QCFG);
+function newQwen(poisoned = false, dtype = 'float32'): unknown {
+  const model = addon.qwenCreate({ ...QCFG, dtype });
   const vals = [3e38, -3e38, 1e-45, 0, 1e20, -1e20, 65504];
   (addon.qwenTable({ model }) as { size: number }[]).forEach((t, index) => {
     const data = Float32Array.from({ length: t.size }, (_, i) => (poisoned ? vals[(i * 7919 + index) % vals.length] : Math.sin(i * 12.9898 + index) * 0.3));
@@ -485,7 +485,12 @@ function newQwen(poisoned = false): unknown {
 }
 const qwenA = newQwen();
 const qwenP = newQwen(true);
-const qwenModel = (rng: Rng, ctx: Ctx): unknown => (ctx.fresh ? newQwen() : rng.next() < 0.3 ? qwenP : qwenA);
+const qwenB = newQwen(false, 'bfloat16'); // matrices in bf16
+const qwenModel = (rng: Rng, ctx: Ctx): unknown => {
+  if (ctx.fresh) return newQwen();
+  const u = rng.next();
+  return u < 0.3 ? qwenP : u < 0.5 ? qwenB : qwenA;
+};
 /** 1-3 sequences; some hold an image run of 1 or 2 merged tokens (grid [1, 2, 2] or [1, 2, 4]). */
 function qwenBatch(rng: Rng): Opts {
   const seqs: number[][] = [];
@@ -572,11 +577,18 @@ const qwenSessionSpecs: Record<string, Spec> = {
 };
 const qwen: Record<string, Spec> = {
   ...qwenSessionSpecs,
-  qwenConfigTable: { base: () => ({ ...QCFG }), numbers: cfgNumbers },
-  qwenCreate: { base: () => ({ ...QCFG }), numbers: cfgNumbers },
+  qwenConfigTable: { base: () => ({ ...QCFG }), optional: (rng) => ({ dtype: pick(rng, ['float32', 'bfloat16']) }), numbers: cfgNumbers },
+  qwenCreate: { base: () => ({ ...QCFG }), optional: (rng) => ({ dtype: pick(rng, ['float32', 'bfloat16']) }), numbers: cfgNumbers },
   qwenDispose: { base: () => ({ model: newQwen() }) },
   qwenTable: { base: (rng, ctx) => ({ model: qwenModel(rng, ctx) }) },
-  qwenSetTensor: { base: (rng, ctx) => ({ model: ctx.fresh ? newQwen() : qwenA, index: 1, data: f32(rng, 8, 0.3) }) },
+  qwenSetTensor: {
+    // Tensor 1 (8 values) as float32 values or bf16 bits, into a float32 or a bf16 model.
+    base: (rng, ctx) => ({
+      model: ctx.fresh ? newQwen() : rng.next() < 0.5 ? qwenB : qwenA,
+      index: 1,
+      data: rng.next() < 0.5 ? f32(rng, 8, 0.3) : Uint16Array.from(f32(rng, 8, 0.3), (x) => new Uint32Array(Float32Array.of(x).buffer)[0] >>> 16),
+    }),
+  },
   qwenGetTensor: { base: (rng, ctx) => ({ model: qwenModel(rng, ctx), index: rng.int(0, 5) }) },
   qwenEncodeImages: {
     base: (rng, ctx) => {

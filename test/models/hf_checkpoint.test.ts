@@ -42,6 +42,8 @@ test('a single model.safetensors; BF16 and F16 widen exactly', async () => {
   writeSafetensorsSync(path.join(dir, 'model.safetensors'), [{ name: 'a', shape: [7], data: x, dtype: 'BF16' }]);
   const ck = await openHfCheckpoint(dir);
   expect(Array.from(await ck.readFloat32('a')).slice(0, 3)).toEqual([0, 1, -2.5]);
+  // readBf16: the raw bits (1 = 0x3f80, -2.5 = 0xc020), not widened.
+  expect(Array.from(await ck.readBf16('a')).slice(0, 3)).toEqual([0, 0x3f80, 0xc020]);
   await ck.close();
   // F16: written by hand (the writer has no F16)
   const h = Buffer.alloc(14);
@@ -52,6 +54,7 @@ test('a single model.safetensors; BF16 and F16 widen exactly', async () => {
   fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([len, head, h]));
   const ck16 = await openHfCheckpoint(dir);
   expect(Array.from(await ck16.readFloat32('a'))).toEqual(Array.from(x));
+  await expect(ck16.readBf16('a')).rejects.toThrow(/tensor 'a' has dtype F16, not BF16/);
   await ck16.close();
 });
 

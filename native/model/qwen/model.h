@@ -30,7 +30,7 @@ struct GenOut {
 
 class Model {
  public:
-  explicit Model(const Config& c) : cfg(c), w(c) {}
+  explicit Model(const Config& c, Dtype dt = Dtype::F32) : cfg(c), w(c, dt) {}
   const Config cfg;
   Weights w;
   std::atomic<bool> busy{false};

@@ -14,6 +14,7 @@ constexpr int64_t kRowChunk = 64;
 
 void linear(int64_t M, const Lin& l, const float* X, float* Y, bool packed) {
   if (M <= 0) return;
+  if (l.w16) return model::linear_bf16(packed, M, l.out, l.in, X, l.w16, l.b, Y);
   model::linear(packed, M, l.out, l.in, X, l.w, 0.0f, Y);
   if (!l.b) return;
   parallel_for(M, [&](int64_t r0, int64_t r1) {

@@ -7,7 +7,7 @@
 namespace medgym::qwen {
 
 // Y[M, out] = X[M, in] W^T (+ b) on the packed path, or the dot path (`packed` false: decode rows);
-// either way a row's result does not depend on M (model/linear_paths.h).
+// either way a row's result does not depend on M (model/linear_paths.h). W in fp32 or bf16.
 void linear(int64_t M, const Lin& l, const float* X, float* Y, bool packed = true);
 // RMSNorm (x * rsqrt(mean(x²) + eps) * w), row by row; out may alias x.
 void rmsnorm(int64_t N, int64_t D, const float* x, const float* w, float eps, float* out);

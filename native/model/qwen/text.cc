@@ -60,8 +60,8 @@ void embed(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, 
       for (int64_t i = 0; i < q.n; ++i) {
         float* row = x + (p.row0[static_cast<size_t>(s)] + i) * D;
         const int32_t t = q.tokens[i];
-        const float* src = t == c.image_token && q.image_rows ? q.image_embeds + (img++) * D : w.embed + int64_t(t) * D;
-        std::memcpy(row, src, sizeof(float) * static_cast<size_t>(D));
+        if (t == c.image_token && q.image_rows) std::memcpy(row, q.image_embeds + (img++) * D, sizeof(float) * static_cast<size_t>(D));
+        else w.embed_row(t, row);
       }
     }
   });
@@ -217,7 +217,8 @@ void text_score(const Config& c, const Weights& w, const std::vector<SeqRows>& s
   std::vector<int32_t> targets(static_cast<size_t>(p.N));
   for (size_t s = 0; s < seqs.size(); ++s)
     std::memcpy(targets.data() + p.row0[s], seqs[s].targets, sizeof(int32_t) * static_cast<size_t>(seqs[s].n));
-  fused_linear_logprob_forward(x.data(), w.head, targets.data(), p.N, D, c.text.V, temperature, logp, entropy, nullptr);
+  if (w.head.w16) fused_linear_logprob_forward_bf16w(x.data(), w.head.w16, targets.data(), p.N, D, c.text.V, temperature, logp, entropy, nullptr);
+  else fused_linear_logprob_forward(x.data(), w.head.w, targets.data(), p.N, D, c.text.V, temperature, logp, entropy, nullptr);
 }
 
 void text_extend(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, float* logits) {
@@ -231,7 +232,7 @@ void text_extend(const Config& c, const Weights& w, const std::vector<SeqRows>& 
   for (size_t s = 0; s < seqs.size(); ++s)
     std::memcpy(last.data() + s * D, x.data() + (p.row0[s] + seqs[s].n - 1) * D, sizeof(float) * static_cast<size_t>(D));
   // The dot path: each row's logits are the same whatever the number of sequences.
-  model::linear(false, static_cast<int64_t>(seqs.size()), c.text.V, D, last.data(), w.head, 0.0f, logits);
+  linear(static_cast<int64_t>(seqs.size()), w.head, last.data(), logits, false);
 }
 
 }  // namespace medgym::qwen

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "cpu/gemm_bf16.h"
 #include "cpu/threadpool.h"
 #include "model/rng.h"
 
@@ -24,16 +25,36 @@ int64_t hf_head(const TextConfig& t, int64_t s) {
   return g * t.rep() + r;
 }
 
+// Calls fn(stored, checkpoint, n) for runs of n elements that sit at offset `stored` in the stored
+// tensor and `checkpoint` in the checkpoint's layout (the query-head permutation; see weights.h).
+template <typename Fn>
+void for_each_run(const TextConfig& t, const TensorSpec& s, Fn fn) {
+  if (is_q(s.name)) {  // rows: head-major [H, hd, (D)]
+    const int64_t row = s.shape.size() == 2 ? s.shape[1] : 1;
+    for (int64_t h = 0; h < t.H; ++h) fn(h * t.hd * row, hf_head(t, h) * t.hd * row, t.hd * row);
+  } else if (is_o(s.name)) {  // columns: [D, H*hd]
+    for (int64_t r = 0; r < t.D; ++r)
+      for (int64_t h = 0; h < t.H; ++h) fn(r * t.D + h * t.hd, r * t.D + hf_head(t, h) * t.hd, t.hd);
+  } else {
+    fn(0, 0, s.size);
+  }
+}
+
+void check_size(const TensorSpec& s, int64_t n) {
+  if (n != s.size) throw std::out_of_range("tensor '" + s.name + "' has " + std::to_string(s.size) + " values, got " + std::to_string(n));
+}
+
 }  // namespace
 
-std::vector<TensorSpec> Weights::build_table(const Config& c, int64_t* total) {
+std::vector<TensorSpec> Weights::build_table(const Config& c, Dtype dt, int64_t* total, int64_t* total16) {
   std::vector<TensorSpec> out;
-  int64_t off = 0;
+  int64_t off = 0, off16 = 0;
   auto add = [&](const std::string& name, std::vector<int64_t> shape) {
     int64_t n = 1;
     for (int64_t s : shape) n *= s;
-    out.push_back({name, std::move(shape), off, n});
-    off += n;
+    const bool half = dt == Dtype::BF16 && shape.size() >= 2;
+    out.push_back({name, std::move(shape), half ? off16 : off, n, half});
+    (half ? off16 : off) += n;
   };
   const VisionConfig& v = c.vision;
   const TextConfig& t = c.text;
@@ -90,17 +111,27 @@ std::vector<TensorSpec> Weights::build_table(const Config& c, int64_t* total) {
   add("model.norm.weight", {t.D});
   if (!t.tied) add("lm_head.weight", {t.V, t.D});
   *total = off;
+  *total16 = off16;
   return out;
 }
 
-Weights::Weights(const Config& c) {
-  table = build_table(c, &total);
+Weights::Weights(const Config& c, Dtype dt) : dtype(dt) {
+  table = build_table(c, dt, &total, &total16);
   arena.assign(static_cast<size_t>(total), 0.0f);
+  arena16.assign(static_cast<size_t>(total16), 0);
   size_t k = 0;
-  auto next = [&]() -> const float* { return arena.data() + table[k++].offset; };
+  auto next = [&]() -> const float* {
+    if (table[k].bf16) throw std::logic_error("qwen weights: a vector stored in bf16");
+    return arena.data() + table[k++].offset;
+  };
+  auto matrix = [&](Lin& l) {
+    const TensorSpec& s = table[k++];
+    if (s.bf16) l.w16 = arena16.data() + s.offset;
+    else l.w = arena.data() + s.offset;
+  };
   auto lin = [&](int64_t out, int64_t in, bool bias) {
     Lin l;
-    l.w = next();
+    matrix(l);
     if (bias) l.b = next();
     l.out = out;
     l.in = in;
@@ -132,7 +163,7 @@ Weights::Weights(const Config& c) {
   if (ln) merger_norm_b = next();
   merger_fc1 = lin(merged, merged, true);
   merger_fc2 = lin(v.out, merged, true);
-  embed = next();
+  embed = lin(t.V, t.D, false);
   layers.resize(static_cast<size_t>(t.L));
   for (auto& l : layers) {
     l.in_norm = next();
@@ -146,7 +177,7 @@ Weights::Weights(const Config& c) {
     l.down = lin(t.D, t.I, false);
   }
   norm = next();
-  head = t.tied ? embed : next();
+  head = t.tied ? embed : lin(t.V, t.D, false);
   if (k != table.size()) throw std::logic_error("qwen weights: table and views disagree");
 }
 
@@ -158,59 +189,61 @@ int64_t Weights::find(const std::string& name) const {
 
 void Weights::set_tensor(const Config& c, int64_t index, const float* src, int64_t n) {
   const TensorSpec& s = table.at(static_cast<size_t>(index));
-  if (n != s.size) throw std::out_of_range("tensor '" + s.name + "' has " + std::to_string(s.size) + " values, got " + std::to_string(n));
-  float* dst = arena.data() + s.offset;
-  const TextConfig& t = c.text;
-  if (is_q(s.name)) {  // rows: head-major [H, hd, (D)]
-    const int64_t row = s.shape.size() == 2 ? s.shape[1] : 1;
-    for (int64_t h = 0; h < t.H; ++h)
-      std::memcpy(dst + h * t.hd * row, src + hf_head(t, h) * t.hd * row, sizeof(float) * static_cast<size_t>(t.hd * row));
-  } else if (is_o(s.name)) {  // columns: [D, H*hd]
-    for (int64_t r = 0; r < t.D; ++r)
-      for (int64_t h = 0; h < t.H; ++h)
-        std::memcpy(dst + r * t.D + h * t.hd, src + r * t.D + hf_head(t, h) * t.hd, sizeof(float) * static_cast<size_t>(t.hd));
-  } else {
-    std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(n));
-  }
+  check_size(s, n);
+  for_each_run(c.text, s, [&](int64_t st, int64_t ck, int64_t len) {
+    if (s.bf16) fp32_to_bf16(src + ck, arena16.data() + s.offset + st, len);
+    else std::memcpy(arena.data() + s.offset + st, src + ck, sizeof(float) * static_cast<size_t>(len));
+  });
+}
+
+void Weights::set_tensor(const Config& c, int64_t index, const uint16_t* src, int64_t n) {
+  const TensorSpec& s = table.at(static_cast<size_t>(index));
+  check_size(s, n);
+  for_each_run(c.text, s, [&](int64_t st, int64_t ck, int64_t len) {
+    if (s.bf16) std::memcpy(arena16.data() + s.offset + st, src + ck, sizeof(uint16_t) * static_cast<size_t>(len));
+    else bf16_to_fp32(src + ck, arena.data() + s.offset + st, len);
+  });
 }
 
 void Weights::get_tensor(const Config& c, int64_t index, float* dst) const {
   const TensorSpec& s = table.at(static_cast<size_t>(index));
-  const float* src = arena.data() + s.offset;
-  const TextConfig& t = c.text;
-  if (is_q(s.name)) {
-    const int64_t row = s.shape.size() == 2 ? s.shape[1] : 1;
-    for (int64_t h = 0; h < t.H; ++h)
-      std::memcpy(dst + hf_head(t, h) * t.hd * row, src + h * t.hd * row, sizeof(float) * static_cast<size_t>(t.hd * row));
-  } else if (is_o(s.name)) {
-    for (int64_t r = 0; r < t.D; ++r)
-      for (int64_t h = 0; h < t.H; ++h)
-        std::memcpy(dst + r * t.D + hf_head(t, h) * t.hd, src + r * t.D + h * t.hd, sizeof(float) * static_cast<size_t>(t.hd));
-  } else {
-    std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(s.size));
-  }
+  for_each_run(c.text, s, [&](int64_t st, int64_t ck, int64_t len) {
+    if (s.bf16) bf16_to_fp32(arena16.data() + s.offset + st, dst + ck, len);
+    else std::memcpy(dst + ck, arena.data() + s.offset + st, sizeof(float) * static_cast<size_t>(len));
+  });
+}
+
+void Weights::embed_row(int64_t id, float* dst) const {
+  const int64_t D = embed.in;
+  if (embed.w16) bf16_to_fp32(embed.w16 + id * D, dst, D);
+  else std::memcpy(dst, embed.w + id * D, sizeof(float) * static_cast<size_t>(D));
 }
 
 void Weights::init_random(const Config& c, uint64_t seed) {
   std::vector<float> tmp;
   for (size_t i = 0; i < table.size(); ++i) {
     const TensorSpec& s = table[i];
-    float* dst = arena.data() + s.offset;
-    if (ends_with(s.name, ".bias") || is_norm(s.name)) {
+    if (ends_with(s.name, ".bias") || is_norm(s.name)) {  // vectors: always fp32
+      float* dst = arena.data() + s.offset;
       std::fill(dst, dst + s.size, ends_with(s.name, ".bias") ? 0.0f : 1.0f);
       continue;
     }
-    const bool permuted = is_q(s.name) || is_o(s.name);  // drawn in checkpoint layout, then stored
+    // Drawn in checkpoint layout into a float buffer when permuted, else straight into the arena.
+    const bool permuted = is_q(s.name) || is_o(s.name);
     if (permuted) tmp.resize(static_cast<size_t>(s.size));
-    float* out = permuted ? tmp.data() : dst;
+    float* out = permuted ? tmp.data() : s.bf16 ? nullptr : arena.data() + s.offset;
+    uint16_t* out16 = !permuted && s.bf16 ? arena16.data() + s.offset : nullptr;
     const uint64_t key = model::mix64(model::mix64(seed) ^ static_cast<uint64_t>(i));
     const int64_t pairs = (s.size + 1) / 2;
     parallel_for(pairs, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
-        double z0, z1;
-        model::normal_pair(key, static_cast<uint64_t>(p), &z0, &z1);
-        out[2 * p] = static_cast<float>(0.02 * z0);
-        if (2 * p + 1 < s.size) out[2 * p + 1] = static_cast<float>(0.02 * z1);
+        double z[2];
+        model::normal_pair(key, static_cast<uint64_t>(p), &z[0], &z[1]);
+        for (int64_t e = 2 * p; e < std::min(2 * p + 2, s.size); ++e) {
+          const float v = static_cast<float>(0.02 * z[e - 2 * p]);
+          if (out16) out16[e] = fp32_to_bf16(v);
+          else out[e] = v;
+        }
       }
     }, 1 << 14);
     if (permuted) set_tensor(c, static_cast<int64_t>(i), tmp.data(), s.size);

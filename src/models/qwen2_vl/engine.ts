@@ -3,7 +3,8 @@
 // fused head) and generates with a KV cache. Sequences are given in token space with their
 // <|image_pad|> runs already expanded (encodeChat does it); positions come from ropeIndex.
 import { nativeFunctions } from '../../native/runtime';
-import type { NativeQwenFunctions, QwenHandle, RawQwenConfig, RawQwenTensor } from '../../native/qwen';
+import type { NativeQwenFunctions, QwenDtype, QwenHandle, RawQwenConfig, RawQwenTensor } from '../../native/qwen';
+import type { HfCheckpoint } from '../hf_checkpoint';
 import { CheckpointError, openHfCheckpoint } from '../hf_checkpoint';
 import type { QwenVLConfig } from './config';
 import { readQwenConfig } from './config';
@@ -29,6 +30,25 @@ export interface QwenSequence {
 export interface QwenLoadOptions {
   /** Refuse a config of more parameters than this (default 2^34); 3/4 of RAM caps it too. */
   maxParams?: number;
+  /**
+   * How the matrices are kept in memory. 'auto' (default): bfloat16 when every matrix of the
+   * checkpoint is BF16 (the Hub's Qwen2-VL / Qwen2.5-VL are), read without widening; else float32.
+   * 'bfloat16' on F32 / F16 weights rounds them to the nearest bf16. Activations and sums are fp32.
+   */
+  dtype?: 'auto' | QwenDtype;
+}
+
+export interface QwenRandomOptions {
+  /** Default: Qwen2-VL's processor with the config's patch sizes. */
+  preprocessor?: PreprocessorConfig;
+  /** Default float32. */
+  dtype?: QwenDtype;
+}
+
+/** The storage 'auto' picks for a checkpoint: bfloat16 when all its matrices are BF16. */
+function autoDtype(ck: HfCheckpoint, files: Map<string, string>, table: RawQwenTensor[]): QwenDtype {
+  const matrices = table.filter((t) => t.shape.length >= 2);
+  return matrices.every((t) => ck.tensors.get(files.get(t.name)!)!.dtype === 'BF16') ? 'bfloat16' : 'float32';
 }
 
 export interface QwenScoreOptions {
@@ -126,7 +146,7 @@ export class QwenVLModel {
   /**
    * Loads `dir` (config.json, model.safetensors or shards with their index, preprocessor_config.json):
    * every tensor's name, shape and dtype is checked before the weights are allocated; tensors are then
-   * read one at a time (F32, BF16 or F16; computed in float32).
+   * read one at a time (F32, BF16 or F16) into the model's storage (`options.dtype`).
    */
   static async load(dir: string, options: QwenLoadOptions = {}): Promise<QwenVLModel> {
     const config = readQwenConfig(dir);
@@ -138,16 +158,23 @@ export class QwenVLModel {
     const ck = await openHfCheckpoint(dir);
     try {
       const files = matchWeights(config, ck);
-      const raw = { ...rawQwenConfig(config), ...(options.maxParams !== undefined ? { maxParams: options.maxParams } : {}) };
-      const table = native().qwenConfigTable(raw);
       const want = weightTable(config);
+      const base = { ...rawQwenConfig(config), ...(options.maxParams !== undefined ? { maxParams: options.maxParams } : {}) };
+      const dtype = options.dtype === undefined || options.dtype === 'auto' ? autoDtype(ck, files, native().qwenConfigTable(base)) : options.dtype;
+      const raw = { ...base, dtype };
+      const table = native().qwenConfigTable(raw);
       if (table.length !== want.length || table.some((t, i) => t.name !== want[i].name || t.shape.join() !== want[i].shape.join())) {
         throw new Error('qwen: the native tensor table differs from weightTable (a build mismatch)');
       }
       const handle = native().qwenCreate(raw);
       const model = new QwenVLModel(handle, config, preprocessor, table);
       try {
-        for (let i = 0; i < table.length; i++) native().qwenSetTensor({ model: handle, index: i, data: await ck.readFloat32(files.get(table[i].name)!) });
+        for (let i = 0; i < table.length; i++) {
+          const name = files.get(table[i].name)!;
+          // BF16 weights are handed over as bits: never widened, in JS or natively, where stored in bf16.
+          const data = ck.tensors.get(name)!.dtype === 'BF16' ? await ck.readBf16(name) : await ck.readFloat32(name);
+          native().qwenSetTensor({ model: handle, index: i, data });
+        }
       } catch (err) {
         model.dispose();
         throw err;
@@ -161,14 +188,14 @@ export class QwenVLModel {
   /**
    * A model of `config` with random weights drawn natively from `seed` (an integer in [0, 2^53)): every
    * matrix and embedding N(0, 0.02), norm weights 1, biases 0; the same seed gives the same weights.
-   * For benchmarks and tests; `preprocessor` defaults to Qwen2-VL's with the config's patch sizes.
+   * For benchmarks and tests (bfloat16: each weight rounded to the nearest bf16).
    */
-  static random(config: QwenVLConfig, seed: number, preprocessor?: PreprocessorConfig): QwenVLModel {
+  static random(config: QwenVLConfig, seed: number, options: QwenRandomOptions = {}): QwenVLModel {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`Expected an integer in [0, 2^53) for seed but received ${String(seed)}`);
-    const raw = rawQwenConfig(config);
+    const raw = { ...rawQwenConfig(config), dtype: options.dtype ?? 'float32' };
     const handle = native().qwenCreate({ ...raw, seed });
     const v = config.vision;
-    const pre = preprocessor ?? { ...DEFAULT_PREPROCESSOR, patch: v.patch, merge: v.merge, temporalPatch: v.temporalPatch };
+    const pre = options.preprocessor ?? { ...DEFAULT_PREPROCESSOR, patch: v.patch, merge: v.merge, temporalPatch: v.temporalPatch };
     return new QwenVLModel(handle, config, pre, native().qwenConfigTable(raw));
   }
 
@@ -184,8 +211,16 @@ export class QwenVLModel {
     return native().qwenGetTensor({ model: this.h, index });
   }
 
-  /** Overwrites a tensor (checkpoint layout, by Hub name). Sessions made before then refuse to go on. */
-  setTensor(name: string, data: Float32Array): void {
+  /** How the matrices are stored ('bfloat16' or 'float32'; norm weights and biases are always float32). */
+  get dtype(): QwenDtype {
+    return this.tensors.some((t) => t.dtype === 'bfloat16') ? 'bfloat16' : 'float32';
+  }
+
+  /**
+   * Overwrites a tensor (checkpoint layout, by Hub name): float32 values (rounded where stored in
+   * bf16) or bf16 bits. Sessions made before then refuse to go on.
+   */
+  setTensor(name: string, data: Float32Array | Uint16Array): void {
     const index = this.tensors.findIndex((t) => t.name === name);
     if (index < 0) throw new RangeError(`QwenVLModel.setTensor: no tensor '${name}'`);
     native().qwenSetTensor({ model: this.h, index, data });

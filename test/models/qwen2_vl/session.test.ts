@@ -1,6 +1,7 @@
 // Qwen generation sessions: a multi-turn episode (prompt, sampled turn, appended segment with a new
 // image, sampled turn) kept in KV caches gives what one stateless generation over the whole sequence
-// gives; forks continue their parent exactly; stale sessions and bad handles are refused.
+// gives; forks continue their parent exactly; stale sessions and bad handles are refused. With the
+// matrices in float32 and in bfloat16.
 import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensors } from '../../../src/io/safetensors';
@@ -15,10 +16,6 @@ const images = expected.images.map((im) => ({ data: inputs.get(im.tensor)!.bytes
 const S = expected.special_tokens;
 
 let model: QwenVLModel;
-beforeAll(async () => {
-  model = await QwenVLModel.load(DIR);
-});
-afterAll(() => model.dispose());
 
 /** <|vision_start|> pads <|vision_end|> for image k, then text ids. */
 function withImage(k: number, text: number[]): QwenSequence {
@@ -28,79 +25,87 @@ function withImage(k: number, text: number[]): QwenSequence {
 const cat = (...parts: QwenSequence[]): QwenSequence => ({ ids: parts.flatMap((p) => Array.from(p.ids)), images: parts.flatMap((p) => p.images ?? []) });
 const maxDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 
-test('a multi-turn episode in a session equals one stateless generation over the whole sequence', async () => {
-  const prompt = cat({ ids: [S['<|im_start|>'], 11, 12] }, withImage(0, [13, 14, S['<|im_end|>'], S['<|im_start|>']]));
-  const turn2 = cat({ ids: [S['<|im_end|>'], S['<|im_start|>'], 21] }, withImage(2, [22, 23, S['<|im_end|>'], S['<|im_start|>']]));
-  const session = model.createSession();
-  try {
-    const [id] = await session.add([prompt]);
-    const [g1] = await session.generate([id], { maxNewTokens: 5, temperature: 0 });
-    await session.append([{ id, input: turn2 }]);
-    const [g2] = await session.generate([id], { maxNewTokens: 6, temperature: 0 });
-    const whole = cat(prompt, { ids: Array.from(g1.tokens) }, turn2);
-    const [ref] = await model.generate([whole], { maxNewTokens: 6, temperature: 0 });
-    expect(Array.from(g2.tokens)).toEqual(Array.from(ref.tokens));
-    expect(maxDiff(g2.logp, ref.logp)).toBeLessThan(1e-5);
-    expect(Array.from(session.tokens(id))).toEqual([...Array.from(whole.ids), ...Array.from(g2.tokens)]);
-    // And the session's sampled log-probs are what scoring the whole episode gives.
-    const full = cat(whole, { ids: Array.from(g2.tokens) });
-    const { logp } = await model.score([full]);
-    expect(maxDiff(logp[0].subarray(full.ids.length - g2.tokens.length), g2.logp)).toBeLessThan(1e-4);
-  } finally {
-    session.dispose();
-  }
-});
+// Matrices in float32, and in bfloat16 (the checkpoint's weights rounded; the bf16-weight GEMMs run).
+describe.each(['float32', 'bfloat16'] as const)('weights stored in %s', (dtype) => {
+  beforeAll(async () => {
+    model = await QwenVLModel.load(DIR, { dtype });
+  });
+  afterAll(() => model.dispose());
 
-test('forks continue their parent: greedy children equal the parent, sampled children follow their own keys', async () => {
-  const prompt = cat({ ids: [S['<|im_start|>'], 31] }, withImage(1, [32, S['<|im_end|>'], S['<|im_start|>']]));
-  const session = model.createSession();
-  try {
-    const [p] = await session.add([prompt]);
-    const kids = await session.fork(p, 3);
-    const greedy = await session.generate([p, ...kids], { maxNewTokens: 6, temperature: 0 });
-    for (const g of greedy.slice(1)) expect(Array.from(g.tokens)).toEqual(Array.from(greedy[0].tokens));
-    const twins = await session.fork(p, 2, [{ seed: 5, sampleIndex: 1 }, { seed: 5, sampleIndex: 1 }]);
-    const other = await session.fork(p, 1, [{ seed: 5, sampleIndex: 2 }]);
-    const s = await session.generate([...twins, ...other], { maxNewTokens: 12, temperature: 1.5 });
-    expect(Array.from(s[0].tokens)).toEqual(Array.from(s[1].tokens));
-    expect(Array.from(s[2].tokens)).not.toEqual(Array.from(s[0].tokens));
-    session.release([...kids, ...twins]);
-    expect(() => session.tokens(kids[0])).toThrow(/no sequence/);
-  } finally {
-    session.dispose();
-  }
-});
-
-test('a session refuses to go on after a weight write, and names bad handles', async () => {
-  const m = await QwenVLModel.load(DIR);
-  const session = m.createSession();
-  try {
-    const [id] = await session.add([{ ids: [1, 2, 3] }]);
-    await expect(session.generate([id + 100])).rejects.toThrow(/no sequence/);
-    m.setTensor('model.norm.weight', m.getTensor('model.norm.weight')); // same values: still a write
-    await expectRejects(session.generate([id], { maxNewTokens: 1 }), 'Error', /weights changed since this session was created/);
-  } finally {
-    session.dispose();
-    m.dispose();
-  }
-});
-
-test('batch invariance (SPEC §7): a sequence samples the same tokens with the same log-probs alone or in a batch', async () => {
-  const a = cat({ ids: [S['<|im_start|>'], 41] }, withImage(0, [42, S['<|im_end|>'], S['<|im_start|>']]));
-  const b = cat({ ids: [S['<|im_start|>'], 51, 52, 53] }, withImage(2, [54, 55, S['<|im_end|>'], S['<|im_start|>']]));
-  const c = { ids: [S['<|im_start|>'], 61, 62, 63, 64, 65, 66, 67, 68, S['<|im_end|>'], S['<|im_start|>']] };
-  const run = async (seqs: QwenSequence[], keys: { seed: number; promptIndex: number }[]) => {
+  test('a multi-turn episode in a session equals one stateless generation over the whole sequence', async () => {
+    const prompt = cat({ ids: [S['<|im_start|>'], 11, 12] }, withImage(0, [13, 14, S['<|im_end|>'], S['<|im_start|>']]));
+    const turn2 = cat({ ids: [S['<|im_end|>'], S['<|im_start|>'], 21] }, withImage(2, [22, 23, S['<|im_end|>'], S['<|im_start|>']]));
     const session = model.createSession();
     try {
-      const ids = await session.add(seqs, keys);
-      return await session.generate(ids, { maxNewTokens: 10, temperature: 1 });
+      const [id] = await session.add([prompt]);
+      const [g1] = await session.generate([id], { maxNewTokens: 5, temperature: 0 });
+      await session.append([{ id, input: turn2 }]);
+      const [g2] = await session.generate([id], { maxNewTokens: 6, temperature: 0 });
+      const whole = cat(prompt, { ids: Array.from(g1.tokens) }, turn2);
+      const [ref] = await model.generate([whole], { maxNewTokens: 6, temperature: 0 });
+      expect(Array.from(g2.tokens)).toEqual(Array.from(ref.tokens));
+      expect(maxDiff(g2.logp, ref.logp)).toBeLessThan(1e-5);
+      expect(Array.from(session.tokens(id))).toEqual([...Array.from(whole.ids), ...Array.from(g2.tokens)]);
+      // And the session's sampled log-probs are what scoring the whole episode gives.
+      const full = cat(whole, { ids: Array.from(g2.tokens) });
+      const { logp } = await model.score([full]);
+      expect(maxDiff(logp[0].subarray(full.ids.length - g2.tokens.length), g2.logp)).toBeLessThan(1e-4);
     } finally {
       session.dispose();
     }
-  };
-  const key = { seed: 3, promptIndex: 7 };
-  const [alone] = await run([a], [key]);
-  const batched = await run([b, a, c], [{ seed: 3, promptIndex: 1 }, key, { seed: 3, promptIndex: 2 }]);
-  expect(Array.from(batched[1].tokens)).toEqual(Array.from(alone.tokens));
-  expect(Array.from(batched[1].logp)).toEqual(Array.from(alone.logp)); // bit for bit
+  });
+
+  test('forks continue their parent: greedy children equal the parent, sampled children follow their own keys', async () => {
+    const prompt = cat({ ids: [S['<|im_start|>'], 31] }, withImage(1, [32, S['<|im_end|>'], S['<|im_start|>']]));
+    const session = model.createSession();
+    try {
+      const [p] = await session.add([prompt]);
+      const kids = await session.fork(p, 3);
+      const greedy = await session.generate([p, ...kids], { maxNewTokens: 6, temperature: 0 });
+      for (const g of greedy.slice(1)) expect(Array.from(g.tokens)).toEqual(Array.from(greedy[0].tokens));
+      const twins = await session.fork(p, 2, [{ seed: 5, sampleIndex: 1 }, { seed: 5, sampleIndex: 1 }]);
+      const other = await session.fork(p, 1, [{ seed: 5, sampleIndex: 2 }]);
+      const s = await session.generate([...twins, ...other], { maxNewTokens: 12, temperature: 1.5 });
+      expect(Array.from(s[0].tokens)).toEqual(Array.from(s[1].tokens));
+      expect(Array.from(s[2].tokens)).not.toEqual(Array.from(s[0].tokens));
+      session.release([...kids, ...twins]);
+      expect(() => session.tokens(kids[0])).toThrow(/no sequence/);
+    } finally {
+      session.dispose();
+    }
+  });
+
+  test('a session refuses to go on after a weight write, and names bad handles', async () => {
+    const m = await QwenVLModel.load(DIR);
+    const session = m.createSession();
+    try {
+      const [id] = await session.add([{ ids: [1, 2, 3] }]);
+      await expect(session.generate([id + 100])).rejects.toThrow(/no sequence/);
+      m.setTensor('model.norm.weight', m.getTensor('model.norm.weight')); // same values: still a write
+      await expectRejects(session.generate([id], { maxNewTokens: 1 }), 'Error', /weights changed since this session was created/);
+    } finally {
+      session.dispose();
+      m.dispose();
+    }
+  });
+
+  test('batch invariance (SPEC §7): a sequence samples the same tokens with the same log-probs alone or in a batch', async () => {
+    const a = cat({ ids: [S['<|im_start|>'], 41] }, withImage(0, [42, S['<|im_end|>'], S['<|im_start|>']]));
+    const b = cat({ ids: [S['<|im_start|>'], 51, 52, 53] }, withImage(2, [54, 55, S['<|im_end|>'], S['<|im_start|>']]));
+    const c = { ids: [S['<|im_start|>'], 61, 62, 63, 64, 65, 66, 67, 68, S['<|im_end|>'], S['<|im_start|>']] };
+    const run = async (seqs: QwenSequence[], keys: { seed: number; promptIndex: number }[]) => {
+      const session = model.createSession();
+      try {
+        const ids = await session.add(seqs, keys);
+        return await session.generate(ids, { maxNewTokens: 10, temperature: 1 });
+      } finally {
+        session.dispose();
+      }
+    };
+    const key = { seed: 3, promptIndex: 7 };
+    const [alone] = await run([a], [key]);
+    const batched = await run([b, a, c], [{ seed: 3, promptIndex: 1 }, key, { seed: 3, promptIndex: 2 }]);
+    expect(Array.from(batched[1].tokens)).toEqual(Array.from(alone.tokens));
+    expect(Array.from(batched[1].logp)).toEqual(Array.from(alone.logp)); // bit for bit
+  });
 });
