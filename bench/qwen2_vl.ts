@@ -10,7 +10,9 @@
 //
 //   npx tsx bench/qwen2_vl.ts                               # full size (28 layers, vision depth 32)
 //   npx tsx bench/qwen2_vl.ts --layers 4 --vision-depth 4  # a quick run
-//   options: --runs N (best of N, default 1), --tokens N (default 1024), --new N (decode steps, 32),
+//   options: --ours bf16,bf16dec,fp32 (our weights' storage, default bf16: the checkpoints' form;
+//            bf16dec: bf16 weights with decodeMath 'bf16', decode rows in vdpbf16ps like PyTorch bf16),
+//            --runs N (best of N, default 1), --tokens N (default 1024), --new N (decode steps, 32),
 //            --torch bf16,fp32 (peers to run; "none" for ours only), --fp32-layers N / --fp32-vision-depth N
 //            (a smaller model for the fp32 peer when memory or time is short; ratios then use ours at the
 //            same size only if ours ran at it too, so leave them at the default for like-for-like)
@@ -51,6 +53,7 @@ interface Opts {
   tokens: number;
   newTokens: number;
   torch: string[];
+  ours: ('bf16' | 'bf16dec' | 'fp32')[];
   fp32Layers?: number;
   fp32VisionDepth?: number;
 }
@@ -69,7 +72,7 @@ const MERGED = 256; // per 448×448 image
 const SIDE = 32; // its patch grid
 
 function parseArgs(argv: string[]): Opts & { worker?: string; job?: string } {
-  const o: Opts & { worker?: string; job?: string } = { layers: 28, visionDepth: 32, runs: 1, tokens: 1024, newTokens: 32, torch: ['bf16', 'fp32'] };
+  const o: Opts & { worker?: string; job?: string } = { layers: 28, visionDepth: 32, runs: 1, tokens: 1024, newTokens: 32, torch: ['bf16', 'fp32'], ours: ['bf16'] };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i], v = argv[i + 1];
     const int = (): number => {
@@ -86,6 +89,11 @@ function parseArgs(argv: string[]): Opts & { worker?: string; job?: string } {
     else if (k === '--fp32-layers') o.fp32Layers = int();
     else if (k === '--fp32-vision-depth') o.fp32VisionDepth = int();
     else if (k === '--torch') (o.torch = v === 'none' ? [] : v.split(',')), i++;
+    else if (k === '--ours') {
+      o.ours = v.split(',') as Opts['ours'];
+      if (!o.ours.length || o.ours.some((d) => !['bf16', 'bf16dec', 'fp32'].includes(d))) throw new RangeError(`Expected bf16, bf16dec and/or fp32 for --ours but received ${v}`);
+      i++;
+    }
     else if (k === '--worker') (o.worker = v), i++;
     else if (k === '--job') (o.job = v), i++;
     else throw new RangeError(`unknown option ${k}`);
@@ -122,7 +130,8 @@ const secs = async (fn: () => Promise<unknown>, runs: number): Promise<number> =
 async function ours(o: Opts): Promise<Side> {
   const config = parseQwenConfig(hubConfig(o.layers, o.visionDepth));
   let t = performance.now();
-  const model = QwenVLModel.random(config, 1);
+  const kind = o.ours[0];
+  const model = QwenVLModel.random(config, 1, { dtype: kind === 'fp32' ? 'float32' : 'bfloat16', decodeMath: kind === 'bf16dec' ? 'bf16' : 'exact' });
   const build_s = (performance.now() - t) / 1000;
   const patchLen = 3 * 2 * 14 * 14;
   let s = 7;
@@ -175,9 +184,12 @@ async function main(): Promise<void> {
   console.log(`# layers ${o.layers}, vision depth ${o.visionDepth}, episode ${o.tokens} tokens (2 images × ${MERGED}), decode ${o.newTokens} steps after 16 tokens, best of ${o.runs}`);
   const common = ['--layers', String(o.layers), '--vision-depth', String(o.visionDepth), '--runs', String(o.runs), '--tokens', String(o.tokens), '--new', String(o.newTokens)];
   const sides: [string, Side][] = [];
-  const sizes: string[] = [`${o.layers}/${o.visionDepth}`];
-  console.error('running ours ...');
-  sides.push([`medgym fp32 (${o.layers}L/${o.visionDepth}V)`, child(process.execPath, [...process.execArgv, __filename, '--worker', 'ours', ...common])]);
+  const sizes: string[] = [];
+  for (const dtype of o.ours) {
+    console.error(`running ours ${dtype} ...`);
+    sizes.push(`${o.layers}/${o.visionDepth}`);
+    sides.push([`medgym ${dtype} (${o.layers}L/${o.visionDepth}V)`, child(process.execPath, [...process.execArgv, __filename, '--worker', 'ours', '--ours', dtype, ...common])]);
+  }
   for (const dtype of o.torch) {
     const layers = dtype === 'fp32' ? o.fp32Layers ?? o.layers : o.layers;
     const depth = dtype === 'fp32' ? o.fp32VisionDepth ?? o.visionDepth : o.visionDepth;
@@ -207,10 +219,10 @@ async function main(): Promise<void> {
     console.log(`| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`);
     if (k === 0) console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   }
-  console.log(`\nthreads ${threads} on both sides; ratios are ours / torch (> 1: ours faster); the fp32 peer is the like-for-like one (ours computes in float32).`);
+  console.log(`\nthreads ${threads} on both sides; ratios are ours / torch (> 1: ours faster); ours keeps weights in bf16 or fp32 and computes in fp32 (torch fp32 is the like-for-like arithmetic).`);
 }
 
-main().catch((err: unknown) => {
+if (require.main === module) main().catch((err: unknown) => {
   console.error(err);
   process.exitCode = 1;
 });

@@ -259,6 +259,8 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   Args a(info, "qwenCreate");
   const Config c = read_config(a);
   const qwen::Dtype dt = read_dtype(a);
+  const bool bf16_decode = a.has("decodeMath") && a.choice("decodeMath", {"exact", "bf16"}) == 1;
+  if (bf16_decode && dt != qwen::Dtype::BF16) a.range_error("`decodeMath` 'bf16' needs `dtype` 'bfloat16' (bf16 weights)");
   int64_t total = 0, total16 = 0;
   qwen::Weights::build_table(c, dt, &total, &total16);
   require_budget(a, total, total16);
@@ -266,7 +268,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   const int64_t seed = random ? a.integer("seed", 0, (int64_t(1) << 53) - 1) : 0;
   std::shared_ptr<Model> m;
   try {
-    m = std::make_shared<Model>(c, dt);
+    m = std::make_shared<Model>(c, dt, bf16_decode);
   } catch (const std::bad_alloc&) {
     a.range_error("out of memory allocating " + std::to_string(total + total16) + " weights");
   }

@@ -47,9 +47,9 @@ void linear(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const 
 }
 
 void linear_bf16(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const uint16_t* W, const float* bias,
-                 float* Y) {
+                 float* Y, Bf16Mode dot_mode) {
   if (M <= 0) return;
-  if (!packed) return gemm_bf16(Bf16Mode::Exact, M, N, K, X, K, W, K, bias, 0.0f, Y, N);
+  if (!packed) return gemm_bf16(dot_mode, M, N, K, X, K, W, K, bias, 0.0f, Y, N);
   sgemm_bf16w(M, N, K, 1.0f, X, K, W, K, 0.0f, Y, N);
   if (!bias) return;
   parallel_for(M, [&](int64_t r0, int64_t r1) {

@@ -7,14 +7,16 @@
 #pragma once
 #include <cstdint>
 
+#include "cpu/gemm_bf16.h"
+
 namespace medgym::model {
 
 // Y[M, N] = X[M, K] @ W[N, K]^T + beta * Y on the packed path (`packed`) or the dot path.
 void linear(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const float* W, float beta, float* Y);
 
 // The same with W in bf16 (weights kept as the checkpoint has them): the packed path widens W's panels
-// while packing (sgemm_bf16w), the dot path reads W in place (gemm_bf16, exact mode). Y = X W^T (+ bias).
+// while packing (sgemm_bf16w), the dot path reads W in place (gemm_bf16 in `dot_mode`). Y = X W^T (+ bias).
 void linear_bf16(bool packed, int64_t M, int64_t N, int64_t K, const float* X, const uint16_t* W, const float* bias,
-                 float* Y);
+                 float* Y, Bf16Mode dot_mode = Bf16Mode::Exact);
 
 }  // namespace medgym::model

@@ -20,9 +20,21 @@ export interface EvalAnyFlags extends Omit<EvalFlags, 'checkpoint'> {
   strict?: boolean;
   /** Env view side in pixels (default the env's, 64); the policy's imageTokens follow it. */
   viewSize?: string;
+  /** auto | bfloat16 | float32 (QwenLoadOptions.dtype). */
+  weightsDtype?: string;
+  /** exact | bf16 (QwenLoadOptions.decodeMath). */
+  decodeMath?: string;
 }
 
-const MODEL_ONLY = ['env', 'dataset', 'datasetKind', 'strict', 'viewSize'] as const;
+const MODEL_ONLY = ['env', 'dataset', 'datasetKind', 'strict', 'viewSize', 'weightsDtype', 'decodeMath'] as const;
+const DTYPES = ['auto', 'bfloat16', 'float32'] as const;
+const DECODE_MATH = ['exact', 'bf16'] as const;
+
+function oneOf<T extends string>(flag: string, v: string | undefined, choices: readonly T[], fallback: T): T {
+  if (v === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(v)) throw new RangeError(`Expected one of ${choices.join(', ')} for --${flag} but received ${JSON.stringify(v)}`);
+  return v as T;
+}
 
 /** `medgym eval`: --checkpoint (a medgym policy, its run's config) or --model (a pretrained model on the env of the flags). */
 export async function evalAnyCommand(f: EvalAnyFlags): Promise<number> {
@@ -43,13 +55,15 @@ export async function evalModelCommand(f: EvalAnyFlags & { model: string }): Pro
     viewSize = Number(f.viewSize);
     if (!Number.isInteger(viewSize) || viewSize < 10 || viewSize > 4096) throw new RangeError(`Expected an integer in [10, 4096] for --view-size but received ${JSON.stringify(f.viewSize)}`);
   }
+  const dtype = oneOf('weights-dtype', f.weightsDtype, DTYPES, 'auto');
+  const decodeMath = oneOf('decode-math', f.decodeMath, DECODE_MATH, 'exact');
   for (const [flag, v] of [['items', f.items], ['samples', f.samples], ['seed', f.seed]] as const) {
     if (v !== undefined && !Number.isInteger(Number(v))) throw new RangeError(`Expected an integer for --${flag} but received ${JSON.stringify(v)}`);
   }
   const parsed = configFromFlags({ config: f.config, env: f.env, dataset: f.dataset, datasetKind: f.datasetKind, strict: f.strict, seed: f.seed, evalItems: f.items, evalSamples: f.samples });
   const cfg = f.tools === false ? { ...parsed, eval: { ...parsed.eval, withoutTools: false } } : parsed;
   const items = await openRunItems(cfg);
-  const policy = await QwenEnvPolicy.load(f.model, { viewSize });
+  const policy = await QwenEnvPolicy.load(f.model, { viewSize, load: { dtype, decodeMath } });
   try {
     if (cfg.eval.withoutTools && !policy.canBanToolCalls) {
       process.stderr.write('note: this vocabulary has no <tool_call> token, so "without tools" cannot ban tool calls; the model may still write one\n');

@@ -74,6 +74,8 @@ program
   .option('--dataset <path>', '--model: evaluate on the held-out items of your data (as `medgym train --dataset`)')
   .option('--dataset-kind <kind>', '--model: the dataset kind (default: guessed from the path)')
   .option('--view-size <px>', "--model: side of the env's views (default 64)")
+  .option('--weights-dtype <dtype>', '--model: keep the matrices in auto (bf16 for a BF16 checkpoint), bfloat16 or float32')
+  .option('--decode-math <math>', '--model, bf16 weights: exact (default) or bf16 (faster batched decode, PyTorch-bf16 numbers)')
   .option('-c, --config <file>', 'config (env and eval settings); default the run config.json beside the checkpoint')
   .option('--items <n>', 'held-out items')
   .option('--samples <n>', 'samples per item (Pass@K, K = 1..n)')

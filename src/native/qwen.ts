@@ -35,6 +35,8 @@ export interface RawQwenConfig {
   imageToken: number;
   /** How matrices are stored: float32 (default) or bfloat16 (norm weights and biases stay float32). */
   dtype?: QwenDtype;
+  /** qwenCreate, bfloat16 only: 'bf16' computes decode rows (and last-row logits) with X rounded to bf16 (vdpbf16ps). Default 'exact'. */
+  decodeMath?: QwenDecodeMath;
   /** Refuse (RangeError, before allocating) more parameters than this (default 2^34); 3/4 of RAM caps it too. */
   maxParams?: number;
   /** qwenCreate only: random weights from this seed (integer in [0, 2^53)): N(0, 0.02), norm weights 1, biases 0. Default: zeros. */
@@ -42,6 +44,7 @@ export interface RawQwenConfig {
 }
 
 export type QwenDtype = 'float32' | 'bfloat16';
+export type QwenDecodeMath = 'exact' | 'bf16';
 
 export interface RawQwenTensor {
   name: string;

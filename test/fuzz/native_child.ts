@@ -475,7 +475,7 @@ const QCFG = {
 const Q_IMAGE = 60;
 const Q_PATCH = 3 * 2 * 2 * 2;
 function newQwen(poisoned = false, dtype = 'float32'): unknown {
-  const model = addon.qwenCreate({ ...QCFG, dtype });
+  const model = addon.qwenCreate({ ...QCFG, dtype, ...(dtype === 'bfloat16' ? { decodeMath: 'bf16' } : {}) });
   const vals = [3e38, -3e38, 1e-45, 0, 1e20, -1e20, 65504];
   (addon.qwenTable({ model }) as { size: number }[]).forEach((t, index) => {
     const data = Float32Array.from({ length: t.size }, (_, i) => (poisoned ? vals[(i * 7919 + index) % vals.length] : Math.sin(i * 12.9898 + index) * 0.3));
@@ -485,7 +485,7 @@ function newQwen(poisoned = false, dtype = 'float32'): unknown {
 }
 const qwenA = newQwen();
 const qwenP = newQwen(true);
-const qwenB = newQwen(false, 'bfloat16'); // matrices in bf16
+const qwenB = newQwen(false, 'bfloat16'); // matrices in bf16, decode rows in bf16 math
 const qwenModel = (rng: Rng, ctx: Ctx): unknown => {
   if (ctx.fresh) return newQwen();
   const u = rng.next();
@@ -578,7 +578,7 @@ const qwenSessionSpecs: Record<string, Spec> = {
 const qwen: Record<string, Spec> = {
   ...qwenSessionSpecs,
   qwenConfigTable: { base: () => ({ ...QCFG }), optional: (rng) => ({ dtype: pick(rng, ['float32', 'bfloat16']) }), numbers: cfgNumbers },
-  qwenCreate: { base: () => ({ ...QCFG }), optional: (rng) => ({ dtype: pick(rng, ['float32', 'bfloat16']) }), numbers: cfgNumbers },
+  qwenCreate: { base: () => ({ ...QCFG }), optional: (rng) => ({ dtype: pick(rng, ['float32', 'bfloat16']), decodeMath: pick(rng, ['exact', 'bf16']) }), numbers: cfgNumbers },
   qwenDispose: { base: () => ({ model: newQwen() }) },
   qwenTable: { base: (rng, ctx) => ({ model: qwenModel(rng, ctx) }) },
   qwenSetTensor: {

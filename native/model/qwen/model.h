@@ -30,7 +30,7 @@ struct GenOut {
 
 class Model {
  public:
-  explicit Model(const Config& c, Dtype dt = Dtype::F32) : cfg(c), w(c, dt) {}
+  explicit Model(const Config& c, Dtype dt = Dtype::F32, bool bf16_decode = false) : cfg(c), w(c, dt, bf16_decode) {}
   const Config cfg;
   Weights w;
   std::atomic<bool> busy{false};

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/gemm_bf16.h"
 #include "model/linear_paths.h"
 #include "cpu/threadpool.h"
 
@@ -14,7 +15,7 @@ constexpr int64_t kRowChunk = 64;
 
 void linear(int64_t M, const Lin& l, const float* X, float* Y, bool packed) {
   if (M <= 0) return;
-  if (l.w16) return model::linear_bf16(packed, M, l.out, l.in, X, l.w16, l.b, Y);
+  if (l.w16) return model::linear_bf16(packed, M, l.out, l.in, X, l.w16, l.b, Y, l.dot_bf16 ? Bf16Mode::Bf16Dot : Bf16Mode::Exact);
   model::linear(packed, M, l.out, l.in, X, l.w, 0.0f, Y);
   if (!l.b) return;
   parallel_for(M, [&](int64_t r0, int64_t r1) {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "cpu/threadpool.h"
 #include "model/rng.h"
 #include "model/sampling.h"
 
@@ -113,17 +114,31 @@ std::vector<GenOut> Session::generate(const std::vector<int64_t>& ids, const Gen
   sp.temperature = gp.temperature;
   sp.top_p = gp.top_p;
   sp.banned = &banned;
-  std::vector<double> scratch;
-  std::vector<int32_t> order;
   std::vector<size_t> active(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) active[i] = i;
-  std::vector<int32_t> tok(ids.size()), pos(3 * ids.size());
+  std::vector<Seq*> seq(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) seq[i] = &seqs_.at(ids[i]);
+  std::vector<int32_t> tok(ids.size());
+  std::vector<float> logp(ids.size());
   while (!active.empty()) {
+    // Each sequence samples from its own stream and logits, so the threads may share them out (a
+    // pass over the vocabulary per sequence: worth as much as a GEMM at batch 16).
+    parallel_run([&](int tid, int nthreads) {
+      int64_t a0, a1;
+      static_chunk(static_cast<int64_t>(active.size()), tid, nthreads, &a0, &a1);
+      std::vector<double> scratch;
+      std::vector<int32_t> order;
+      for (int64_t a = a0; a < a1; ++a) {
+        const size_t i = active[static_cast<size_t>(a)];
+        Seq& s = *seq[i];
+        tok[i] = model::sample_token(s.logits.data(), V, sp, model::uniform01(s.key, s.counter++), &logp[i], scratch, order);
+      }
+    }, static_cast<int>(active.size()));
     std::vector<size_t> still;
     for (size_t i : active) {
-      Seq& s = seqs_.at(ids[i]);
-      float lp = 0;
-      const int32_t t = model::sample_token(s.logits.data(), V, sp, model::uniform01(s.key, s.counter++), &lp, scratch, order);
+      Seq& s = *seq[i];
+      const int32_t t = tok[i];
+      const float lp = logp[i];
       out[i].tokens.push_back(t);
       out[i].logp.push_back(lp);
       // The sampled token waits (pending) until it is fed back: at the next step, or after the call.

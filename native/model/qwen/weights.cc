@@ -115,7 +115,8 @@ std::vector<TensorSpec> Weights::build_table(const Config& c, Dtype dt, int64_t*
   return out;
 }
 
-Weights::Weights(const Config& c, Dtype dt) : dtype(dt) {
+Weights::Weights(const Config& c, Dtype dt, bool bf16_decode) : dtype(dt) {
+  if (bf16_decode && dt != Dtype::BF16) throw std::invalid_argument("bf16 decode math needs bf16 weights");
   table = build_table(c, dt, &total, &total16);
   arena.assign(static_cast<size_t>(total), 0.0f);
   arena16.assign(static_cast<size_t>(total16), 0);
@@ -135,6 +136,11 @@ Weights::Weights(const Config& c, Dtype dt) : dtype(dt) {
     if (bias) l.b = next();
     l.out = out;
     l.in = in;
+    return l;
+  };
+  auto text_lin = [&](int64_t out, int64_t in, bool bias) {  // runs decode rows
+    Lin l = lin(out, in, bias);
+    l.dot_bf16 = bf16_decode;
     return l;
   };
   const VisionConfig& v = c.vision;
@@ -163,21 +169,21 @@ Weights::Weights(const Config& c, Dtype dt) : dtype(dt) {
   if (ln) merger_norm_b = next();
   merger_fc1 = lin(merged, merged, true);
   merger_fc2 = lin(v.out, merged, true);
-  embed = lin(t.V, t.D, false);
+  embed = text_lin(t.V, t.D, false);
   layers.resize(static_cast<size_t>(t.L));
   for (auto& l : layers) {
     l.in_norm = next();
-    l.q = lin(t.D, t.D, true);
-    l.k = lin(t.kv_dim(), t.D, true);
-    l.v = lin(t.kv_dim(), t.D, true);
-    l.o = lin(t.D, t.D, false);
+    l.q = text_lin(t.D, t.D, true);
+    l.k = text_lin(t.kv_dim(), t.D, true);
+    l.v = text_lin(t.kv_dim(), t.D, true);
+    l.o = text_lin(t.D, t.D, false);
     l.post_norm = next();
-    l.gate = lin(t.I, t.D, false);
-    l.up = lin(t.I, t.D, false);
-    l.down = lin(t.D, t.I, false);
+    l.gate = text_lin(t.I, t.D, false);
+    l.up = text_lin(t.I, t.D, false);
+    l.down = text_lin(t.D, t.I, false);
   }
   norm = next();
-  head = t.tied ? embed : lin(t.V, t.D, false);
+  head = t.tied ? embed : text_lin(t.V, t.D, false);
   if (k != table.size()) throw std::logic_error("qwen weights: table and views disagree");
 }
 

@@ -32,6 +32,9 @@ struct Lin {  // y = x W^T (+ b); W [out, in] in fp32 (w) or bf16 (w16)
   const uint16_t* w16 = nullptr;
   const float* b = nullptr;
   int64_t out = 0, in = 0;
+  // bf16 W only: how the dot path (decode rows) computes. Bf16Dot rounds X to bf16 and multiplies
+  // with vdpbf16ps where the CPU has it (twice the products per cycle; PyTorch bf16's numbers).
+  bool dot_bf16 = false;
 };
 
 struct VisionBlock {
@@ -65,8 +68,9 @@ struct Weights {
   // The table only (no arena): what a checkpoint must hold, and where each tensor goes with `dt`
   // (bf16: every tensor of two or more dims). total / total16: elements of the two arenas.
   static std::vector<TensorSpec> build_table(const Config& c, Dtype dt, int64_t* total, int64_t* total16);
-  // Allocates the arenas (zeros) and the views.
-  Weights(const Config& c, Dtype dt);
+  // Allocates the arenas (zeros) and the views. bf16_decode (bf16 only): the language model's
+  // matrices and the head compute decode rows in Bf16Dot mode (Lin::dot_bf16).
+  Weights(const Config& c, Dtype dt, bool bf16_decode = false);
   Weights(const Weights&) = delete;  // the views point into this arena
   Weights& operator=(const Weights&) = delete;
   // Index of a tensor by name; -1 if none.

@@ -3,7 +3,7 @@
 // fused head) and generates with a KV cache. Sequences are given in token space with their
 // <|image_pad|> runs already expanded (encodeChat does it); positions come from ropeIndex.
 import { nativeFunctions } from '../../native/runtime';
-import type { NativeQwenFunctions, QwenDtype, QwenHandle, RawQwenConfig, RawQwenTensor } from '../../native/qwen';
+import type { NativeQwenFunctions, QwenDecodeMath, QwenDtype, QwenHandle, RawQwenConfig, RawQwenTensor } from '../../native/qwen';
 import type { HfCheckpoint } from '../hf_checkpoint';
 import { CheckpointError, openHfCheckpoint } from '../hf_checkpoint';
 import type { QwenVLConfig } from './config';
@@ -36,6 +36,8 @@ export interface QwenLoadOptions {
    * 'bfloat16' on F32 / F16 weights rounds them to the nearest bf16. Activations and sums are fp32.
    */
   dtype?: 'auto' | QwenDtype;
+  /** As QwenRandomOptions.decodeMath (needs bf16 storage: with 'auto', a BF16 checkpoint). */
+  decodeMath?: QwenDecodeMath;
 }
 
 export interface QwenRandomOptions {
@@ -43,6 +45,15 @@ export interface QwenRandomOptions {
   preprocessor?: PreprocessorConfig;
   /** Default float32. */
   dtype?: QwenDtype;
+  /**
+   * How decode rows (generation steps, and the last-row logits of `lastLogits` / `generate`) are
+   * computed with bf16 weights. 'exact' (default): fp32 products of the widened weights, as prefill
+   * and `score` compute them. 'bf16': the activations rounded to bf16 and multiplied with AVX-512
+   * BF16's vdpbf16ps (what PyTorch bf16 computes): about 1.6× the GEMM rate at batch 16, but sampled
+   * tokens' log-probs then differ from `score`'s by bf16 rounding (~1e-2), not fp32 rounding. Still
+   * batch invariant. Prefill and `score` are exact either way.
+   */
+  decodeMath?: QwenDecodeMath;
 }
 
 /** The storage 'auto' picks for a checkpoint: bfloat16 when all its matrices are BF16. */
@@ -161,7 +172,7 @@ export class QwenVLModel {
       const want = weightTable(config);
       const base = { ...rawQwenConfig(config), ...(options.maxParams !== undefined ? { maxParams: options.maxParams } : {}) };
       const dtype = options.dtype === undefined || options.dtype === 'auto' ? autoDtype(ck, files, native().qwenConfigTable(base)) : options.dtype;
-      const raw = { ...base, dtype };
+      const raw = { ...base, dtype, ...(options.decodeMath !== undefined ? { decodeMath: options.decodeMath } : {}) };
       const table = native().qwenConfigTable(raw);
       if (table.length !== want.length || table.some((t, i) => t.name !== want[i].name || t.shape.join() !== want[i].shape.join())) {
         throw new Error('qwen: the native tensor table differs from weightTable (a build mismatch)');
@@ -192,7 +203,7 @@ export class QwenVLModel {
    */
   static random(config: QwenVLConfig, seed: number, options: QwenRandomOptions = {}): QwenVLModel {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`Expected an integer in [0, 2^53) for seed but received ${String(seed)}`);
-    const raw = { ...rawQwenConfig(config), dtype: options.dtype ?? 'float32' };
+    const raw = { ...rawQwenConfig(config), dtype: options.dtype ?? 'float32', ...(options.decodeMath !== undefined ? { decodeMath: options.decodeMath } : {}) };
     const handle = native().qwenCreate({ ...raw, seed });
     const v = config.vision;
     const pre = options.preprocessor ?? { ...DEFAULT_PREPROCESSOR, patch: v.patch, merge: v.merge, temporalPatch: v.temporalPatch };

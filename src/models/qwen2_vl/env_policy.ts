@@ -89,7 +89,7 @@ export class QwenEnvPolicy implements Policy {
   /** Loads the model and the tokenizer of a Hugging Face model directory. */
   static async load(dir: string, options: QwenEnvPolicyOptions = {}): Promise<QwenEnvPolicy> {
     const tokenizer = QwenTokenizer.fromDir(dir);
-    const model = await QwenVLModel.load(dir);
+    const model = await QwenVLModel.load(dir, options.load);
     try {
       return new QwenEnvPolicy(model, tokenizer, options, Math.min(maxPositionEmbeddings(dir) ?? DEFAULT_QWEN_MAX_SEQ, DEFAULT_QWEN_MAX_SEQ));
     } catch (err) {

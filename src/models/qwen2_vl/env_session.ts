@@ -17,7 +17,7 @@ import { DEFAULT_BANNED_TOKENS, DEFAULT_STOP_TOKENS } from '../../policy';
 import { BYTE_VOCAB, decode, encode, EOS_ID, SPECIAL_TOKENS, VOCAB_SIZE } from '../../tokenizer';
 import type { ViewImage } from '../../tools/image';
 import { encodeChat, renderChat, type QwenContentPart, type QwenMessage, type QwenTool, type RenderOptions } from './chat';
-import type { QwenGenerated, QwenGenerateOptions, QwenSequence } from './engine';
+import type { QwenGenerated, QwenGenerateOptions, QwenLoadOptions, QwenSequence } from './engine';
 import { parseEnvPrompt, parseEnvResponse, qwenToEnvAction } from './protocol';
 import type { QwenSampleKey } from './session';
 import { QWEN_TOKEN_STRINGS, type QwenTokenizer } from './tokenizer';
@@ -40,6 +40,8 @@ export interface QwenEnvPolicyOptions {
   tools?: QwenTool[];
   /** Passed to renderChat: `extra` template variables (e.g. enable_thinking: false), `support` (override detection), `template` (instead of the tokenizer's). */
   render?: QwenRenderChoices;
+  /** QwenEnvPolicy.load only: how the weights are loaded (dtype, maxParams). */
+  load?: QwenLoadOptions;
 }
 
 /** A rendering the Qwen session holds does not prefix the conversation rendered again (append() cannot go on). */

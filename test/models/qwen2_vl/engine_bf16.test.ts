@@ -2,6 +2,8 @@
 // stored as such, vectors in float32; the model then computes what a float32 model holding the same
 // rounded weights computes — bit for bit where both take the packed GEMM path (the vision tower), to
 // fp32 summation order elsewhere (the dot path of decode, the fused log-prob head of both splits).
+// With decodeMath 'bf16' decode rows round the activations to bf16 (PyTorch bf16's numbers): still
+// batch invariant, close to exact, and prefill / score unchanged.
 import * as path from 'path';
 import { parseQwenConfig } from '../../../src/models/qwen2_vl/config';
 import { QwenVLModel } from '../../../src/models/qwen2_vl/engine';
@@ -138,5 +140,49 @@ describe('random Qwen2-VL with a 5,000-token vocabulary (the head\'s vocabulary 
     nan[17] = 0xff80;
     expectThrows(() => b.setTensor(name, nan), 'RangeError', /element 17 is infinite/);
     expectThrows(() => b.setTensor(name, bits.subarray(1)), 'RangeError', /`data`.*length/);
+  });
+});
+
+describe("decodeMath 'bf16' (decode rows with activations rounded to bf16)", () => {
+  const dir = path.join(FIX, 'qwen2_5_vl_tiny');
+  let fast: QwenVLModel, exact: QwenVLModel;
+  beforeAll(async () => {
+    fast = await QwenVLModel.load(dir, { dtype: 'bfloat16', decodeMath: 'bf16' });
+    exact = await QwenVLModel.load(dir, { dtype: 'bfloat16' });
+  });
+  afterAll(() => {
+    fast.dispose();
+    exact.dispose();
+  });
+
+  it('scores exactly as exact math does, and decodes close to it (bf16 rounding), not equal', async () => {
+    const seqs = batch(fast);
+    const a = await fast.score(seqs), b = await exact.score(seqs);
+    seqs.forEach((_, i) => expect(sameBits(a.logp[i], b.logp[i])).toBe(true));
+    const la = await fast.lastLogits(seqs), lb = await exact.lastLogits(seqs);
+    const diffs = la.map((l, i) => maxDiff(l, lb[i]));
+    for (const d of diffs) expect(d).toBeLessThan(0.05);
+    expect(Math.max(...diffs)).toBeGreaterThan(0); // the activations really are rounded
+  });
+
+  it('is batch invariant: a sequence samples the same tokens with the same log-probs alone or in a batch', async () => {
+    const seqs = batch(fast);
+    const run = async (ss: QwenSequence[], keys: { seed: number; promptIndex: number }[]) => {
+      const session = fast.createSession();
+      try {
+        return await session.generate(await session.add(ss, keys), { maxNewTokens: 8, temperature: 1 });
+      } finally {
+        session.dispose();
+      }
+    };
+    const key = { seed: 5, promptIndex: 3 };
+    const [alone] = await run([seqs[0]], [key]);
+    const batched = await run([seqs[1], seqs[0], seqs[2]], [{ seed: 5, promptIndex: 1 }, key, { seed: 5, promptIndex: 2 }]);
+    expect(Array.from(batched[1].tokens)).toEqual(Array.from(alone.tokens));
+    expect(sameBits(batched[1].logp, alone.logp)).toBe(true);
+  });
+
+  it('needs bf16 weights', async () => {
+    await expect(QwenVLModel.load(dir, { dtype: 'float32', decodeMath: 'bf16' })).rejects.toThrow(/`decodeMath` 'bf16' needs `dtype` 'bfloat16'/);
   });
 });

@@ -341,11 +341,11 @@ describe('with the tiny random checkpoint', () => {
   });
 });
 
-test('medgym eval --model <dir> evaluates through the CLI', () => {
+test('medgym eval --model <dir> evaluates through the CLI (weights kept in bf16)', () => {
   const cfg = path.join(TMP, 'eval.json');
   fs.writeFileSync(cfg, JSON.stringify({ env: { maxTurns: 2, maxNewTokensPerTurn: 6 } }));
   const out = path.join(TMP, 'eval_out.json');
-  const r = spawnSync(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'src/cli/main.ts'), 'eval', '--model', DIR, '--config', cfg, '--items', '2', '--samples', '2', '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'src/cli/main.ts'), 'eval', '--model', DIR, '--config', cfg, '--items', '2', '--samples', '2', '--weights-dtype', 'bfloat16', '--decode-math', 'bf16', '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   expect(r.stderr).toMatch(/Acc@1 .* \(with tools, 2 items\)\n.*\(without tools, 2 items\)/);
   expect(r.status).toBe(0);
   const j = JSON.parse(fs.readFileSync(out, 'utf8')) as { label: string; items: number; withTools: { passAtK: number[] } };
@@ -358,4 +358,7 @@ test('medgym eval takes --checkpoint or --model, and the env flags with --model 
   await expect(evalAnyCommand({ checkpoint: 'x.safetensors', model: DIR })).rejects.toThrow(/either --checkpoint <file> or --model <hf-dir>/);
   await expect(evalAnyCommand({})).rejects.toThrow(/either --checkpoint <file> or --model <hf-dir>/);
   await expect(evalAnyCommand({ model: DIR, viewSize: '7' })).rejects.toThrow(/--view-size/);
+  await expect(evalAnyCommand({ model: DIR, weightsDtype: 'fp16' })).rejects.toThrow(/auto, bfloat16, float32 for --weights-dtype but received "fp16"/);
+  await expect(evalAnyCommand({ model: DIR, decodeMath: 'fast' })).rejects.toThrow(/exact, bf16 for --decode-math but received "fast"/);
+  await expect(evalAnyCommand({ checkpoint: 'x.safetensors', weightsDtype: 'bfloat16' })).rejects.toThrow(/--weights-dtype: for --model only/);
 });
