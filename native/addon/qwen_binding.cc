@@ -237,7 +237,7 @@ Napi::Value LastLogits(const Napi::CallbackInfo& info, bool async) {
       [=] {
         (void)busy;  // held until the work is done
         std::vector<qwen::SeqRows> rows = seq_rows(b, *m);
-        std::vector<qwen::KVRows> caches(rows.size());
+        std::vector<qwen::KVRows> caches(rows.size(), qwen::KVRows(qwen::new_kv_pool(m->cfg.text)));
         for (size_t s = 0; s < rows.size(); ++s) rows[s].cache = &caches[s];
         out->resize(rows.size() * static_cast<size_t>(m->cfg.text.V));
         qwen::text_extend(m->cfg, m->w, rows, out->data());

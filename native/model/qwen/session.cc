@@ -13,6 +13,7 @@ std::vector<int64_t> Session::add(std::vector<Segment> segs, const std::vector<u
   for (size_t i = 0; i < segs.size(); ++i) {
     const int64_t id = next_id_++;
     Seq& s = seqs_[id];
+    s.cache = KVRows(pool_);
     s.key = keys[i];
     s.next = segs[i].next;
     s.pending.push_back(std::move(segs[i]));
@@ -32,7 +33,7 @@ void Session::append(const std::vector<int64_t>& ids, std::vector<Segment> segs)
 
 int64_t Session::cached_rows() const {
   int64_t n = 0;
-  for (const auto& [id, s] : seqs_) n += s.cache.cap;
+  for (const auto& [id, s] : seqs_) n += s.cache.len;
   return n;
 }
 
@@ -90,7 +91,7 @@ std::vector<int64_t> Session::fork(int64_t id, const std::vector<uint64_t>& keys
   for (uint64_t key : keys) {
     const Seq& p = seqs_.at(id);  // re-read: inserting may not move map nodes, but stay explicit
     Seq child;
-    child.cache = p.cache;
+    child.cache = fork_rows(model_->cfg.text, p.cache);  // shares the parent's blocks
     child.logits = p.logits;
     child.next = p.next;
     child.key = key;

@@ -1,7 +1,7 @@
 // Generation sessions of the Qwen engine: sequences that keep their KV cache between calls, so an
 // episode prefills each turn's new tokens once (SPEC §7 sessions, as native/model/generate.h for
 // medgym-vlm). Sequences are added (prefilled at once, batched), extended with segments (prefilled,
-// batched, at the next generate), forked (the child copies the parent's cache and last logits) and
+// batched, at the next generate), forked (the child shares the parent's cache blocks and copies its last logits) and
 // generated for (batched decode until each stops).
 //
 // Positions are the caller's (src/models/qwen2_vl/rope_index.ts): each segment brings its [3, n]
@@ -26,7 +26,8 @@ struct Segment {
 
 class Session {
  public:
-  explicit Session(std::shared_ptr<Model> m) : model_(std::move(m)), version_(model_->weights_version) {}
+  explicit Session(std::shared_ptr<Model> m)
+      : model_(std::move(m)), version_(model_->weights_version), pool_(new_kv_pool(model_->cfg.text)) {}
   std::shared_ptr<Model> model() const { return model_; }
   bool fresh() const { return version_ == model_->weights_version; }
   bool has(int64_t id) const { return seqs_.count(id) != 0; }
@@ -37,7 +38,8 @@ class Session {
   std::vector<int64_t> fork(int64_t id, const std::vector<uint64_t>& keys);
   std::vector<GenOut> generate(const std::vector<int64_t>& ids, const GenParams& gp);
   void release(int64_t id) { seqs_.erase(id); }
-  // Positions in the caches of all sequences (for memory guards).
+  // Positions in the caches of all sequences, shared ones counted once per sequence (for memory
+  // guards: an upper bound when sequences were forked).
   int64_t cached_rows() const;
   // Rows sequence `id` holds once its pending segments are prefilled.
   int64_t rows(int64_t id) const;
@@ -45,7 +47,7 @@ class Session {
  private:
   struct Seq {
     std::vector<Segment> pending;
-    KVRows cache;
+    KVRows cache{nullptr};  // on the session's pool (add / fork)
     std::vector<float> logits;  // after the last cached row (valid when nothing is pending)
     int64_t next = 0;
     uint64_t key = 0, counter = 0;
@@ -54,6 +56,7 @@ class Session {
 
   std::shared_ptr<Model> model_;
   uint64_t version_;
+  std::shared_ptr<model::KVPool> pool_;  // the blocks of every sequence's cache
   std::map<int64_t, Seq> seqs_;
   int64_t next_id_ = 0;
 };

@@ -92,32 +92,58 @@ void mrope(const TextConfig& t, const std::vector<SeqRows>& seqs, const Pack& p,
   }
 }
 
+// Per-thread buffers of attention.
+struct Scratch {
+  std::vector<float> scores, kv;
+  std::vector<int64_t> n_keys;
+  std::vector<const KVExtent*> extents;
+};
+
 // Attention of sequence s's new rows (q [n, D] at its rows, heads stored [rep][KVH]) over its keys:
-// the cache when it has one (the new rows already appended), else its own new rows.
-void attend(const TextConfig& t, const SeqRows& q, int64_t row0, int64_t layer, const float* Q, const float* K,
-            const float* V, float* out, std::vector<float>& scratch) {
-  const int64_t D = t.D, kvd = t.kv_dim(), hd = t.hd, rep = t.rep();
+// the cache's when it has one (past rows, then the new rows, already written), else the new rows'.
+//  - Decode rows: the paged decode kernel. Stored head r*KVH + g reads KV head g, and a row's D
+//    query values are rep groups of KVH heads, so (row, r) is one query of KVH heads at stride
+//    KVH*hd: the kernel runs as on a KVH-head model (forks read their shared blocks in place).
+//  - Other rows: the flash kernel, B = rep query-head groups over the same keys (key view stride 0
+//    across the groups); a prefix in the cache is gathered into contiguous rows first.
+void attend(const TextConfig& t, const SeqRows& q, int64_t row0, int64_t layer, const std::vector<KVExtent>& ext,
+            const float* Q, const float* K, const float* V, float* out, Scratch& sc) {
+  const int64_t D = t.D, kvd = t.kv_dim(), hd = t.hd, rep = t.rep(), KVH = t.KVH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const float *kp = K + row0 * kvd, *vp = V + row0 * kvd;
-  int64_t Tk = q.n;
-  if (q.cache) {
-    kp = q.cache->k[static_cast<size_t>(layer)].data();
-    vp = q.cache->v[static_cast<size_t>(layer)].data();
-    Tk = q.cache->len;
-  }
+  const model::Config kc = kv_shape(t);
+  const int64_t past = q.cache ? q.cache->len : 0, Tk = past + q.n;
   const float* qp = Q + row0 * D;
   float* op = out + row0 * D;
   if (q.cache && q.n <= kDecodeMaxRows) {  // serial: the caller runs sequences in parallel
-    scratch.resize(static_cast<size_t>(t.KVH * Tk));
-    for (int64_t r = 0; r < rep; ++r)
-      attention_decode(t.KVH, q.n, Tk, hd, AttnViewOut{op + r * t.KVH * hd, 0, D, hd}, nullptr,
-                       AttnView{qp + r * t.KVH * hd, 0, D, hd}, AttnView{kp, 0, kvd, hd}, AttnView{vp, 0, kvd, hd}, scale,
-                       scratch.data());
+    const int64_t nq = q.n * rep;
+    sc.n_keys.resize(static_cast<size_t>(nq));
+    sc.extents.assign(static_cast<size_t>(nq), ext.data());
+    for (int64_t i = 0; i < nq; ++i) sc.n_keys[static_cast<size_t>(i)] = past + i / rep + 1;
+    sc.scores.resize(static_cast<size_t>(Tk));
+    const PagedKV kv{sc.extents.data(), model::KVCache::k_slot(kc, layer), model::KVCache::v_slot(kc, layer)};
+    attention_decode_paged(nq, KVH, hd, qp, KVH * hd, sc.n_keys.data(), kv, scale, op, KVH * hd, nullptr, sc.scores.data());
     return;
   }
-  // B = rep query-head groups over the same keys (key view stride 0 across the groups).
-  attention_forward(AttnDims{rep, t.KVH, q.n, Tk, hd}, AttnViewOut{op, t.KVH * hd, D, hd}, nullptr,
-                    AttnView{qp, t.KVH * hd, D, hd}, AttnView{kp, 0, kvd, hd}, AttnView{vp, 0, kvd, hd}, nullptr, scale);
+  AttnView kv_k{K + row0 * kvd, 0, kvd, hd}, kv_v{V + row0 * kvd, 0, kvd, hd};
+  if (past > 0) {  // K then V, head-major [KVH, Tk, hd], from the blocks (a head's rows of an extent are contiguous)
+    sc.kv.resize(static_cast<size_t>(2 * KVH * Tk * hd));
+    float* buf = sc.kv.data();
+    const int64_t ks = model::KVCache::k_slot(kc, layer), vs = model::KVCache::v_slot(kc, layer);
+    int64_t j = 0;
+    for (const KVExtent& e : ext) {
+      const int64_t rows = std::min(e.rows, Tk - j);
+      if (rows <= 0) break;
+      for (int64_t h = 0; h < KVH; ++h) {
+        std::memcpy(buf + (h * Tk + j) * hd, e.block + (ks + h) * e.cap * hd, sizeof(float) * static_cast<size_t>(rows * hd));
+        std::memcpy(buf + ((KVH + h) * Tk + j) * hd, e.block + (vs + h) * e.cap * hd, sizeof(float) * static_cast<size_t>(rows * hd));
+      }
+      j += rows;
+    }
+    kv_k = AttnView{buf, 0, hd, Tk * hd};
+    kv_v = AttnView{buf + KVH * Tk * hd, 0, hd, Tk * hd};
+  }
+  attention_forward(AttnDims{rep, KVH, q.n, Tk, hd}, AttnViewOut{op, KVH * hd, D, hd}, nullptr,
+                    AttnView{qp, KVH * hd, D, hd}, kv_k, kv_v, nullptr, scale);
 }
 
 // The decoder over packed rows: x [N, D] in, final-norm hidden states out (in x).
@@ -132,8 +158,13 @@ void trunk(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, 
   std::vector<float> gu(static_cast<size_t>(N * 2 * t.I));
   bool all_decode = true;
   for (const SeqRows& s : seqs) all_decode = all_decode && decode_rows(s);
-  for (const SeqRows& s : seqs)
-    if (s.cache) s.cache->reserve(t, s.cache->len + s.n);
+  const model::Config kc = kv_shape(t);
+  std::vector<std::vector<KVExtent>> ext(seqs.size());
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    if (!seqs[s].cache) continue;
+    seqs[s].cache->cache.reserve(kc, seqs[s].cache->len + seqs[s].n);
+    seqs[s].cache->cache.extents(ext[s]);
+  }
 
   for (int64_t l = 0; l < t.L; ++l) {
     const TextLayer& L = w.layers[static_cast<size_t>(l)];
@@ -144,30 +175,28 @@ void trunk(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, 
     rotate(N, t.H, t.hd, q.data(), D, cs.data(), sn.data());
     rotate(N, t.KVH, t.hd, k.data(), kvd, cs.data(), sn.data());
     for (size_t s = 0; s < seqs.size(); ++s) {  // append the new keys / values
-      KVRows* kc = seqs[s].cache;
-      if (!kc) continue;
-      const size_t bytes = sizeof(float) * static_cast<size_t>(seqs[s].n * kvd);
-      std::memcpy(kc->k[static_cast<size_t>(l)].data() + kc->len * kvd, k.data() + p.row0[s] * kvd, bytes);
-      std::memcpy(kc->v[static_cast<size_t>(l)].data() + kc->len * kvd, v.data() + p.row0[s] * kvd, bytes);
+      const KVRows* kr = seqs[s].cache;
+      if (!kr) continue;
+      for (int64_t i = 0; i < seqs[s].n; ++i)
+        for (int64_t g = 0; g < t.KVH; ++g) {
+          const int64_t src = (p.row0[s] + i) * kvd + g * t.hd, pos = kr->len + i;
+          std::memcpy(kr->cache.at(kc, 0, l, g, pos), k.data() + src, sizeof(float) * static_cast<size_t>(t.hd));
+          std::memcpy(kr->cache.at(kc, 1, l, g, pos), v.data() + src, sizeof(float) * static_cast<size_t>(t.hd));
+        }
     }
-    auto attend_all = [&](int64_t s0, int64_t s1, std::vector<float>& scratch) {
-      for (int64_t s = s0; s < s1; ++s) {
-        const SeqRows& sq = seqs[static_cast<size_t>(s)];
-        KVRows* kc = sq.cache;
-        const int64_t saved = kc ? kc->len : 0;
-        if (kc) kc->len = saved + sq.n;  // attend over the appended rows too
-        attend(t, sq, p.row0[static_cast<size_t>(s)], l, q.data(), k.data(), v.data(), att.data(), scratch);
-        if (kc) kc->len = saved;
-      }
+    auto attend_all = [&](int64_t s0, int64_t s1, Scratch& sc) {
+      for (int64_t s = s0; s < s1; ++s)
+        attend(t, seqs[static_cast<size_t>(s)], p.row0[static_cast<size_t>(s)], l, ext[static_cast<size_t>(s)], q.data(),
+               k.data(), v.data(), att.data(), sc);
     };
     if (all_decode) {
       parallel_for(static_cast<int64_t>(seqs.size()), [&](int64_t s0, int64_t s1) {
-        std::vector<float> scratch;
-        attend_all(s0, s1, scratch);
+        Scratch sc;
+        attend_all(s0, s1, sc);
       });
     } else {
-      std::vector<float> scratch;
-      attend_all(0, static_cast<int64_t>(seqs.size()), scratch);
+      Scratch sc;
+      attend_all(0, static_cast<int64_t>(seqs.size()), sc);
     }
     linear_runs(p, L.o, att.data(), h.data());
     add_inplace(N * D, x, h.data());
@@ -187,23 +216,22 @@ void trunk(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, 
 
 }  // namespace
 
-void KVRows::reserve(const TextConfig& t, int64_t n) {
-  if (k.empty()) {
-    k.resize(static_cast<size_t>(t.L));
-    v.resize(static_cast<size_t>(t.L));
-  }
-  if (n <= cap) return;
-  int64_t c = std::max<int64_t>(64, cap);
-  while (c < n) c *= 2;
-  for (auto* side : {&k, &v})
-    for (auto& rows : *side) rows.resize(static_cast<size_t>(c * t.kv_dim()));
-  cap = c;
+model::Config kv_shape(const TextConfig& t) {
+  model::Config c;
+  c.L = t.L;
+  c.H = t.KVH;
+  c.d = t.kv_dim();
+  c.T = int64_t(1) << 30;  // no position limit of its own: blocks grow to kKVMaxBlock rows
+  return c;
 }
 
-int64_t KVRows::bytes() const {
-  int64_t b = 0;
-  for (const auto& r : k) b += static_cast<int64_t>(r.capacity() * sizeof(float));
-  return 2 * b;
+std::shared_ptr<model::KVPool> new_kv_pool(const TextConfig& t) { return std::make_shared<model::KVPool>(kv_shape(t)); }
+
+KVRows fork_rows(const TextConfig& t, const KVRows& parent) {
+  KVRows child(nullptr);
+  child.cache = parent.cache.fork(kv_shape(t), parent.len);
+  child.len = parent.len;
+  return child;
 }
 
 void text_score(const Config& c, const Weights& w, const std::vector<SeqRows>& seqs, float temperature, float* logp,

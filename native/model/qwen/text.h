@@ -7,20 +7,27 @@
 // mrope[0] frequencies, then h, then w), angle = id * theta^(-2i/hd) in float32 as the reference.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "model/qwen/config.h"
 #include "model/qwen/weights.h"
 
 namespace medgym::qwen {
 
-// One sequence's keys and values: per layer [cap, KVH*hd] rows (key rows after the rotary).
+// A sequence's keys and values: medgym-vlm's paged cache (model/kv_cache.h) with the KV heads as its
+// heads, so forks share their parent's blocks instead of copying them; `len` positions written.
 struct KVRows {
-  int64_t len = 0, cap = 0;
-  std::vector<std::vector<float>> k, v;
-  void reserve(const TextConfig& t, int64_t n);  // room for n rows in all (grows by doubling)
-  int64_t bytes() const;
+  explicit KVRows(std::shared_ptr<model::KVPool> pool) : cache(std::move(pool)) {}
+  model::KVCache cache;
+  int64_t len = 0;
 };
+// The cache's shape for model::KVCache / KVPool: L layers of KVH heads of hd floats.
+model::Config kv_shape(const TextConfig& t);
+std::shared_ptr<model::KVPool> new_kv_pool(const TextConfig& t);
+// A cache holding `parent`'s rows: its blocks shared, at most 7 rows copied (KVCache::fork).
+KVRows fork_rows(const TextConfig& t, const KVRows& parent);
 
 struct SeqRows {
   const int32_t* tokens = nullptr;    // n ids; image-token ids take the next row of image_embeds

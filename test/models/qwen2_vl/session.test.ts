@@ -75,6 +75,33 @@ describe.each(['float32', 'bfloat16'] as const)('weights stored in %s', (dtype) 
     }
   });
 
+  test('forked siblings share the prompt cache blocks yet each sees only its own turns: each equals a stateless generation', async () => {
+    // A prompt whose length is not a multiple of 8 (the fork copies its last rows), a first turn
+    // sampled per child, then a different tool result with a new image appended to each child.
+    const prompt = cat({ ids: [S['<|im_start|>'], 71, 72, 73] }, withImage(0, [74, S['<|im_end|>'], S['<|im_start|>']]));
+    const session = model.createSession();
+    try {
+      const [p] = await session.add([prompt]);
+      const kids = await session.fork(p, 3, [0, 1, 2].map((i) => ({ seed: 9, sampleIndex: i })));
+      const first = await session.generate(kids, { maxNewTokens: 4, temperature: 1.2 });
+      const results = kids.map((_, i) => cat({ ids: [S['<|im_end|>'], S['<|im_start|>'], 80 + i] }, withImage(i % 3, [90 + i, S['<|im_end|>'], S['<|im_start|>']])));
+      await session.append(kids.map((id, i) => ({ id, input: results[i] })));
+      const second = await session.generate(kids, { maxNewTokens: 5, temperature: 0 });
+      for (const [i] of kids.entries()) {
+        const whole = cat(prompt, { ids: Array.from(first[i].tokens) }, results[i]);
+        const [ref] = await model.generate([whole], { maxNewTokens: 5, temperature: 0 });
+        expect(Array.from(second[i].tokens)).toEqual(Array.from(ref.tokens));
+        expect(maxDiff(second[i].logp, ref.logp)).toBeLessThan(1e-5);
+      }
+      // The parent is untouched by its children's rows.
+      const [again] = await session.generate([p], { maxNewTokens: 3, temperature: 0 });
+      const [alone] = await model.generate([prompt], { maxNewTokens: 3, temperature: 0 });
+      expect(Array.from(again.tokens)).toEqual(Array.from(alone.tokens));
+    } finally {
+      session.dispose();
+    }
+  });
+
   test('a session refuses to go on after a weight write, and names bad handles', async () => {
     const m = await QwenVLModel.load(DIR);
     const session = m.createSession();
