@@ -5,11 +5,11 @@
 // With decodeMath 'bf16' decode rows round the activations to bf16 (PyTorch bf16's numbers): still
 // batch invariant, close to exact, and prefill / score unchanged.
 import * as path from 'path';
-import { parseQwenConfig } from '../../../src/models/qwen2_vl/config';
 import { QwenVLModel } from '../../../src/models/qwen2_vl/engine';
 import type { QwenSequence } from '../../../src/models/qwen2_vl/engine';
 import { bf16ToF32, f32ToBf16 } from '../../../src/native/gemm_bf16';
 import { expectThrows } from '../../helpers/errors';
+import { tinyQwen2VlConfig } from './tiny_config';
 
 const FIX = path.resolve(__dirname, '../../fixtures');
 
@@ -85,23 +85,13 @@ describe('Qwen2.5-VL checkpoint (F32) loaded as bfloat16', () => {
 });
 
 describe('random Qwen2-VL with a 5,000-token vocabulary (the head\'s vocabulary split)', () => {
-  const config = parseQwenConfig({
-    model_type: 'qwen2_vl',
+  const config = tinyQwen2VlConfig({
     vocab_size: 5000,
-    hidden_size: 64,
-    intermediate_size: 96,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    rms_norm_eps: 1e-6,
-    rope_theta: 1e6,
-    rope_scaling: { type: 'mrope', mrope_section: [2, 3, 3] },
     tie_word_embeddings: false,
     image_token_id: 4990,
     video_token_id: 4991,
     vision_start_token_id: 4992,
     vision_end_token_id: 4993,
-    vision_config: { depth: 2, embed_dim: 32, num_heads: 2, mlp_ratio: 2, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2, hidden_size: 64, in_chans: 3 },
   });
   const models: QwenVLModel[] = [];
   const make = (dtype: 'float32' | 'bfloat16'): QwenVLModel => {
