@@ -86,7 +86,7 @@ export class QwenSession {
     });
   }
 
-  /** `n` sequences continuing `id` (its cache copied), sampling from `sampleKeys[j]` (default {sampleIndex: j}). */
+  /** `n` sequences continuing `id` (sharing its cache blocks: no copy), sampling from `sampleKeys[j]` (default {sampleIndex: j}). */
   async fork(id: number, n: number, sampleKeys?: QwenSampleKey[]): Promise<number[]> {
     const parent = this.state(id);
     const ks = sampleKeys ?? Array.from({ length: n }, (_, j) => ({ sampleIndex: j }));
