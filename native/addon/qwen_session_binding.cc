@@ -50,10 +50,11 @@ std::vector<uint64_t> read_keys(Args& a, const Napi::CallbackInfo& info, size_t 
   return keys;
 }
 
-// KV rows a session may hold in all (capacity doubles): refuse work past half of RAM.
+// The session's KV bytes after `more_rows` new positions (K and V in fp32, blocks at most half
+// empty): refuse work past half of RAM.
 void require_kv_room(Args& a, const qwen::Session& s, int64_t more_rows) {
   const qwen::TextConfig& t = s.model()->cfg.text;
-  const double bytes = 2.0 * 8.0 * static_cast<double>(t.L * t.kv_dim()) * static_cast<double>(s.cached_rows() + more_rows);
+  const double bytes = static_cast<double>(s.kv_bytes()) + 2.0 * 8.0 * static_cast<double>(t.L * t.kv_dim()) * static_cast<double>(more_rows);
   if (phys_bytes() > 0 && bytes > 0.5 * phys_bytes())
     a.range_error("the session's KV caches would need more than half of this machine's RAM: release sequences or generate fewer tokens");
 }
@@ -118,7 +119,7 @@ Napi::Value SessionFork(const Napi::CallbackInfo& info, bool async) {
   if (!s->has(id)) a.range_error("`id` (" + std::to_string(id) + ") is not a live sequence of this session");
   const int64_t n = a.integer("n", 1, 4096);
   auto keys = read_keys(a, info, static_cast<size_t>(n));
-  require_kv_room(a, *s, n * s->rows(id));
+  require_kv_room(a, *s, n * model::kKVFirstBlock);  // a child shares its parent's blocks: its own start small
   auto busy = acquire(a, m);
   auto out = std::make_shared<std::vector<int64_t>>();
   return a.run(

@@ -28,6 +28,7 @@ std::shared_ptr<float> KVPool::take(int64_t cap) {
       madvise(base, slab, MADV_HUGEPAGE);  // advice only: failure is harmless
 #endif
       slabs_.push_back(base);
+      bytes_ += static_cast<int64_t>(slab);
       for (size_t off = 0; off + block <= slab; off += block) list.push_back(reinterpret_cast<float*>(base + off));
     }
     p = list.back();

@@ -14,6 +14,7 @@
 // by a session's sequences (slabs on huge pages): a steady decode loop neither allocates nor
 // page-faults.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,6 +40,9 @@ class KVPool : public std::enable_shared_from_this<KVPool> {
   KVPool& operator=(const KVPool&) = delete;
   // A block of `cap` rows (contents undefined); it returns to the pool when its last owner lets go.
   std::shared_ptr<float> take(int64_t cap);
+  // Bytes of the slabs allocated so far (kept until the pool goes): what the caches really hold,
+  // shared blocks counted once.
+  int64_t bytes() const { return bytes_.load(); }
 
  private:
   // Blocks are carved from 2 MiB-aligned slabs advised as huge pages: decode attention streams
@@ -48,6 +52,7 @@ class KVPool : public std::enable_shared_from_this<KVPool> {
   std::mutex mu_;
   std::map<int64_t, std::vector<float*>> free_;  // by cap
   std::vector<void*> slabs_;
+  std::atomic<int64_t> bytes_{0};
 };
 
 struct AcceleratorCache;  // model/accelerator.h

@@ -31,19 +31,6 @@ void Session::append(const std::vector<int64_t>& ids, std::vector<Segment> segs)
   }
 }
 
-int64_t Session::cached_rows() const {
-  int64_t n = 0;
-  for (const auto& [id, s] : seqs_) n += s.cache.len;
-  return n;
-}
-
-int64_t Session::rows(int64_t id) const {
-  const Seq& s = seqs_.at(id);
-  int64_t n = s.cache.len;
-  for (const Segment& g : s.pending) n += static_cast<int64_t>(g.tokens.size());
-  return n;
-}
-
 // Brings the caches of `ids` up to date (their pending segments as one batch) and keeps each one's
 // last logits.
 void Session::prefill(const std::vector<int64_t>& ids) {

@@ -38,11 +38,8 @@ class Session {
   std::vector<int64_t> fork(int64_t id, const std::vector<uint64_t>& keys);
   std::vector<GenOut> generate(const std::vector<int64_t>& ids, const GenParams& gp);
   void release(int64_t id) { seqs_.erase(id); }
-  // Positions in the caches of all sequences, shared ones counted once per sequence (for memory
-  // guards: an upper bound when sequences were forked).
-  int64_t cached_rows() const;
-  // Rows sequence `id` holds once its pending segments are prefilled.
-  int64_t rows(int64_t id) const;
+  // Bytes the session's caches hold (their pool's slabs; blocks shared by forks counted once).
+  int64_t kv_bytes() const { return pool_->bytes(); }
 
  private:
   struct Seq {
