@@ -6,6 +6,7 @@ import { dataCheckCommand, DATA_KINDS_HELP, type DataCheckFlags } from './data';
 import { listEnvs } from '../env/registry';
 import { trainCommand, type TrainFlags } from './train';
 import { evalAnyCommand, type EvalAnyFlags } from './eval_model';
+import { serveEnvCommand, type ServeEnvFlags } from './serve_env';
 import { writeReport, writeMatrix } from '../report';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -84,6 +85,19 @@ program
   .option('--out <file>', 'write the JSON here (default stdout)')
   .action(async (opts: EvalAnyFlags) => {
     process.exitCode = await evalAnyCommand(opts);
+  });
+
+program
+  .command('serve-env')
+  .description('serve the environment over HTTP and WebSocket (OpenEnv protocol) for external trainers and policies; docs/bridges.md')
+  .option('--host <addr>', 'interface to bind; anything but loopback needs --token', '127.0.0.1')
+  .option('--port <n>', 'port', '8000')
+  .option('--token <secret>', 'bearer token required on every route but /health (default: $MEDGYM_TOKEN)')
+  .option('--env <id>', 'env id of sessions whose reset names none (`medgym envs`)')
+  .option('--max-sessions <n>', 'live sessions at most (HTTP and WebSocket together)', '256')
+  .option('--idle-timeout <s>', 'close a session idle this many seconds', '600')
+  .action(async (opts: ServeEnvFlags) => {
+    await serveEnvCommand(opts);
   });
 
 program

@@ -1,0 +1,170 @@
+// The session table: one MedGymEnv per session (an HTTP episode_id or a WebSocket), a cap on how
+// many live at once, idle eviction, and one request at a time per session (MedGymEnv refuses
+// overlapping calls; here that is the client's 409, not the server's 500).
+import { randomUUID } from 'node:crypto';
+import { makeCaches, type EnvCaches } from '../env/cache';
+import type { MedGymEnv } from '../env/env';
+import { listEnvs, make } from '../env/registry';
+import type { MedGymOptions, ResetOptions } from '../env/types';
+import { didYouMean } from '../util/did_you_mean';
+import { EnvServerError } from './errors';
+import { encodeReset, encodeStep, type WireStep } from './observation';
+
+export type SessionKind = 'http' | 'ws';
+
+export interface Session {
+  readonly id: string;
+  readonly kind: SessionKind;
+  readonly envId: string;
+  readonly env: MedGymEnv;
+  /** Steps in the current episode. */
+  stepCount: number;
+  /** Episodes started (resets). */
+  episodes: number;
+  done: boolean;
+  busy: boolean;
+  /** Called when the session is evicted for idleness or closed by the server (the socket closes). */
+  onEnd?: (reason: 'idle' | 'shutdown') => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface SessionTableOptions {
+  maxSessions: number;
+  idleTimeoutMs: number;
+  defaultEnv: string;
+  envOptions: MedGymOptions;
+}
+
+export interface SessionState {
+  episode_id: string;
+  env: string;
+  step_count: number;
+  done: boolean;
+  episodes: number;
+}
+
+export class SessionTable {
+  private readonly sessions = new Map<string, Session>();
+  // Per env id: sessions draw the same items and zoom the same cells, so they share renders (as makeVec's sub-envs).
+  private readonly caches = new Map<string, EnvCaches>();
+
+  constructor(private readonly opts: SessionTableOptions) {}
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** A new session on env `envId` (default the server's). Throws 400 on an unknown env id, 503 when full. */
+  create(kind: SessionKind, envId: string | null | undefined, id?: string | null): Session {
+    const env = envId ?? this.opts.defaultEnv;
+    checkEnvId(env);
+    if (this.sessions.size >= this.opts.maxSessions) {
+      throw new EnvServerError(503, 'CAPACITY_REACHED', `all ${this.opts.maxSessions} sessions are in use: close one (POST /close) or retry later`);
+    }
+    const key = id ?? randomUUID();
+    if (this.sessions.has(key)) throw new EnvServerError(409, 'SESSION_BUSY', `episode_id ${JSON.stringify(key)} is already in use`);
+    let caches = this.caches.get(env);
+    if (!caches) {
+      caches = makeCaches(this.opts.envOptions.itemCacheSize ?? 256, this.opts.envOptions.viewCacheSize ?? 4096);
+      this.caches.set(env, caches);
+    }
+    const timer = setTimeout(() => this.expire(key), this.opts.idleTimeoutMs);
+    timer.unref(); // an idle session must not keep the process alive
+    const s: Session = { id: key, kind, envId: env, env: make(env, this.opts.envOptions, caches), stepCount: 0, episodes: 0, done: true, busy: false, timer };
+    this.sessions.set(key, s);
+    return s;
+  }
+
+  /** The session `id` of this kind (an HTTP client cannot drive a WebSocket's env). 404 otherwise. */
+  get(id: string, kind: SessionKind): Session {
+    const s = this.sessions.get(id);
+    if (!s || s.kind !== kind) throw new EnvServerError(404, 'NOT_FOUND', `episode_id ${JSON.stringify(id)}: no such session (never created, closed, or evicted after ${this.opts.idleTimeoutMs} ms idle)`);
+    return s;
+  }
+
+  has(id: string): boolean {
+    return this.sessions.has(id);
+  }
+
+  /** The same session id on another env (a reset that names a different env id). */
+  switchEnv(s: Session, envId: string): Session {
+    if (s.busy) throw new EnvServerError(409, 'SESSION_BUSY', `episode_id ${JSON.stringify(s.id)} is still running a reset or step: wait for its answer`);
+    checkEnvId(envId);
+    this.delete(s.id);
+    const next = this.create(s.kind, envId, s.id);
+    next.onEnd = s.onEnd;
+    return next;
+  }
+
+  async reset(s: Session, args: { seed?: number | null; options?: ResetOptions | null }): Promise<WireStep & { episode_id: string }> {
+    return this.exclusive(s, async () => {
+      const r = await s.env.reset({ seed: args.seed ?? undefined, options: args.options ?? undefined });
+      s.stepCount = 0;
+      s.episodes++;
+      s.done = false;
+      return encodeReset(r, s.id);
+    });
+  }
+
+  async step(s: Session, text: string, requestId?: string | null): Promise<WireStep> {
+    return this.exclusive(s, async () => {
+      if (s.episodes === 0) throw new EnvServerError(409, 'NO_EPISODE', 'step before reset: send a reset first');
+      if (s.done) throw new EnvServerError(409, 'EPISODE_DONE', 'the episode is over: reset to start the next one');
+      const r = await s.env.step(text);
+      s.stepCount++;
+      s.done = r.terminated || r.truncated;
+      return encodeStep(r, requestId);
+    });
+  }
+
+  state(s: Session): SessionState {
+    this.touch(s);
+    return { episode_id: s.id, env: s.envId, step_count: s.stepCount, done: s.done, episodes: s.episodes };
+  }
+
+  /** Ends a session now (client close, socket gone). Idempotent. */
+  delete(id: string): void {
+    const s = this.sessions.get(id);
+    if (!s) return;
+    clearTimeout(s.timer);
+    s.env.close();
+    this.sessions.delete(id);
+  }
+
+  /** Ends every session (server shutdown). */
+  closeAll(): void {
+    for (const s of [...this.sessions.values()]) {
+      this.delete(s.id);
+      s.onEnd?.('shutdown');
+    }
+  }
+
+  private touch(s: Session): void {
+    s.timer.refresh();
+  }
+
+  private expire(id: string): void {
+    const s = this.sessions.get(id);
+    if (!s) return;
+    if (s.busy) return this.touch(s); // mid-step is not idle
+    this.delete(id);
+    s.onEnd?.('idle');
+  }
+
+  private async exclusive<T>(s: Session, fn: () => Promise<T>): Promise<T> {
+    if (s.busy) throw new EnvServerError(409, 'SESSION_BUSY', `episode_id ${JSON.stringify(s.id)} is still running a reset or step: wait for its answer`);
+    s.busy = true;
+    this.touch(s);
+    try {
+      return await fn();
+    } finally {
+      s.busy = false;
+      this.touch(s);
+    }
+  }
+}
+
+function checkEnvId(env: string): void {
+  const ids = listEnvs().map((e) => e.id);
+  if (!ids.includes(env)) throw new EnvServerError(400, 'VALIDATION_ERROR', `env: unknown env id ${JSON.stringify(env)}${didYouMean(env, ids)}; GET /metadata lists them`);
+}

@@ -1,0 +1,94 @@
+// Request shapes of the env server (OpenEnv's ResetRequest / StepRequest / Action, plus medgym's
+// episode_id session key), validated with zod so that HTTP and WebSocket share one definition and
+// /schema publishes the same thing the server enforces.
+import { z } from 'zod';
+import { EnvServerError } from './errors';
+
+/** A session key: short, URL- and log-safe. */
+export const episodeIdSchema = z.string().min(1).max(255).regex(/^[\w.:-]+$/, 'letters, digits and . _ : - only');
+
+/** One policy turn: the assistant segment as text (SPEC §3). `metadata` is OpenEnv's Action field; ignored. */
+export const actionSchema = z
+  .object({
+    text: z.string().describe("the policy's assistant segment: <think>, <tool_call>{...}</tool_call> and/or <answer>X</answer>"),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export const resetRequestSchema = z
+  .object({
+    seed: z.int().min(0).nullish().describe('restart the env’s episode stream at this seed; without it the stream continues'),
+    episode_id: episodeIdSchema.nullish().describe('reset this session (new episode in the same env) or create it under this id'),
+    env: z.string().max(200).nullish().describe('env id of a new session (GET /metadata lists them)'),
+    options: z
+      .object({ index: z.int().min(0).optional().describe('item index in the task source') })
+      .strict()
+      .nullish(),
+  })
+  .strict();
+
+export const stepRequestSchema = z
+  .object({
+    action: actionSchema,
+    episode_id: episodeIdSchema.nullish(),
+    request_id: z.string().max(255).nullish(),
+  })
+  .strict();
+
+export const closeRequestSchema = z.object({ episode_id: episodeIdSchema }).strict();
+
+export type ResetRequest = z.infer<typeof resetRequestSchema>;
+export type StepRequest = z.infer<typeof stepRequestSchema>;
+export type Action = z.infer<typeof actionSchema>;
+
+/** Parses `input` or throws a 400 naming the first bad field, e.g. "body.action.text: expected string, received number". */
+export function parse<T>(schema: z.ZodType<T>, input: unknown, root: string): T {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const where = issue.path.reduce<string>((s, p) => (typeof p === 'number' ? `${s}[${p}]` : `${s}.${String(p)}`), root);
+  throw new EnvServerError(400, 'VALIDATION_ERROR', `${where}: ${issue.message.replace(/^Invalid input: /, '')}`);
+}
+
+const imageContent = {
+  type: 'object',
+  description: 'MCP image content: one view, PNG, base64',
+  properties: {
+    type: { const: 'image' },
+    data: { type: 'string', contentEncoding: 'base64' },
+    mimeType: { const: 'image/png' },
+    w: { type: 'integer' },
+    h: { type: 'integer' },
+    channels: { enum: [1, 3] },
+    sha256: { type: 'string', description: 'hex SHA-256 of the raw pixels (row-major, channels interleaved), not of the PNG' },
+  },
+  required: ['type', 'data', 'mimeType', 'w', 'h', 'channels', 'sha256'],
+} as const;
+
+/** JSON Schemas of GET /schema (OpenEnv's SchemaResponse). */
+export function wireSchemas(): { action: unknown; observation: unknown; state: unknown } {
+  return {
+    action: z.toJSONSchema(actionSchema, { unrepresentable: 'any' }),
+    observation: {
+      type: 'object',
+      properties: {
+        text: { type: 'string', description: 'text to append: the prompt at reset, the tool responses after a step, "" at the end' },
+        tokens: { type: 'array', items: { type: 'integer' }, description: 'the same text as token ids (SPEC §1)' },
+        images: { type: 'array', items: imageContent, description: 'one view per <|image|> in text, in order' },
+        original_size: { type: 'object', properties: { width: { type: 'integer' }, height: { type: 'integer' } }, required: ['width', 'height'] },
+      },
+      required: ['text', 'tokens', 'images', 'original_size'],
+    },
+    state: {
+      type: 'object',
+      properties: {
+        episode_id: { type: 'string' },
+        env: { type: 'string' },
+        step_count: { type: 'integer', minimum: 0 },
+        done: { type: 'boolean' },
+        episodes: { type: 'integer', minimum: 0, description: 'episodes started in this session' },
+      },
+      required: ['episode_id', 'env', 'step_count', 'done', 'episodes'],
+    },
+  };
+}
