@@ -96,6 +96,8 @@ program
   .option('--env <id>', 'env id of sessions whose reset names none (`medgym envs`)')
   .option('--max-sessions <n>', 'live sessions at most (HTTP and WebSocket together)', '256')
   .option('--idle-timeout <s>', 'close a session idle this many seconds', '600')
+  .option('--workers <n>', 'worker processes on the same port (node:cluster); sessions stay in their worker: with > 1 use WebSocket or one server per port', '1')
+  .option('--log', 'one JSON line per HTTP request on stdout (never headers or tokens)')
   .action(async (opts: ServeEnvFlags) => {
     await serveEnvCommand(opts);
   });

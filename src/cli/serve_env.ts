@@ -1,4 +1,7 @@
-// `medgym serve-env`: the env server (src/server) on a port until SIGINT/SIGTERM.
+// `medgym serve-env`: the env server (src/server) on a port until SIGINT/SIGTERM; with --workers N
+// a primary process forks N workers on the same port (src/server/cluster.ts).
+import cluster from 'node:cluster';
+import { onWorkerShutdown, runPrimary, type Primary } from '../server/cluster';
 import { createEnvServer, DEFAULT_ENV, type EnvServer } from '../server/env_server';
 
 export interface ServeEnvFlags {
@@ -8,6 +11,8 @@ export interface ServeEnvFlags {
   env?: string;
   maxSessions?: string;
   idleTimeout?: string;
+  workers?: string;
+  log?: boolean;
 }
 
 const int = (v: string | undefined, name: string, min: number): number | undefined => {
@@ -17,25 +22,45 @@ const int = (v: string | undefined, name: string, min: number): number | undefin
   return n;
 };
 
-/** Starts the server; resolves with it once listening (the process then lives until a signal). */
-export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer> {
+const urlLine = (address: string, f: ServeEnvFlags, workers: number): string =>
+  `medgym env server on ${address} (env ${f.env ?? DEFAULT_ENV}${workers > 1 ? `, ${workers} workers` : ''}${f.token || process.env.MEDGYM_TOKEN ? ', bearer token required' : ''}); WebSocket ${address.replace(/^http/, 'ws')}/ws`;
+
+/**
+ * Starts the server; resolves with it once listening (the process then lives until a signal). With
+ * --workers > 1 the primary resolves with the worker pool and each worker with its own server.
+ */
+export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer | Primary> {
   const port = int(f.port, 'port', 0) ?? 8000;
   if (port > 65535) throw new RangeError(`Expected a port <= 65535 for --port but received ${port}`);
   const idle = int(f.idleTimeout, 'idle-timeout', 1);
-  const server = createEnvServer({
+  const workers = int(f.workers, 'workers', 1) ?? 1;
+  const options = {
     host: f.host,
     token: f.token ?? (process.env.MEDGYM_TOKEN || undefined),
     env: f.env ?? DEFAULT_ENV,
     maxSessions: int(f.maxSessions, 'max-sessions', 1),
     idleTimeoutMs: idle === undefined ? undefined : idle * 1000,
-  });
+    logger: f.log ?? false,
+    workers,
+  };
+
+  if (workers > 1 && cluster.isPrimary) {
+    // Fail on a bad flag here, once, rather than in N workers that the primary would keep restarting.
+    await createEnvServer(options).close();
+    return runPrimary({
+      workers,
+      onListening: ({ address, port: p }) => console.log(urlLine(`http://${address.includes(':') ? `[${address}]` : address}:${p}`, f, workers)),
+    });
+  }
+
+  const server = createEnvServer(options);
   const address = await server.app.listen({ host: server.host, port });
-  console.log(`medgym env server on ${address} (env ${f.env ?? DEFAULT_ENV}${f.token || process.env.MEDGYM_TOKEN ? ', bearer token required' : ''}); WebSocket ${address.replace(/^http/, 'ws')}/ws`);
+  if (!cluster.isWorker) console.log(urlLine(address, f, 1));
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (reason: string): void => {
     if (stopping) return;
     stopping = true;
-    console.log(`${signal}: closing sessions and stopping`);
+    if (!cluster.isWorker) console.log(`${reason}: closing sessions and stopping`);
     server.close().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -46,5 +71,6 @@ export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  if (cluster.isWorker) onWorkerShutdown(stop);
   return server;
 }

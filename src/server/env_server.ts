@@ -1,13 +1,15 @@
 // medgym's env server: OpenEnv's HTTP + WebSocket protocol in front of an unchanged MedGymEnv.
 // HTTP reset creates a session (the episode_id) in a table; step/state/close address it by
 // episode_id. /ws holds one env per socket. Client mistakes are 4xx JSON errors, never a crash.
-import fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import { listEnvs } from '../env/registry';
 import type { MedGymOptions } from '../env/types';
 import { toolJsonSchemas } from '../tools/schemas';
 import { checkExposure, installAuth } from './auth';
+import { workerIndex } from './cluster';
 import { EnvServerError, fromFastifyError } from './errors';
+import { ServerMetrics } from './metrics';
 import { SessionTable } from './sessions';
 import { closeRequestSchema, episodeIdSchema, parse, resetRequestSchema, stepRequestSchema, wireSchemas } from './wire';
 import { handleSocket } from './ws';
@@ -32,8 +34,14 @@ export interface EnvServerOptions {
   env?: string;
   /** Options of every env the server makes (make(id, envOptions)). */
   envOptions?: MedGymOptions;
-  /** Fastify's request log. Default off. */
-  logger?: boolean;
+  /**
+   * One JSON line per HTTP request (pino, fastify's logger): method, path, route, status, ms. Headers
+   * (so the bearer token) and query strings are never logged. `true` writes to stdout; `{ stream }`
+   * elsewhere. Default off.
+   */
+  logger?: boolean | { stream: { write(line: string): unknown } };
+  /** Worker processes sharing the port (--workers); > 1 explains the stickiness rule in HTTP 404s. Default 1. */
+  workers?: number;
 }
 
 export interface EnvServer {
@@ -41,6 +49,8 @@ export interface EnvServer {
   readonly app: FastifyInstance;
   readonly host: string;
   readonly sessions: SessionTable;
+  /** What GET /metrics renders. */
+  readonly metrics: ServerMetrics;
   /** Ends every session and socket, then stops listening. */
   close(): Promise<void>;
 }
@@ -58,18 +68,40 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   const bodyLimit = positiveInt('bodyLimit', options.bodyLimit ?? 1 << 20);
   const defaultEnv = options.env ?? DEFAULT_ENV;
   if (!listEnvs().some((s) => s.id === defaultEnv)) throw new RangeError(`Expected a registered env id for env but received ${JSON.stringify(defaultEnv)}`);
-  const sessions = new SessionTable({ maxSessions, idleTimeoutMs, defaultEnv, envOptions: options.envOptions ?? {} });
+  const workers = positiveInt('workers', options.workers ?? 1);
+  // The gauge reads the table (declared next; read only once requests come in), the table counts into the metrics.
+  const metrics: ServerMetrics = new ServerMetrics({ active: (): number => sessions.size, max: maxSessions });
+  const sessions = new SessionTable({ maxSessions, idleTimeoutMs, defaultEnv, envOptions: options.envOptions ?? {}, metrics, workers });
 
-  const app = fastify({ logger: options.logger ?? false, bodyLimit, onProtoPoisoning: 'error', onConstructorPoisoning: 'error' });
+  const app = fastify({
+    logger: loggerOptions(options.logger),
+    logController: new LogController({ disableRequestLogging: true }), // our onResponse hook writes one line per request instead of two
+    bodyLimit,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  });
 
   app.setErrorHandler((err, req, reply) => {
     const e = err instanceof EnvServerError ? err : fromFastifyError(err as { statusCode?: number; code?: string; message: string });
-    if (e) return reply.code(e.status).send({ error: { code: e.code, message: e.message } });
+    if (e) {
+      metrics.error(e.status, e.code);
+      return reply.code(e.status).send({ error: { code: e.code, message: e.message } });
+    }
     req.log.error(err);
+    metrics.error(500, 'EXECUTION_ERROR');
     return reply.code(500).send({ error: { code: 'EXECUTION_ERROR', message: 'internal error (see the server log)' } });
   });
   app.setNotFoundHandler((req, reply) => {
+    metrics.error(404, 'NOT_FOUND');
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}` } });
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url;
+    if (route === '/reset' || route === '/step') metrics.observe(route === '/reset' ? 'reset' : 'step', 'http', reply.elapsedTime / 1000);
+    if (options.logger) {
+      // Path only: a query string is the client's to fill and headers carry the token.
+      req.log.info({ method: req.method, path: req.url.split('?')[0].slice(0, 200), route: route ?? null, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 }, 'request');
+    }
   });
   app.addHook('onClose', async () => sessions.closeAll());
 
@@ -78,13 +110,14 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   void app.register(websocket, { options: { maxPayload: bodyLimit } });
   void app.register(async (scope) => {
     if (options.token) installAuth(scope, options.token);
-    registerRoutes(scope, { sessions, defaultEnv, maxSessions, idleTimeoutMs });
+    registerRoutes(scope, { sessions, metrics, defaultEnv, maxSessions, idleTimeoutMs, workers });
   });
 
   return {
     app,
     host,
     sessions,
+    metrics,
     async close() {
       sessions.closeAll();
       await app.close();
@@ -92,14 +125,29 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   };
 }
 
+/** pino options: JSON lines, request serializer without headers, and the auth headers redacted should anything log them. */
+function loggerOptions(opt: EnvServerOptions['logger']): false | Record<string, unknown> {
+  if (!opt) return false;
+  return {
+    level: 'info',
+    ...(opt === true ? {} : { stream: opt.stream }),
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'authorization', 'token'], censor: '[redacted]' },
+    serializers: {
+      req: (req: { method?: string; url?: string }) => ({ method: req.method, path: req.url?.split('?')[0] }),
+    },
+  };
+}
+
 interface RouteContext {
   sessions: SessionTable;
+  metrics: ServerMetrics;
   defaultEnv: string;
   maxSessions: number;
   idleTimeoutMs: number;
+  workers: number;
 }
 
-function registerRoutes(app: FastifyInstance, { sessions, defaultEnv, maxSessions, idleTimeoutMs }: RouteContext): void {
+function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, maxSessions, idleTimeoutMs, workers }: RouteContext): void {
   // episode_id from the body, the query, or X-Session-Id (clients that keep bodies OpenEnv-pure).
   const sessionId = (req: FastifyRequest, fromBody: string | null | undefined): string | undefined => {
     if (fromBody) return fromBody;
@@ -124,7 +172,16 @@ function registerRoutes(app: FastifyInstance, { sessions, defaultEnv, maxSession
     envs: listEnvs().map((s) => ({ id: s.id, description: s.description, requires_dataset: s.requiresDataset ?? false })),
     tools: toolJsonSchemas(),
     sessions: { active: sessions.size, max: maxSessions, idle_timeout_ms: idleTimeoutMs },
+    // Which process answered: with --workers N, sessions live in one worker (docs/bridges.md).
+    pid: process.pid,
+    worker: workerIndex(),
+    workers,
   }));
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.type('text/plain; version=0.0.4; charset=utf-8');
+    return metrics.render();
+  });
 
   app.get('/schema', async () => wireSchemas());
 
@@ -168,5 +225,5 @@ function registerRoutes(app: FastifyInstance, { sessions, defaultEnv, maxSession
     throw new EnvServerError(501, 'NOT_IMPLEMENTED', 'tools/call is not implemented yet: put <tool_call>{"name": ..., "arguments": {...}}</tool_call> in a step action');
   });
 
-  app.get('/ws', { websocket: true }, (socket) => handleSocket(sessions, socket));
+  app.get('/ws', { websocket: true }, (socket) => handleSocket(sessions, socket, metrics));
 }

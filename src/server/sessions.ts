@@ -8,6 +8,7 @@ import { listEnvs, make } from '../env/registry';
 import type { MedGymOptions, ResetOptions } from '../env/types';
 import { didYouMean } from '../util/did_you_mean';
 import { EnvServerError } from './errors';
+import type { ServerMetrics } from './metrics';
 import { encodeReset, encodeStep, type WireStep } from './observation';
 
 export type SessionKind = 'http' | 'ws';
@@ -33,6 +34,10 @@ export interface SessionTableOptions {
   idleTimeoutMs: number;
   defaultEnv: string;
   envOptions: MedGymOptions;
+  /** Counts resets, steps and idle evictions when given. */
+  metrics?: ServerMetrics;
+  /** Worker processes sharing the port (--workers); > 1 adds the stickiness rule to HTTP 404s. */
+  workers?: number;
 }
 
 export interface SessionState {
@@ -78,7 +83,14 @@ export class SessionTable {
   /** The session `id` of this kind (an HTTP client cannot drive a WebSocket's env). 404 otherwise. */
   get(id: string, kind: SessionKind): Session {
     const s = this.sessions.get(id);
-    if (!s || s.kind !== kind) throw new EnvServerError(404, 'NOT_FOUND', `episode_id ${JSON.stringify(id)}: no such session (never created, closed, or evicted after ${this.opts.idleTimeoutMs} ms idle)`);
+    if (!s || s.kind !== kind) {
+      const workers = this.opts.workers ?? 1;
+      const why =
+        workers > 1 && kind === 'http'
+          ? `; this server runs ${workers} worker processes on one port and a session lives only in the worker that created it, so an HTTP request that lands on another worker does not find it: with --workers > 1 use the WebSocket /ws (one connection = one worker = one env) or run one server per port (--workers 1)`
+          : '';
+      throw new EnvServerError(404, 'NOT_FOUND', `episode_id ${JSON.stringify(id)}: no such session (never created, closed, or evicted after ${this.opts.idleTimeoutMs} ms idle)${why}`);
+    }
     return s;
   }
 
@@ -102,7 +114,9 @@ export class SessionTable {
       s.stepCount = 0;
       s.episodes++;
       s.done = false;
-      return encodeReset(r, s.id);
+      const wire = await encodeReset(r, s.id);
+      if (this.opts.metrics) this.opts.metrics.resets++;
+      return wire;
     });
   }
 
@@ -113,7 +127,9 @@ export class SessionTable {
       const r = await s.env.step(text);
       s.stepCount++;
       s.done = r.terminated || r.truncated;
-      return encodeStep(r, requestId);
+      const wire = await encodeStep(r, requestId);
+      if (this.opts.metrics) this.opts.metrics.steps++;
+      return wire;
     });
   }
 
@@ -148,6 +164,7 @@ export class SessionTable {
     if (!s) return;
     if (s.busy) return this.touch(s); // mid-step is not idle
     this.delete(id);
+    if (this.opts.metrics) this.opts.metrics.evicted++;
     s.onEnd?.('idle');
   }
 

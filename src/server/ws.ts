@@ -3,6 +3,7 @@
 // frame and the socket stays usable.
 import type { WebSocket } from 'ws';
 import { EnvServerError, type ErrorBody } from './errors';
+import type { ServerMetrics, TimedRoute } from './metrics';
 import type { Session, SessionTable } from './sessions';
 import { actionSchema, parse, resetRequestSchema, stepRequestSchema } from './wire';
 
@@ -11,11 +12,24 @@ const MAX_PENDING = 32;
 
 type Reply = { type: 'observation'; data: unknown } | { type: 'state'; data: unknown } | { type: 'error'; data: ErrorBody };
 
-export function handleSocket(table: SessionTable, socket: WebSocket): void {
+export function handleSocket(table: SessionTable, socket: WebSocket, metrics?: ServerMetrics): void {
   const send = (m: Reply): void => {
     if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(m));
   };
-  const sendError = (err: unknown): void => send({ type: 'error', data: toErrorBody(err) });
+  const sendError = (err: unknown): void => {
+    const data = toErrorBody(err);
+    metrics?.error(err instanceof EnvServerError ? err.status : 500, data.code);
+    send({ type: 'error', data });
+  };
+  /** Runs a reset or step and records its duration (failed ones too, as HTTP does). */
+  const timed = async <T>(route: TimedRoute, fn: () => Promise<T>): Promise<T> => {
+    const t0 = process.hrtime.bigint();
+    try {
+      return await fn();
+    } finally {
+      metrics?.observe(route, 'ws', Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  };
   let session: Session;
   try {
     session = table.create('ws', null);
@@ -49,14 +63,14 @@ export function handleSocket(table: SessionTable, socket: WebSocket): void {
           // One env per socket, but a reset may switch the task: the new env takes the same slot.
           session = table.switchEnv(session, req.env);
         }
-        send({ type: 'observation', data: await table.reset(session, req) });
+        send({ type: 'observation', data: await timed('reset', () => table.reset(session, req)) });
         return;
       }
       case 'step': {
         // OpenEnv sends the action as data; {"action": ..., "request_id"?} is accepted too.
         const hasAction = data !== null && typeof data === 'object' && 'action' in data;
         const req = hasAction ? parse(stepRequestSchema, data, 'data') : { action: parse(actionSchema, data, 'data'), request_id: undefined };
-        send({ type: 'observation', data: await table.step(session, req.action.text, req.request_id) });
+        send({ type: 'observation', data: await timed('step', () => table.step(session, req.action.text, req.request_id)) });
         return;
       }
       case 'state':

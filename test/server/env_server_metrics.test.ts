@@ -1,0 +1,178 @@
+// GET /metrics (Prometheus text), the --log request lines and the --workers 404 message, on
+// in-process servers (127.0.0.1, port 0, always closed).
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import WebSocket from 'ws';
+import { createEnvServer, type EnvServer, type EnvServerOptions } from '../../src/server/env_server';
+import { DURATION_BUCKETS } from '../../src/server/metrics';
+
+const open: EnvServer[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
+
+async function start(opts: EnvServerOptions = {}): Promise<{ server: EnvServer; port: number }> {
+  const server = createEnvServer({ host: '127.0.0.1', ...opts });
+  open.push(server);
+  await server.app.listen({ host: '127.0.0.1', port: 0 });
+  return { server, port: (server.app.server.address() as AddressInfo).port };
+}
+
+interface Res {
+  status: number;
+  type: string;
+  text: string;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+function request(port: number, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent: false, headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), text, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** The value of one sample line `name{labels} value` (labels as written, in order); undefined when absent. */
+function sample(text: string, name: string, labels = ''): number | undefined {
+  const head = labels ? `${name}{${labels}} ` : `${name} `;
+  const line = text.split('\n').find((l) => l.startsWith(head));
+  return line === undefined ? undefined : Number(line.slice(head.length));
+}
+
+const ZOOM = '<tool_call>{"name": "zoom_in", "arguments": {"cell": "B2"}}</tool_call>';
+const ANSWER = '<answer>A</answer>';
+
+describe('GET /metrics', () => {
+  test('counts resets, steps and errors (HTTP and WebSocket) and has the duration histograms', async () => {
+    const { port } = await start({ maxSessions: 4 });
+    const a = (await request(port, 'POST', '/reset', { seed: 1 })).body.episode_id as string;
+    expect((await request(port, 'POST', '/step', { episode_id: a, action: { text: ZOOM } })).status).toBe(200);
+    expect((await request(port, 'POST', '/step', { episode_id: a, action: { text: ANSWER } })).body.done).toBe(true);
+    expect((await request(port, 'POST', '/step', { episode_id: a, action: { text: ANSWER } })).status).toBe(409); // EPISODE_DONE
+    expect((await request(port, 'POST', '/step', { episode_id: 'nope', action: { text: ANSWER } })).status).toBe(404);
+    expect((await request(port, 'POST', '/step', { episode_id: 'nope', action: { text: 5 } })).status).toBe(400);
+    expect((await request(port, 'GET', '/no-such-route')).status).toBe(404);
+    expect((await request(port, 'POST', '/reset', { seed: 2, episode_id: a })).status).toBe(200);
+
+    // One WebSocket episode: reset, answer, and one error frame.
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const replies: any[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+    await new Promise<void>((resolve, reject) => {
+      ws.on('message', (d) => {
+        replies.push(JSON.parse(d.toString()));
+        if (replies.length === 3) resolve();
+      });
+      ws.once('error', reject);
+      ws.once('open', () => {
+        ws.send(JSON.stringify({ type: 'reset', data: { seed: 3 } }));
+        ws.send(JSON.stringify({ type: 'step', data: { text: ANSWER } }));
+        ws.send(JSON.stringify({ type: 'dance' }));
+      });
+    });
+    expect(replies.map((r) => r.type)).toEqual(['observation', 'observation', 'error']);
+
+    const m = await request(port, 'GET', '/metrics');
+    expect(m.status).toBe(200);
+    expect(m.type).toMatch(/^text\/plain; version=0\.0\.4/);
+    const t = m.text;
+    expect(sample(t, 'medgym_sessions_active')).toBe(2); // the HTTP session and the open socket
+    expect(sample(t, 'medgym_sessions_max')).toBe(4);
+    expect(sample(t, 'medgym_resets_total')).toBe(3);
+    expect(sample(t, 'medgym_steps_total')).toBe(3);
+    expect(sample(t, 'medgym_sessions_evicted_total')).toBe(0);
+    expect(sample(t, 'medgym_errors_total', 'code="EPISODE_DONE",status="409"')).toBe(1);
+    expect(sample(t, 'medgym_errors_total', 'code="NOT_FOUND",status="404"')).toBe(2); // unknown episode_id and unknown route
+    expect(sample(t, 'medgym_errors_total', 'code="VALIDATION_ERROR",status="400"')).toBe(1);
+    expect(sample(t, 'medgym_errors_total', 'code="UNKNOWN_TYPE",status="400"')).toBe(1);
+    for (const l of ['# TYPE medgym_request_duration_seconds histogram', '# TYPE medgym_errors_total counter', '# TYPE medgym_sessions_active gauge']) expect(t).toContain(l);
+
+    // Histograms: HTTP counts every reset/step request (4 steps incl. the 3 errors, 2 resets); WS each message.
+    const h = (route: string, transport: string, suffix: string, le?: string): number | undefined =>
+      sample(t, `medgym_request_duration_seconds_${suffix}`, `route="${route}",transport="${transport}"${le ? `,le="${le}"` : ''}`);
+    expect(h('step', 'http', 'count')).toBe(5);
+    expect(h('reset', 'http', 'count')).toBe(2);
+    expect(h('step', 'ws', 'count')).toBe(1);
+    expect(h('reset', 'ws', 'count')).toBe(1);
+    expect(h('step', 'http', 'bucket', '+Inf')).toBe(5);
+    expect(h('step', 'http', 'sum')).toBeGreaterThan(0);
+    // Buckets are cumulative and every bound is there.
+    const counts = DURATION_BUCKETS.map((le) => h('step', 'http', 'bucket', String(le)));
+    expect(counts.every((c) => typeof c === 'number')).toBe(true);
+    for (let i = 1; i < counts.length; i++) expect(counts[i]!).toBeGreaterThanOrEqual(counts[i - 1]!);
+    // Every line is a comment or `name{...} number`.
+    for (const line of t.trimEnd().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+0-9.eInf]+)$/);
+
+    await new Promise<void>((r) => (ws.once('close', () => r()), ws.close()));
+  });
+
+  test('idle evictions are counted', async () => {
+    const { server, port } = await start({ idleTimeoutMs: 50 });
+    await request(port, 'POST', '/reset', { seed: 1 });
+    for (let k = 0; k < 100 && server.sessions.size > 0; k++) await new Promise((r) => setTimeout(r, 10));
+    expect(sample((await request(port, 'GET', '/metrics')).text, 'medgym_sessions_evicted_total')).toBe(1);
+  });
+
+  test('needs the bearer token like every route but /health', async () => {
+    const { port } = await start({ token: 's3cret' });
+    const denied = await request(port, 'GET', '/metrics');
+    expect({ status: denied.status, code: denied.body?.error?.code }).toEqual({ status: 401, code: 'UNAUTHORIZED' });
+    expect((await request(port, 'GET', '/metrics', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
+    const ok = await request(port, 'GET', '/metrics', undefined, { authorization: 'Bearer s3cret' });
+    expect(ok.status).toBe(200);
+    expect(sample(ok.text, 'medgym_errors_total', 'code="UNAUTHORIZED",status="401"')).toBe(2);
+  });
+});
+
+describe('--log and --workers', () => {
+  test('one JSON line per request, without the token or query strings', async () => {
+    const lines: string[] = [];
+    const { port } = await start({ token: 's3cret', logger: { stream: { write: (l: string) => lines.push(l) } } });
+    const auth = { authorization: 'Bearer s3cret' };
+    const id = (await request(port, 'POST', '/reset', { seed: 1 }, auth)).body.episode_id as string;
+    await request(port, 'POST', '/step', { episode_id: id, action: { text: ANSWER } }, auth);
+    await request(port, 'GET', `/state?episode_id=${id}&token=s3cret`, undefined, auth);
+    await request(port, 'GET', '/metadata', undefined, { authorization: 'Bearer wrong-s3cret' });
+    const recs = lines.map((l) => JSON.parse(l));
+    const reqs = recs.filter((r) => r.msg === 'request');
+    expect(reqs.map((r) => [r.method, r.path, r.status])).toEqual([
+      ['POST', '/reset', 200],
+      ['POST', '/step', 200],
+      ['GET', '/state', 200],
+      ['GET', '/metadata', 401],
+    ]);
+    expect(reqs[1]).toMatchObject({ route: '/step', level: 30 });
+    expect(typeof reqs[1].ms).toBe('number');
+    expect(lines.join('')).not.toMatch(/s3cret|authorization|Bearer/i);
+  });
+
+  test('off by default', async () => {
+    const { server } = await start();
+    expect([undefined, 'silent']).toContain(server.app.log.level); // fastify's no-op logger has no level
+  });
+
+  test('with workers > 1 an HTTP 404 for an episode_id explains the stickiness rule', async () => {
+    const { port } = await start({ workers: 2 });
+    const r = await request(port, 'POST', '/step', { episode_id: 'elsewhere', action: { text: ANSWER } });
+    expect(r.status).toBe(404);
+    expect(r.body.error.message).toMatch(/2 worker processes.*WebSocket.*one server per port/);
+    const single = await start();
+    expect((await request(single.port, 'POST', '/step', { episode_id: 'elsewhere', action: { text: ANSWER } })).body.error.message).not.toMatch(/worker/);
+    const meta = (await request(port, 'GET', '/metadata')).body;
+    expect(meta).toMatchObject({ pid: process.pid, worker: 0, workers: 2 });
+  });
+});
