@@ -98,6 +98,7 @@ program
   .option('--idle-timeout <s>', 'close a session idle this many seconds', '600')
   .option('--workers <n>', 'worker processes on the same port (node:cluster); sessions stay in their worker: with > 1 use WebSocket or one server per port', '1')
   .option('--log', 'one JSON line per HTTP request on stdout (never headers or tokens)')
+  .option('--images <mode>', 'how views travel unless a reset says otherwise: inline (base64 PNG) or blobs (sha256 + /blobs/<sha256> uri)', 'inline')
   .action(async (opts: ServeEnvFlags) => {
     await serveEnvCommand(opts);
   });

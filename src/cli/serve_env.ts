@@ -13,6 +13,7 @@ export interface ServeEnvFlags {
   idleTimeout?: string;
   workers?: string;
   log?: boolean;
+  images?: string;
 }
 
 const int = (v: string | undefined, name: string, min: number): number | undefined => {
@@ -34,6 +35,8 @@ export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer | Pri
   if (port > 65535) throw new RangeError(`Expected a port <= 65535 for --port but received ${port}`);
   const idle = int(f.idleTimeout, 'idle-timeout', 1);
   const workers = int(f.workers, 'workers', 1) ?? 1;
+  if (f.images !== undefined && f.images !== 'inline' && f.images !== 'blobs') throw new RangeError(`Expected "inline" or "blobs" for --images but received ${JSON.stringify(f.images)}`);
+  const images = f.images as 'inline' | 'blobs' | undefined;
   const options = {
     host: f.host,
     token: f.token ?? (process.env.MEDGYM_TOKEN || undefined),
@@ -42,6 +45,7 @@ export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer | Pri
     idleTimeoutMs: idle === undefined ? undefined : idle * 1000,
     logger: f.log ?? false,
     workers,
+    images,
   };
 
   if (workers > 1 && cluster.isPrimary) {

@@ -10,8 +10,10 @@ import { checkExposure, installAuth } from './auth';
 import { workerIndex } from './cluster';
 import { EnvServerError, fromFastifyError } from './errors';
 import { ServerMetrics } from './metrics';
+import { BlobStore, type ImagesMode } from './observation';
 import { SessionTable } from './sessions';
-import { closeRequestSchema, episodeIdSchema, parse, resetRequestSchema, stepRequestSchema, wireSchemas } from './wire';
+import { toolCallResult, toolCallText } from './tools_call';
+import { actionOf, closeRequestSchema, episodeIdSchema, parse, resetRequestSchema, stepRequestSchema, toolCallRequestSchema, wireSchemas } from './wire';
 import { handleSocket } from './ws';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -42,6 +44,10 @@ export interface EnvServerOptions {
   logger?: boolean | { stream: { write(line: string): unknown } };
   /** Worker processes sharing the port (--workers); > 1 explains the stickiness rule in HTTP 404s. Default 1. */
   workers?: number;
+  /** How views travel unless a reset's options.images says otherwise: base64 in the observation (inline, default) or GET /blobs/<sha256> (blobs). */
+  images?: ImagesMode;
+  /** View PNGs kept for GET /blobs/<sha256>, least recently sent out first. Default 256. */
+  blobCapacity?: number;
 }
 
 export interface EnvServer {
@@ -69,9 +75,12 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   const defaultEnv = options.env ?? DEFAULT_ENV;
   if (!listEnvs().some((s) => s.id === defaultEnv)) throw new RangeError(`Expected a registered env id for env but received ${JSON.stringify(defaultEnv)}`);
   const workers = positiveInt('workers', options.workers ?? 1);
+  const images = options.images ?? 'inline';
+  if (images !== 'inline' && images !== 'blobs') throw new RangeError(`Expected "inline" or "blobs" for images but received ${JSON.stringify(images)}`);
+  const blobs = new BlobStore(positiveInt('blobCapacity', options.blobCapacity ?? 256));
   // The gauge reads the table (declared next; read only once requests come in), the table counts into the metrics.
   const metrics: ServerMetrics = new ServerMetrics({ active: (): number => sessions.size, max: maxSessions });
-  const sessions = new SessionTable({ maxSessions, idleTimeoutMs, defaultEnv, envOptions: options.envOptions ?? {}, metrics, workers });
+  const sessions = new SessionTable({ maxSessions, idleTimeoutMs, defaultEnv, envOptions: options.envOptions ?? {}, metrics, workers, images, blobs });
 
   const app = fastify({
     logger: loggerOptions(options.logger),
@@ -97,7 +106,8 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url;
-    if (route === '/reset' || route === '/step') metrics.observe(route === '/reset' ? 'reset' : 'step', 'http', reply.elapsedTime / 1000);
+    // tools/call is a step (same accounting), so it is timed as one.
+    if (route === '/reset' || route === '/step' || route === '/tools/call') metrics.observe(route === '/reset' ? 'reset' : 'step', 'http', reply.elapsedTime / 1000);
     if (options.logger) {
       // Path only: a query string is the client's to fill and headers carry the token.
       req.log.info({ method: req.method, path: req.url.split('?')[0].slice(0, 200), route: route ?? null, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 }, 'request');
@@ -203,7 +213,7 @@ function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, m
   app.post('/step', async (req) => {
     const body = parse(stepRequestSchema, req.body, 'body');
     const s = sessions.get(requireId(sessionId(req, body.episode_id)), 'http');
-    return sessions.step(s, body.action.text, body.request_id);
+    return sessions.step(s, actionOf(body.action), body.request_id);
   });
 
   app.get('/state', async (req) => sessions.state(sessions.get(requireId(sessionId(req, undefined)), 'http')));
@@ -219,10 +229,22 @@ function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, m
     tools: toolJsonSchemas().map((t) => ({ name: t.name, description: t.description, inputSchema: t.parameters })),
   }));
 
-  app.post('/tools/call', async () => {
-    // Tools run inside step() from the policy's <tool_call> text; a side door would bypass the
-    // episode's accounting (turns, budgets, repeated-call checks) until it is designed.
-    throw new EnvServerError(501, 'NOT_IMPLEMENTED', 'tools/call is not implemented yet: put <tool_call>{"name": ..., "arguments": {...}}</tool_call> in a step action');
+  // Exactly a step whose action is <tool_call>{"name", "arguments"}</tool_call> (src/server/tools_call.ts).
+  app.post('/tools/call', async (req) => {
+    const body = parse(toolCallRequestSchema, req.body, 'body');
+    const text = toolCallText(body.name, body.arguments);
+    const s = sessions.get(requireId(sessionId(req, body.episode_id)), 'http');
+    return toolCallResult(await sessions.step(s, text, body.request_id));
+  });
+
+  // Content-addressed view PNGs: the sha256 an observation reported (of the pixels), while kept.
+  app.get('/blobs/:sha256', async (req, reply) => {
+    const sha = (req.params as { sha256: string }).sha256;
+    if (!/^[0-9a-f]{64}$/.test(sha)) throw new EnvServerError(400, 'VALIDATION_ERROR', 'params.sha256: expected 64 lowercase hex digits (the sha256 of an observation image)');
+    const png = sessions.blobs.get(sha);
+    if (!png) throw new EnvServerError(404, 'NOT_FOUND', `blob ${sha}: not kept (never sent, or one of more than ${sessions.blobs.capacity} views sent since)`);
+    reply.type('image/png').header('cache-control', 'public, max-age=31536000, immutable');
+    return png;
   });
 
   app.get('/ws', { websocket: true }, (socket) => handleSocket(sessions, socket, metrics));

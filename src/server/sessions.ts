@@ -9,7 +9,7 @@ import type { MedGymOptions, ResetOptions } from '../env/types';
 import { didYouMean } from '../util/did_you_mean';
 import { EnvServerError } from './errors';
 import type { ServerMetrics } from './metrics';
-import { encodeReset, encodeStep, type WireStep } from './observation';
+import { BlobStore, encodeReset, encodeStep, type ImagesMode, type WireStep } from './observation';
 
 export type SessionKind = 'http' | 'ws';
 
@@ -24,6 +24,8 @@ export interface Session {
   episodes: number;
   done: boolean;
   busy: boolean;
+  /** How this session's views travel (reset options.images; default the server's). */
+  images: ImagesMode;
   /** Called when the session is evicted for idleness or closed by the server (the socket closes). */
   onEnd?: (reason: 'idle' | 'shutdown') => void;
   timer: NodeJS.Timeout;
@@ -38,6 +40,10 @@ export interface SessionTableOptions {
   metrics?: ServerMetrics;
   /** Worker processes sharing the port (--workers); > 1 adds the stickiness rule to HTTP 404s. */
   workers?: number;
+  /** Default images mode of new sessions. Default inline. */
+  images?: ImagesMode;
+  /** Recent view PNGs (GET /blobs); a private one of 256 when not given. */
+  blobs?: BlobStore;
 }
 
 export interface SessionState {
@@ -52,8 +58,12 @@ export class SessionTable {
   private readonly sessions = new Map<string, Session>();
   // Per env id: sessions draw the same items and zoom the same cells, so they share renders (as makeVec's sub-envs).
   private readonly caches = new Map<string, EnvCaches>();
+  /** The PNGs of views sent lately, by pixel sha256 (GET /blobs/<sha256>). */
+  readonly blobs: BlobStore;
 
-  constructor(private readonly opts: SessionTableOptions) {}
+  constructor(private readonly opts: SessionTableOptions) {
+    this.blobs = opts.blobs ?? new BlobStore(256);
+  }
 
   get size(): number {
     return this.sessions.size;
@@ -75,7 +85,7 @@ export class SessionTable {
     }
     const timer = setTimeout(() => this.expire(key), this.opts.idleTimeoutMs);
     timer.unref(); // an idle session must not keep the process alive
-    const s: Session = { id: key, kind, envId: env, env: make(env, this.opts.envOptions, caches), stepCount: 0, episodes: 0, done: true, busy: false, timer };
+    const s: Session = { id: key, kind, envId: env, env: make(env, this.opts.envOptions, caches), stepCount: 0, episodes: 0, done: true, busy: false, images: this.opts.images ?? 'inline', timer };
     this.sessions.set(key, s);
     return s;
   }
@@ -105,29 +115,33 @@ export class SessionTable {
     this.delete(s.id);
     const next = this.create(s.kind, envId, s.id);
     next.onEnd = s.onEnd;
+    next.images = s.images;
     return next;
   }
 
-  async reset(s: Session, args: { seed?: number | null; options?: ResetOptions | null }): Promise<WireStep & { episode_id: string }> {
+  async reset(s: Session, args: { seed?: number | null; options?: (ResetOptions & { images?: ImagesMode }) | null }): Promise<WireStep & { episode_id: string }> {
     return this.exclusive(s, async () => {
-      const r = await s.env.reset({ seed: args.seed ?? undefined, options: args.options ?? undefined });
+      const { images, ...options } = args.options ?? {};
+      const r = await s.env.reset({ seed: args.seed ?? undefined, options: args.options ? options : undefined });
+      if (images) s.images = images;
       s.stepCount = 0;
       s.episodes++;
       s.done = false;
-      const wire = await encodeReset(r, s.id);
+      const wire = await encodeReset(r, s.id, { blobs: this.blobs, images: s.images });
       if (this.opts.metrics) this.opts.metrics.resets++;
       return wire;
     });
   }
 
-  async step(s: Session, text: string, requestId?: string | null): Promise<WireStep> {
+  /** One step; `action` is the assistant segment as text or as token ids (validated by the caller). */
+  async step(s: Session, action: string | number[], requestId?: string | null): Promise<WireStep> {
     return this.exclusive(s, async () => {
       if (s.episodes === 0) throw new EnvServerError(409, 'NO_EPISODE', 'step before reset: send a reset first');
       if (s.done) throw new EnvServerError(409, 'EPISODE_DONE', 'the episode is over: reset to start the next one');
-      const r = await s.env.step(text);
+      const r = await s.env.step(action);
       s.stepCount++;
       s.done = r.terminated || r.truncated;
-      const wire = await encodeStep(r, requestId);
+      const wire = await encodeStep(r, requestId, { blobs: this.blobs, images: s.images });
       if (this.opts.metrics) this.opts.metrics.steps++;
       return wire;
     });

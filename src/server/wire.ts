@@ -2,18 +2,35 @@
 // episode_id session key), validated with zod so that HTTP and WebSocket share one definition and
 // /schema publishes the same thing the server enforces.
 import { z } from 'zod';
+import { VOCAB_SIZE } from '../tokenizer';
 import { EnvServerError } from './errors';
 
 /** A session key: short, URL- and log-safe. */
 export const episodeIdSchema = z.string().min(1).max(255).regex(/^[\w.:-]+$/, 'letters, digits and . _ : - only');
 
-/** One policy turn: the assistant segment as text (SPEC §3). `metadata` is OpenEnv's Action field; ignored. */
+/** Longest token-id action the wire takes (longer ones are a 400; up to it, the env's per-turn budget applies as for text). */
+export const MAX_ACTION_TOKENS = 65536;
+
+/** How views travel: base64 PNG in the observation, or only their sha256 and a GET /blobs/<sha256> uri. */
+export const imagesModeSchema = z.enum(['inline', 'blobs']);
+
+/**
+ * One policy turn: the assistant segment as text (SPEC §3), or as the policy's sampled token ids
+ * (medgym's byte-level tokenizer; OpenEnv's token-in-token-out). Exactly one of the two.
+ * `metadata` is OpenEnv's Action field; ignored.
+ */
 export const actionSchema = z
   .object({
-    text: z.string().describe("the policy's assistant segment: <think>, <tool_call>{...}</tool_call> and/or <answer>X</answer>"),
+    text: z.string().optional().describe("the policy's assistant segment: <think>, <tool_call>{...}</tool_call> and/or <answer>X</answer>"),
+    token_ids: z
+      .array(z.int().min(0).max(VOCAB_SIZE - 1))
+      .max(MAX_ACTION_TOKENS)
+      .optional()
+      .describe(`the same segment as token ids of medgym's tokenizer (integers in [0, ${VOCAB_SIZE}), at most ${MAX_ACTION_TOKENS})`),
     metadata: z.record(z.string(), z.unknown()).optional(),
   })
-  .strict();
+  .strict()
+  .refine((a) => (a.text === undefined) !== (a.token_ids === undefined), { message: 'expected exactly one of text or token_ids' });
 
 export const resetRequestSchema = z
   .object({
@@ -21,7 +38,10 @@ export const resetRequestSchema = z
     episode_id: episodeIdSchema.nullish().describe('reset this session (new episode in the same env) or create it under this id'),
     env: z.string().max(200).nullish().describe('env id of a new session (GET /metadata lists them)'),
     options: z
-      .object({ index: z.int().min(0).optional().describe('item index in the task source') })
+      .object({
+        index: z.int().min(0).optional().describe('item index in the task source'),
+        images: imagesModeSchema.optional().describe('inline (base64 PNG, default) or blobs (sha256 + uri, GET /blobs/<sha256>); kept by the session until a reset changes it'),
+      })
       .strict()
       .nullish(),
   })
@@ -35,11 +55,25 @@ export const stepRequestSchema = z
   })
   .strict();
 
+/** MCP-style tools/call: one step whose action is <tool_call>{"name": name, "arguments": arguments}</tool_call>. */
+export const toolCallRequestSchema = z
+  .object({
+    name: z.string().min(1).max(100).describe('a tool of GET /tools/list'),
+    arguments: z.unknown().optional().describe('the tool arguments (a JSON object; default {})'),
+    episode_id: episodeIdSchema.nullish(),
+    request_id: z.string().max(255).nullish(),
+  })
+  .strict();
+
 export const closeRequestSchema = z.object({ episode_id: episodeIdSchema }).strict();
 
 export type ResetRequest = z.infer<typeof resetRequestSchema>;
 export type StepRequest = z.infer<typeof stepRequestSchema>;
 export type Action = z.infer<typeof actionSchema>;
+export type ToolCallRequest = z.infer<typeof toolCallRequestSchema>;
+
+/** The env's action of a parsed wire action: its text or its token ids. */
+export const actionOf = (a: Action): string | number[] => (a.token_ids !== undefined ? a.token_ids : (a.text as string));
 
 /** Parses `input` or throws a 400 naming the first bad field, e.g. "body.action.text: expected string, received number". */
 export function parse<T>(schema: z.ZodType<T>, input: unknown, root: string): T {
@@ -52,23 +86,25 @@ export function parse<T>(schema: z.ZodType<T>, input: unknown, root: string): T 
 
 const imageContent = {
   type: 'object',
-  description: 'MCP image content: one view, PNG, base64',
+  description: 'MCP image content: one view, PNG, base64 in data (images "inline") or at uri (images "blobs")',
   properties: {
     type: { const: 'image' },
     data: { type: 'string', contentEncoding: 'base64' },
+    uri: { type: 'string', description: '/blobs/<sha256>: the PNG, while the server keeps it (images "blobs")' },
     mimeType: { const: 'image/png' },
     w: { type: 'integer' },
     h: { type: 'integer' },
     channels: { enum: [1, 3] },
     sha256: { type: 'string', description: 'hex SHA-256 of the raw pixels (row-major, channels interleaved), not of the PNG' },
   },
-  required: ['type', 'data', 'mimeType', 'w', 'h', 'channels', 'sha256'],
+  required: ['type', 'mimeType', 'w', 'h', 'channels', 'sha256'],
 } as const;
 
 /** JSON Schemas of GET /schema (OpenEnv's SchemaResponse). */
 export function wireSchemas(): { action: unknown; observation: unknown; state: unknown } {
   return {
-    action: z.toJSONSchema(actionSchema, { unrepresentable: 'any' }),
+    // Exactly one of text / token_ids (a refinement, which JSON Schema cannot see): said as oneOf.
+    action: { ...z.toJSONSchema(actionSchema, { unrepresentable: 'any' }), oneOf: [{ required: ['text'] }, { required: ['token_ids'] }] },
     observation: {
       type: 'object',
       properties: {

@@ -5,12 +5,13 @@ import type { WebSocket } from 'ws';
 import { EnvServerError, type ErrorBody } from './errors';
 import type { ServerMetrics, TimedRoute } from './metrics';
 import type { Session, SessionTable } from './sessions';
-import { actionSchema, parse, resetRequestSchema, stepRequestSchema } from './wire';
+import { toolCallResult, toolCallText } from './tools_call';
+import { actionOf, actionSchema, parse, resetRequestSchema, stepRequestSchema, toolCallRequestSchema } from './wire';
 
 /** Messages queued on one socket before it is told to slow down. */
 const MAX_PENDING = 32;
 
-type Reply = { type: 'observation'; data: unknown } | { type: 'state'; data: unknown } | { type: 'error'; data: ErrorBody };
+type Reply = { type: 'observation'; data: unknown } | { type: 'tools/call'; data: unknown } | { type: 'state'; data: unknown } | { type: 'error'; data: ErrorBody };
 
 export function handleSocket(table: SessionTable, socket: WebSocket, metrics?: ServerMetrics): void {
   const send = (m: Reply): void => {
@@ -70,7 +71,14 @@ export function handleSocket(table: SessionTable, socket: WebSocket, metrics?: S
         // OpenEnv sends the action as data; {"action": ..., "request_id"?} is accepted too.
         const hasAction = data !== null && typeof data === 'object' && 'action' in data;
         const req = hasAction ? parse(stepRequestSchema, data, 'data') : { action: parse(actionSchema, data, 'data'), request_id: undefined };
-        send({ type: 'observation', data: await timed('step', () => table.step(session, req.action.text, req.request_id)) });
+        send({ type: 'observation', data: await timed('step', () => table.step(session, actionOf(req.action), req.request_id)) });
+        return;
+      }
+      case 'tools/call': {
+        // A step whose action is the call's <tool_call> text; episode_id is ignored (the socket is the session).
+        const req = parse(toolCallRequestSchema, data, 'data');
+        const text = toolCallText(req.name, req.arguments, 'data');
+        send({ type: 'tools/call', data: toolCallResult(await timed('step', () => table.step(session, text, req.request_id))) });
         return;
       }
       case 'state':
@@ -80,7 +88,7 @@ export function handleSocket(table: SessionTable, socket: WebSocket, metrics?: S
         socket.close(1000, 'closed by client');
         return;
       default:
-        throw new EnvServerError(400, 'UNKNOWN_TYPE', `type: expected "reset", "step", "state" or "close" but received ${JSON.stringify(type)}`);
+        throw new EnvServerError(400, 'UNKNOWN_TYPE', `type: expected "reset", "step", "tools/call", "state" or "close" but received ${JSON.stringify(type)}`);
     }
   };
 

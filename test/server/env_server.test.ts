@@ -268,7 +268,7 @@ describe('env server: client mistakes are 4xx JSON errors', () => {
     expectError(await request(port, 'POST', '/step', '<step/>', { 'content-type': 'application/xml' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
     expectError(await request(port, 'GET', '/../etc/passwd'), 404, 'NOT_FOUND');
     expectError(await request(port, 'GET', '/%2e%2e/%2e%2e/etc/passwd'), 404, 'NOT_FOUND');
-    expectError(await request(port, 'POST', '/tools/call', { name: 'zoom_in', arguments: { cell: 'B2' } }), 501, 'NOT_IMPLEMENTED');
+    expectError(await request(port, 'POST', '/tools/call', { name: 'zoom_in', arguments: { cell: 'B2' } }), 400, 'VALIDATION_ERROR', /episode_id/);
     // After all that the session is intact.
     expect((await request(port, 'GET', `/state?episode_id=${id}`)).body).toMatchObject({ step_count: 0, done: false });
   });
@@ -339,7 +339,8 @@ describe('env server: client mistakes are 4xx JSON errors', () => {
     expect(meta).toMatchObject({ name: 'medgym', env: ENV });
     expect(meta.envs.map((e: { id: string }) => e.id)).toContain('MedVista-Synth-v0');
     const schema = (await request(port, 'GET', '/schema')).body;
-    expect(schema.action).toMatchObject({ type: 'object', required: ['text'] });
+    expect(schema.action).toMatchObject({ type: 'object', oneOf: [{ required: ['text'] }, { required: ['token_ids'] }] });
+    expect(Object.keys(schema.action.properties)).toEqual(expect.arrayContaining(['text', 'token_ids']));
     expect(Object.keys(schema)).toEqual(['action', 'observation', 'state']);
     const tools = (await request(port, 'GET', '/tools/list')).body.tools;
     expect(tools.map((t: { name: string }) => t.name)).toContain('zoom_in');
