@@ -2,92 +2,20 @@
 // the same env driven in-process (same seed, same action texts), and every client mistake must be
 // a 4xx JSON error. Servers listen on 127.0.0.1, port 0, and are always closed.
 import { createHash } from 'node:crypto';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { expertPolicy, make, type StepResult } from '../../src/env';
 import { makeCaches } from '../../src/env/cache';
-import { createEnvServer, type EnvServer, type EnvServerOptions } from '../../src/server/env_server';
+import { createEnvServer } from '../../src/server/env_server';
 import { expectThrows } from '../helpers/errors';
+import { connect, expectError, request, useServers, type Res } from './harness';
 
 const ENV = 'MedVista-Synth-Lesion-Visible-v0';
 const MAX_STEPS = 8; // expert episodes take 2-4 turns; the bound keeps a broken env from looping
 
 // ---- harness --------------------------------------------------------------------------------
 
-const open: EnvServer[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
-
-async function start(opts: EnvServerOptions = {}): Promise<{ server: EnvServer; port: number }> {
-  const server = createEnvServer({ host: '127.0.0.1', ...opts });
-  open.push(server);
-  await server.app.listen({ host: '127.0.0.1', port: 0 });
-  return { server, port: (server.app.server.address() as AddressInfo).port };
-}
-
-interface Res {
-  status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-/** Raw node:http so that odd paths (/../etc) and odd bodies reach the server unnormalized. */
-function request(port: number, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res> {
-  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, method, path, agent: false, headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // left as text: the assertion on it will say what came back
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-const expectError = (r: Res, status: number, code: string, message?: RegExp): void => {
-  expect({ status: r.status, code: r.body?.error?.code }).toEqual({ status, code });
-  expect(typeof r.body.error.message).toBe('string');
-  if (message) expect(r.body.error.message).toMatch(message);
-};
-
-/** A WebSocket client that queues incoming messages. */
-async function connect(port: number, headers: Record<string, string> = {}) {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers });
-  const inbox: any[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
-  const waiters: ((m: unknown) => void)[] = [];
-  ws.on('message', (d) => {
-    const m = JSON.parse(d.toString());
-    const w = waiters.shift();
-    if (w) w(m);
-    else inbox.push(m);
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  return {
-    ws,
-    send: (m: unknown) => ws.send(typeof m === 'string' ? m : JSON.stringify(m)),
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    next: (): Promise<any> => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((r) => waiters.push(r))),
-    close: () => new Promise<void>((r) => (ws.readyState === ws.CLOSED ? r() : (ws.once('close', () => r()), ws.close()))),
-  };
-}
+const start = useServers();
 
 // ---- the in-process twin --------------------------------------------------------------------
 
@@ -349,13 +277,12 @@ describe('env server: client mistakes are 4xx JSON errors', () => {
 });
 
 describe('env server: exposure', () => {
-  test('a non-loopback host without a token is refused before listening', () => {
+  test('a non-loopback host without a token is refused before listening', async () => {
     expectThrows(() => createEnvServer({ host: '0.0.0.0' }), 'RangeError', /without a token/);
     expectThrows(() => createEnvServer({ host: '192.168.1.5' }), 'RangeError', /without a token/);
     expectThrows(() => createEnvServer({ host: '0.0.0.0', token: '' }), 'RangeError', /non-empty/);
     expectThrows(() => createEnvServer({ maxSessions: 0 }), 'RangeError', /maxSessions/);
-    const ok = createEnvServer({ host: '0.0.0.0', token: 't' });
-    open.push(ok);
-    for (const host of ['localhost', '::1', '127.0.0.2']) open.push(createEnvServer({ host }));
+    const made = [createEnvServer({ host: '0.0.0.0', token: 't' }), ...['localhost', '::1', '127.0.0.2'].map((host) => createEnvServer({ host }))];
+    await Promise.all(made.map((s) => s.close()));
   });
 });

@@ -1,51 +1,10 @@
 // GET /metrics (Prometheus text), the --log request lines and the --workers 404 message, on
 // in-process servers (127.0.0.1, port 0, always closed).
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
-import { createEnvServer, type EnvServer, type EnvServerOptions } from '../../src/server/env_server';
 import { DURATION_BUCKETS } from '../../src/server/metrics';
+import { request, useServers } from './harness';
 
-const open: EnvServer[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
-
-async function start(opts: EnvServerOptions = {}): Promise<{ server: EnvServer; port: number }> {
-  const server = createEnvServer({ host: '127.0.0.1', ...opts });
-  open.push(server);
-  await server.app.listen({ host: '127.0.0.1', port: 0 });
-  return { server, port: (server.app.server.address() as AddressInfo).port };
-}
-
-interface Res {
-  status: number;
-  type: string;
-  text: string;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-function request(port: number, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent: false, headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), text, body: parsed });
-      });
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+const start = useServers();
 
 /** The value of one sample line `name{labels} value` (labels as written, in order); undefined when absent. */
 function sample(text: string, name: string, labels = ''): number | undefined {

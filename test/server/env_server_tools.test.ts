@@ -3,90 +3,20 @@
 // encodes, and a blob is the PNG of the pixels an observation's sha256 names. Client mistakes are
 // 4xx (or the env's own invalid-call answer), never a 500. 127.0.0.1, port 0, servers always closed.
 import { createHash } from 'node:crypto';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { expertPolicy, make, type StepResult } from '../../src/env';
 import { makeCaches } from '../../src/env/cache';
-import { createEnvServer, type EnvServer, type EnvServerOptions } from '../../src/server/env_server';
+import { createEnvServer } from '../../src/server/env_server';
 import { BlobStore } from '../../src/server/observation';
 import { toolCallText } from '../../src/server/tools_call';
 import { encode, VOCAB_SIZE } from '../../src/tokenizer';
+import { connect, expectError, request, useServers } from './harness';
 
 const ENV = 'MedVista-Synth-Lesion-Visible-v0';
 const MAX_STEPS = 8;
 
-const open: EnvServer[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
-
-async function start(opts: EnvServerOptions = {}): Promise<{ server: EnvServer; port: number }> {
-  const server = createEnvServer({ host: '127.0.0.1', ...opts });
-  open.push(server);
-  await server.app.listen({ host: '127.0.0.1', port: 0 });
-  return { server, port: (server.app.server.address() as AddressInfo).port };
-}
-
-interface Res {
-  status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  raw: Buffer;
-  type?: string;
-}
-
-function request(port: number, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res> {
-  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, method, path, agent: false, headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const raw = Buffer.concat(chunks);
-          let parsed: unknown = raw.toString();
-          try {
-            parsed = JSON.parse(raw.toString());
-          } catch {
-            // left as text
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed, raw, type: res.headers['content-type'] });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-const expectError = (r: Res, status: number, code: string, message?: RegExp): void => {
-  expect({ status: r.status, code: r.body?.error?.code }).toEqual({ status, code });
-  if (message) expect(r.body.error.message).toMatch(message);
-};
-
-async function connect(port: number) {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-  const inbox: any[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
-  const waiters: ((m: unknown) => void)[] = [];
-  ws.on('message', (d) => {
-    const m = JSON.parse(d.toString());
-    const w = waiters.shift();
-    if (w) w(m);
-    else inbox.push(m);
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  return {
-    send: (m: unknown) => ws.send(JSON.stringify(m)),
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    next: (): Promise<any> => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((r) => waiters.push(r))),
-    close: () => new Promise<void>((r) => (ws.readyState === ws.CLOSED ? r() : (ws.once('close', () => r()), ws.close()))),
-  };
-}
+const start = useServers();
 
 const caches = makeCaches(64, 1024);
 const sha = (d: Uint8Array): string => createHash('sha256').update(d).digest('hex');
