@@ -99,6 +99,7 @@ program
   .option('--workers <n>', 'worker processes on the same port (node:cluster); sessions stay in their worker: with > 1 use WebSocket or one server per port', '1')
   .option('--log', 'one JSON line per HTTP request on stdout (never headers or tokens)')
   .option('--images <mode>', 'how views travel unless a reset says otherwise: inline (base64 PNG) or blobs (sha256 + /blobs/<sha256> uri)', 'inline')
+  .option('--dataset <NAME=PATH[:KIND]>', 'serve a dataset a reset names by NAME ({"dataset": NAME}; clients never see PATH); KIND as train --dataset-kind; repeatable', (v: string, acc: string[] = []) => [...acc, v])
   .action(async (opts: ServeEnvFlags) => {
     await serveEnvCommand(opts);
   });

@@ -2,6 +2,7 @@
 // a primary process forks N workers on the same port (src/server/cluster.ts).
 import cluster from 'node:cluster';
 import { onWorkerShutdown, runPrimary, type Primary } from '../server/cluster';
+import { parseDatasetFlag, type DatasetDecl } from '../server/datasets';
 import { createEnvServer, DEFAULT_ENV, type EnvServer } from '../server/env_server';
 
 export interface ServeEnvFlags {
@@ -14,6 +15,8 @@ export interface ServeEnvFlags {
   workers?: string;
   log?: boolean;
   images?: string;
+  /** NAME=PATH[:KIND], repeatable. */
+  dataset?: string[];
 }
 
 const int = (v: string | undefined, name: string, min: number): number | undefined => {
@@ -37,6 +40,12 @@ export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer | Pri
   const workers = int(f.workers, 'workers', 1) ?? 1;
   if (f.images !== undefined && f.images !== 'inline' && f.images !== 'blobs') throw new RangeError(`Expected "inline" or "blobs" for --images but received ${JSON.stringify(f.images)}`);
   const images = f.images as 'inline' | 'blobs' | undefined;
+  const datasets: Record<string, DatasetDecl> = {};
+  for (const v of f.dataset ?? []) {
+    const [name, decl] = parseDatasetFlag(v);
+    if (Object.hasOwn(datasets, name)) throw new RangeError(`--dataset ${name}: declared twice`);
+    datasets[name] = decl;
+  }
   const options = {
     host: f.host,
     token: f.token ?? (process.env.MEDGYM_TOKEN || undefined),
@@ -46,11 +55,19 @@ export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer | Pri
     logger: f.log ?? false,
     workers,
     images,
+    datasets,
+    datasetsFlag: '--dataset',
   };
 
   if (workers > 1 && cluster.isPrimary) {
     // Fail on a bad flag here, once, rather than in N workers that the primary would keep restarting.
-    await createEnvServer(options).close();
+    // Datasets too: opening them (ready()) fails on a bad one before any worker starts.
+    const probe = createEnvServer(options);
+    try {
+      await probe.app.ready();
+    } finally {
+      await probe.close();
+    }
     return runPrimary({
       workers,
       onListening: ({ address, port: p }) => console.log(urlLine(`http://${address.includes(':') ? `[${address}]` : address}:${p}`, f, workers)),
@@ -58,7 +75,13 @@ export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer | Pri
   }
 
   const server = createEnvServer(options);
-  const address = await server.app.listen({ host: server.host, port });
+  let address: string;
+  try {
+    address = await server.app.listen({ host: server.host, port }); // opens the datasets first
+  } catch (err) {
+    await server.close().catch(() => undefined);
+    throw err;
+  }
   if (!cluster.isWorker) console.log(urlLine(address, f, 1));
   let stopping = false;
   const stop = (reason: string): void => {

@@ -4,10 +4,12 @@
 import fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import { listEnvs } from '../env/registry';
+import type { Dataset } from '../data/types';
 import type { MedGymOptions } from '../env/types';
 import { toolJsonSchemas } from '../tools/schemas';
 import { checkExposure, installAuth } from './auth';
 import { workerIndex } from './cluster';
+import { checkDatasetDecls, openDeclaredDatasets, type DatasetDecl } from './datasets';
 import { EnvServerError, fromFastifyError } from './errors';
 import { ServerMetrics } from './metrics';
 import { BlobStore, type ImagesMode } from './observation';
@@ -48,6 +50,14 @@ export interface EnvServerOptions {
   images?: ImagesMode;
   /** View PNGs kept for GET /blobs/<sha256>, least recently sent out first. Default 256. */
   blobCapacity?: number;
+  /**
+   * Datasets a reset may name ({"dataset": NAME}), as `medgym train --dataset PATH --dataset-kind KIND`
+   * opens them. Opened once before the server listens (listen()/ready() reject naming the bad one);
+   * clients see the names only (GET /metadata), never the paths.
+   */
+  datasets?: Record<string, DatasetDecl>;
+  /** What a dataset error names (`--dataset` for the CLI). Default "datasets". */
+  datasetsFlag?: string;
 }
 
 export interface EnvServer {
@@ -78,9 +88,12 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   const images = options.images ?? 'inline';
   if (images !== 'inline' && images !== 'blobs') throw new RangeError(`Expected "inline" or "blobs" for images but received ${JSON.stringify(images)}`);
   const blobs = new BlobStore(positiveInt('blobCapacity', options.blobCapacity ?? 256));
+  const datasetDecls = options.datasets ?? {};
+  checkDatasetDecls(datasetDecls, options.datasetsFlag);
+  const datasets = new Map<string, Dataset>(); // filled by the plugin below, before any request
   // The gauge reads the table (declared next; read only once requests come in), the table counts into the metrics.
   const metrics: ServerMetrics = new ServerMetrics({ active: (): number => sessions.size, max: maxSessions });
-  const sessions = new SessionTable({ maxSessions, idleTimeoutMs, defaultEnv, envOptions: options.envOptions ?? {}, metrics, workers, images, blobs });
+  const sessions = new SessionTable({ maxSessions, idleTimeoutMs, defaultEnv, envOptions: options.envOptions ?? {}, metrics, workers, images, blobs, datasets });
 
   const app = fastify({
     logger: loggerOptions(options.logger),
@@ -118,6 +131,12 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   // The WebSocket plugin first: its onRequest hook must see an upgrade before auth may refuse it,
   // or a refused upgrade's socket is never closed (and close() waits for it forever).
   void app.register(websocket, { options: { maxPayload: bodyLimit } });
+  // Datasets open before listening: listen() and ready() reject with the bad one's error.
+  if (Object.keys(datasetDecls).length) {
+    void app.register(async () => {
+      for (const [name, d] of await openDeclaredDatasets(datasetDecls, options.datasetsFlag)) datasets.set(name, d);
+    });
+  }
   void app.register(async (scope) => {
     if (options.token) installAuth(scope, options.token);
     registerRoutes(scope, { sessions, metrics, defaultEnv, maxSessions, idleTimeoutMs, workers });
@@ -180,6 +199,8 @@ function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, m
     version,
     env: defaultEnv,
     envs: listEnvs().map((s) => ({ id: s.id, description: s.description, requires_dataset: s.requiresDataset ?? false })),
+    // Declared dataset names a reset may name ({"dataset": NAME}); never their paths.
+    datasets: sessions.datasetNames(),
     tools: toolJsonSchemas(),
     sessions: { active: sessions.size, max: maxSessions, idle_timeout_ms: idleTimeoutMs },
     // Which process answered: with --workers N, sessions live in one worker (docs/bridges.md).
@@ -199,9 +220,10 @@ function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, m
     const body = parse(resetRequestSchema, req.body ?? {}, 'body');
     const id = sessionId(req, body.episode_id);
     let s = id !== undefined && sessions.has(id) ? sessions.get(id, 'http') : undefined;
-    if (s && body.env && body.env !== s.envId) s = sessions.switchEnv(s, body.env);
+    const next = s && sessions.switchFor(s, body);
+    if (s && next) s = sessions.switchEnv(s, next);
     const created = !s;
-    s ??= sessions.create('http', body.env, id);
+    s ??= sessions.create('http', body, id);
     try {
       return await sessions.reset(s, body);
     } catch (err) {

@@ -2,10 +2,12 @@
 // many live at once, idle eviction, and one request at a time per session (MedGymEnv refuses
 // overlapping calls; here that is the client's 409, not the server's 500).
 import { randomUUID } from 'node:crypto';
+import type { Dataset } from '../data/types';
 import { makeCaches, type EnvCaches } from '../env/cache';
 import type { MedGymEnv } from '../env/env';
-import { listEnvs, make } from '../env/registry';
+import { envSpec, listEnvs, make } from '../env/registry';
 import type { MedGymOptions, ResetOptions } from '../env/types';
+import { DATASET_ENV_ID } from '../train/config';
 import { didYouMean } from '../util/did_you_mean';
 import { EnvServerError } from './errors';
 import type { ServerMetrics } from './metrics';
@@ -17,6 +19,8 @@ export interface Session {
   readonly id: string;
   readonly kind: SessionKind;
   readonly envId: string;
+  /** The declared dataset whose items the env serves (a reset's "dataset"); undefined: the env id's own items. */
+  readonly dataset?: string;
   readonly env: MedGymEnv;
   /** Steps in the current episode. */
   stepCount: number;
@@ -44,7 +48,18 @@ export interface SessionTableOptions {
   images?: ImagesMode;
   /** Recent view PNGs (GET /blobs); a private one of 256 when not given. */
   blobs?: BlobStore;
+  /** Declared datasets by name, opened (read-only, shared by sessions); filled before requests come in. */
+  datasets?: ReadonlyMap<string, Dataset>;
 }
+
+/** What a reset names: an env id, a declared dataset name, both, or neither (the server's default). */
+export interface TaskChoice {
+  env?: string | null;
+  dataset?: string | null;
+}
+
+/** The env id served for a dataset named without an env id (as `medgym train --dataset`). */
+const DATASET_ENV = DATASET_ENV_ID;
 
 export interface SessionState {
   episode_id: string;
@@ -52,6 +67,7 @@ export interface SessionState {
   step_count: number;
   done: boolean;
   episodes: number;
+  dataset?: string;
 }
 
 export class SessionTable {
@@ -69,23 +85,32 @@ export class SessionTable {
     return this.sessions.size;
   }
 
-  /** A new session on env `envId` (default the server's). Throws 400 on an unknown env id, 503 when full. */
-  create(kind: SessionKind, envId: string | null | undefined, id?: string | null): Session {
-    const env = envId ?? this.opts.defaultEnv;
+  /** A new session on env `task.env` (default the server's; MedGym-Dataset-v0 with a dataset) serving `task.dataset`'s items when named. Throws 400 on an unknown env id or dataset name, 503 when full. */
+  create(kind: SessionKind, task: TaskChoice | null | undefined, id?: string | null): Session {
+    const dataset = task?.dataset ?? undefined;
+    const env = task?.env ?? (dataset !== undefined ? DATASET_ENV : this.opts.defaultEnv);
     checkEnvId(env);
+    const data = dataset !== undefined ? this.datasetOf(dataset) : undefined;
+    if (!data && envSpec(env).requiresDataset) {
+      const names = [...(this.opts.datasets?.keys() ?? [])];
+      throw new EnvServerError(400, 'VALIDATION_ERROR', `env: ${env} serves a dataset: name one in "dataset" (${names.length ? `declared: ${names.join(', ')}` : 'this server declares none: medgym serve-env --dataset NAME=PATH'})`);
+    }
     if (this.sessions.size >= this.opts.maxSessions) {
       throw new EnvServerError(503, 'CAPACITY_REACHED', `all ${this.opts.maxSessions} sessions are in use: close one (POST /close) or retry later`);
     }
     const key = id ?? randomUUID();
     if (this.sessions.has(key)) throw new EnvServerError(409, 'SESSION_BUSY', `episode_id ${JSON.stringify(key)} is already in use`);
-    let caches = this.caches.get(env);
+    // Caches are keyed by item index: one per (env id, dataset), never shared across datasets.
+    const cacheKey = dataset !== undefined ? `${env}\u0000${dataset}` : env;
+    let caches = this.caches.get(cacheKey);
     if (!caches) {
       caches = makeCaches(this.opts.envOptions.itemCacheSize ?? 256, this.opts.envOptions.viewCacheSize ?? 4096);
-      this.caches.set(env, caches);
+      this.caches.set(cacheKey, caches);
     }
+    const envOptions = data ? { ...this.opts.envOptions, dataset: data } : this.opts.envOptions;
     const timer = setTimeout(() => this.expire(key), this.opts.idleTimeoutMs);
     timer.unref(); // an idle session must not keep the process alive
-    const s: Session = { id: key, kind, envId: env, env: make(env, this.opts.envOptions, caches), stepCount: 0, episodes: 0, done: true, busy: false, images: this.opts.images ?? 'inline', timer };
+    const s: Session = { id: key, kind, envId: env, ...(dataset !== undefined ? { dataset } : {}), env: make(env, envOptions, caches), stepCount: 0, episodes: 0, done: true, busy: false, images: this.opts.images ?? 'inline', timer };
     this.sessions.set(key, s);
     return s;
   }
@@ -108,12 +133,24 @@ export class SessionTable {
     return this.sessions.has(id);
   }
 
-  /** The same session id on another env (a reset that names a different env id). */
-  switchEnv(s: Session, envId: string): Session {
+  /** The task a reset naming `task` asks of session `s`, or undefined when it keeps its env (names none, or the same). */
+  switchFor(s: Session, task: TaskChoice): TaskChoice | undefined {
+    const env = task.env ?? undefined;
+    const dataset = task.dataset ?? undefined;
+    if (env === undefined && dataset === undefined) return undefined;
+    if ((env === undefined || env === s.envId) && (dataset === undefined || dataset === s.dataset)) return undefined;
+    // Naming only a dataset keeps a dataset env; naming only an env id leaves the dataset behind.
+    const nextEnv = env ?? (s.dataset !== undefined ? s.envId : undefined);
+    return { env: nextEnv, dataset: env !== undefined && dataset === undefined ? undefined : dataset };
+  }
+
+  /** The same session id on another env or dataset (a reset that names a different one). */
+  switchEnv(s: Session, task: TaskChoice): Session {
     if (s.busy) throw new EnvServerError(409, 'SESSION_BUSY', `episode_id ${JSON.stringify(s.id)} is still running a reset or step: wait for its answer`);
-    checkEnvId(envId);
+    if (task.env) checkEnvId(task.env);
+    if (task.dataset) this.datasetOf(task.dataset);
     this.delete(s.id);
-    const next = this.create(s.kind, envId, s.id);
+    const next = this.create(s.kind, task, s.id);
     next.onEnd = s.onEnd;
     next.images = s.images;
     return next;
@@ -149,7 +186,7 @@ export class SessionTable {
 
   state(s: Session): SessionState {
     this.touch(s);
-    return { episode_id: s.id, env: s.envId, step_count: s.stepCount, done: s.done, episodes: s.episodes };
+    return { episode_id: s.id, env: s.envId, step_count: s.stepCount, done: s.done, episodes: s.episodes, ...(s.dataset !== undefined ? { dataset: s.dataset } : {}) };
   }
 
   /** Ends a session now (client close, socket gone). Idempotent. */
@@ -167,6 +204,23 @@ export class SessionTable {
       this.delete(s.id);
       s.onEnd?.('shutdown');
     }
+  }
+
+  /** Declared dataset names (GET /metadata). */
+  datasetNames(): string[] {
+    return [...(this.opts.datasets?.keys() ?? [])];
+  }
+
+  /** The declared dataset `name`; 400 naming the declared ones otherwise (a client names a name, never a path). */
+  private datasetOf(name: string): Dataset {
+    const d = this.opts.datasets?.get(name);
+    if (d) return d;
+    const names = this.datasetNames();
+    throw new EnvServerError(
+      400,
+      'VALIDATION_ERROR',
+      `dataset: unknown dataset ${JSON.stringify(name.slice(0, 100))}${didYouMean(name, names)}; ${names.length ? `declared: ${names.join(', ')}` : 'this server declares none (medgym serve-env --dataset NAME=PATH)'}`,
+    );
   }
 
   private touch(s: Session): void {

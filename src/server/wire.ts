@@ -8,6 +8,9 @@ import { EnvServerError } from './errors';
 /** A session key: short, URL- and log-safe. */
 export const episodeIdSchema = z.string().min(1).max(255).regex(/^[\w.:-]+$/, 'letters, digits and . _ : - only');
 
+/** A declared dataset's name (`--dataset NAME=PATH`): no slashes, dots only inside, so never a path. */
+export const DATASET_NAME = /^[A-Za-z0-9][\w-]*(\.[\w-]+)*$/;
+
 /** Longest token-id action the wire takes (longer ones are a 400; up to it, the env's per-turn budget applies as for text). */
 export const MAX_ACTION_TOKENS = 65536;
 
@@ -37,6 +40,12 @@ export const resetRequestSchema = z
     seed: z.int().min(0).nullish().describe('restart the env’s episode stream at this seed; without it the stream continues'),
     episode_id: episodeIdSchema.nullish().describe('reset this session (new episode in the same env) or create it under this id'),
     env: z.string().max(200).nullish().describe('env id of a new session (GET /metadata lists them)'),
+    dataset: z
+      .string()
+      .max(100)
+      .regex(DATASET_NAME, 'a dataset name the server declares (GET /metadata lists them), never a path')
+      .nullish()
+      .describe('serve the items of this declared dataset (GET /metadata datasets); default env MedGym-Dataset-v0'),
     options: z
       .object({
         index: z.int().min(0).optional().describe('item index in the task source'),
@@ -123,6 +132,7 @@ export function wireSchemas(): { action: unknown; observation: unknown; state: u
         step_count: { type: 'integer', minimum: 0 },
         done: { type: 'boolean' },
         episodes: { type: 'integer', minimum: 0, description: 'episodes started in this session' },
+        dataset: { type: 'string', description: 'the declared dataset the session serves, when a reset named one' },
       },
       required: ['episode_id', 'env', 'step_count', 'done', 'episodes'],
     },

@@ -60,9 +60,10 @@ export function handleSocket(table: SessionTable, socket: WebSocket, metrics?: S
       case 'reset': {
         // episode_id is accepted for OpenEnv clients and ignored: the socket is the session.
         const req = parse(resetRequestSchema, data ?? {}, 'data');
-        if (req.env && req.env !== session.envId) {
-          // One env per socket, but a reset may switch the task: the new env takes the same slot.
-          session = table.switchEnv(session, req.env);
+        const next = table.switchFor(session, req);
+        if (next) {
+          // One env per socket, but a reset may switch the task (env id or dataset): the new env takes the same slot.
+          session = table.switchEnv(session, next);
         }
         send({ type: 'observation', data: await timed('reset', () => table.reset(session, req)) });
         return;
