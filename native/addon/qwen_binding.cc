@@ -127,12 +127,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   Args a(info, "qwenDispose");
-  Napi::Value v = a.get("model");
-  bool ok = false;
-  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &kQwenTag, &ok);
-  if (!ok) a.type_error("Expected a qwen model handle for `model`");
-  auto* h = v.As<Napi::External<Handle>>().Data();
-  h->m.reset();  // a running call holds its own reference: the weights go when it is done
+  tagged_handle<Handle>(a, "model", kQwenTag, "qwen model")->m.reset();  // a running call holds its own reference: the weights go when it is done
   return info.Env().Undefined();
 }
 

@@ -10,11 +10,7 @@ namespace medgym::addon::qwen_js {
 double phys_bytes() { return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE)); }
 
 std::shared_ptr<Model> get_model(Args& a) {
-  Napi::Value v = a.get("model");
-  bool ok = false;
-  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &kQwenTag, &ok);
-  if (!ok) a.type_error("Expected a qwen model handle for `model`");
-  auto* h = v.As<Napi::External<Handle>>().Data();
+  Handle* h = tagged_handle<Handle>(a, "model", kQwenTag, "qwen model");
   if (!h->m) a.type_error("the qwen model was disposed (`model`)");
   return h->m;
 }

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "addon/args.h"
@@ -24,6 +25,17 @@ struct Handle {
 struct SessionHandle {
   std::shared_ptr<qwen::Session> s;
 };
+
+// The handle object behind field `name` when it is an external tagged `tag` (a TypeError naming
+// the field and `what` otherwise).
+template <typename H>
+H* tagged_handle(Args& a, const char* name, const napi_type_tag& tag, const char* what) {
+  Napi::Value v = a.get(name);
+  bool ok = false;
+  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &tag, &ok);
+  if (!ok) a.type_error(std::string("Expected a ") + what + " handle for `" + name + "`");
+  return v.As<Napi::External<H>>().Data();
+}
 
 // This machine's RAM in bytes (0 when unknown): work past a share of it is refused up front.
 double phys_bytes();

@@ -18,11 +18,7 @@ using policy::acquire;
 // ---- sessions -----------------------------------------------------------------------------------------
 
 std::shared_ptr<qwen::Session> get_session(Args& a) {
-  Napi::Value v = a.get("session");
-  bool ok = false;
-  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &kQwenSessionTag, &ok);
-  if (!ok) a.type_error("Expected a qwen session handle for `session`");
-  auto* h = v.As<Napi::External<SessionHandle>>().Data();
+  SessionHandle* h = tagged_handle<SessionHandle>(a, "session", kQwenSessionTag, "qwen session");
   if (!h->s) a.type_error("the qwen session was disposed (`session`)");
   if (!h->s->fresh())
     throw Napi::Error::New(a.env(), std::string(a.fn()) + ": the model's weights changed since this session was created (its KV caches are stale): create a new session (`session`)");
@@ -70,11 +66,7 @@ Napi::Value SessionCreate(const Napi::CallbackInfo& info) {
 
 Napi::Value SessionDispose(const Napi::CallbackInfo& info) {
   Args a(info, "qwenSessionDispose");
-  Napi::Value v = a.get("session");
-  bool ok = false;
-  if (v.IsExternal()) napi_check_object_type_tag(a.env(), v, &kQwenSessionTag, &ok);
-  if (!ok) a.type_error("Expected a qwen session handle for `session`");
-  v.As<Napi::External<SessionHandle>>().Data()->s.reset();  // a running call keeps its own reference
+  tagged_handle<SessionHandle>(a, "session", kQwenSessionTag, "qwen session")->s.reset();  // a running call keeps its own reference
   return info.Env().Undefined();
 }
 
