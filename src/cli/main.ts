@@ -96,7 +96,7 @@ program
   .option('--env <id>', 'env id of sessions whose reset names none (`medgym envs`)')
   .option('--max-sessions <n>', 'live sessions at most (HTTP and WebSocket together)', '256')
   .option('--idle-timeout <s>', 'close a session idle this many seconds', '600')
-  .option('--workers <n>', 'worker processes on the same port (node:cluster); sessions stay in their worker: with > 1 use WebSocket or one server per port', '1')
+  .option('--workers <n>', "worker processes on the same port (node:cluster); HTTP requests reach their session's worker wherever they land", '1')
   .option('--log', 'one JSON line per HTTP request on stdout (never headers or tokens)')
   .option('--images <mode>', 'how views travel unless a reset says otherwise: inline (base64 PNG) or blobs (sha256 + /blobs/<sha256> uri)', 'inline')
   .option('--dataset <NAME=PATH[:KIND]>', 'serve a dataset a reset names by NAME ({"dataset": NAME}; clients never see PATH); KIND as train --dataset-kind; repeatable', (v: string, acc: string[] = []) => [...acc, v])

@@ -1,9 +1,11 @@
 // `medgym serve-env --workers N`: a primary process forks N workers (node:cluster) that all listen
 // on the same port; the primary hands each new connection to one of them. A session lives in the
-// worker that created it: a WebSocket is one connection, so one worker, for its whole life; plain
-// HTTP requests may land on any worker (docs/bridges.md, "Several workers"). The primary restarts
-// a worker that dies and, on SIGINT/SIGTERM, asks every worker to close its sessions and exit.
+// worker that created it: a WebSocket is one connection, so one worker, for its whole life; a plain
+// HTTP request that lands on another worker is forwarded to the owner through the primary
+// (affinity.ts, cluster_rpc.ts; docs/bridges.md, "Several workers"). The primary restarts a worker
+// that dies and, on SIGINT/SIGTERM, asks every worker to close its sessions and exit.
 import cluster, { type Worker } from 'node:cluster';
+import { relayWorkerCalls } from './cluster_rpc';
 
 /** The message the primary sends a worker to make it close its server and exit. */
 export const SHUTDOWN_MESSAGE = 'medgym:shutdown';
@@ -97,6 +99,7 @@ export function runPrimary(opts: PrimaryOptions): Primary {
     },
   };
 
+  relayWorkerCalls(() => slots);
   for (let k = 0; k < opts.workers; k++) fork(k);
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) return;

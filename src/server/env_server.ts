@@ -1,17 +1,20 @@
 // medgym's env server: OpenEnv's HTTP + WebSocket protocol in front of an unchanged MedGymEnv.
 // HTTP reset creates a session (the episode_id) in a table; step/state/close address it by
 // episode_id. /ws holds one env per socket. Client mistakes are 4xx JSON errors, never a crash.
+import cluster from 'node:cluster';
 import fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import { listEnvs } from '../env/registry';
 import type { Dataset } from '../data/types';
 import type { MedGymOptions } from '../env/types';
 import { toolJsonSchemas } from '../tools/schemas';
+import { answerForwarded, installAffinity, ownedSessionId, type ForwardedRequest } from './affinity';
 import { checkExposure, installAuth } from './auth';
 import { workerIndex } from './cluster';
+import { workerRpc, type WorkerRpc } from './cluster_rpc';
 import { checkDatasetDecls, openDeclaredDatasets, type DatasetDecl } from './datasets';
 import { EnvServerError, fromFastifyError } from './errors';
-import { ServerMetrics } from './metrics';
+import { mergeSnapshots, renderSnapshot, ServerMetrics, type MetricsSnapshot } from './metrics';
 import { BlobStore, type ImagesMode } from './observation';
 import { SessionTable } from './sessions';
 import { toolCallResult, toolCallText } from './tools_call';
@@ -44,7 +47,10 @@ export interface EnvServerOptions {
    * elsewhere. Default off.
    */
   logger?: boolean | { stream: { write(line: string): unknown } };
-  /** Worker processes sharing the port (--workers); > 1 explains the stickiness rule in HTTP 404s. Default 1. */
+  /**
+   * Worker processes sharing the port (--workers). In a cluster worker with > 1, HTTP requests for a
+   * session another worker owns are forwarded to it and /metrics sums every worker's. Default 1.
+   */
   workers?: number;
   /** How views travel unless a reset's options.images says otherwise: base64 in the observation (inline, default) or GET /blobs/<sha256> (blobs). */
   images?: ImagesMode;
@@ -93,7 +99,22 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   const datasets = new Map<string, Dataset>(); // filled by the plugin below, before any request
   // The gauge reads the table (declared next; read only once requests come in), the table counts into the metrics.
   const metrics: ServerMetrics = new ServerMetrics({ active: (): number => sessions.size, max: maxSessions });
-  const sessions = new SessionTable({ maxSessions, idleTimeoutMs, defaultEnv, envOptions: options.envOptions ?? {}, metrics, workers, images, blobs, datasets });
+  const me = workerIndex();
+  // With --workers N, workers answer each other through the primary (cluster_rpc.ts): forwarded
+  // session requests, metrics snapshots, blobs another worker sent.
+  const rpc: WorkerRpc | undefined =
+    workers > 1 && cluster.isWorker
+      ? workerRpc({
+          forward: (p) => answerForwarded(app, p as ForwardedRequest),
+          metrics: () => metrics.snapshot(),
+          blob: (sha) => {
+            const png = sessions.blobs.get(String(sha));
+            return png ? Buffer.from(png).toString('base64') : null;
+          },
+        })
+      : undefined;
+  const sessions = new SessionTable({ maxSessions, idleTimeoutMs, defaultEnv, envOptions: options.envOptions ?? {}, metrics, images, blobs, datasets, ...(rpc ? { newId: () => ownedSessionId(me) } : {}) });
+  let wasForwarded = (_req: FastifyRequest): boolean => false;
 
   const app = fastify({
     logger: loggerOptions(options.logger),
@@ -120,13 +141,16 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url;
     // tools/call is a step (same accounting), so it is timed as one.
-    if (route === '/reset' || route === '/step' || route === '/tools/call') metrics.observe(route === '/reset' ? 'reset' : 'step', 'http', reply.elapsedTime / 1000);
+    if ((route === '/reset' || route === '/step' || route === '/tools/call') && !wasForwarded(req)) metrics.observe(route === '/reset' ? 'reset' : 'step', 'http', reply.elapsedTime / 1000);
     if (options.logger) {
       // Path only: a query string is the client's to fill and headers carry the token.
       req.log.info({ method: req.method, path: req.url.split('?')[0].slice(0, 200), route: route ?? null, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 }, 'request');
     }
   });
-  app.addHook('onClose', async () => sessions.closeAll());
+  app.addHook('onClose', async () => {
+    rpc?.close();
+    sessions.closeAll();
+  });
 
   // The WebSocket plugin first: its onRequest hook must see an upgrade before auth may refuse it,
   // or a refused upgrade's socket is never closed (and close() waits for it forever).
@@ -139,7 +163,8 @@ export function createEnvServer(options: EnvServerOptions = {}): EnvServer {
   }
   void app.register(async (scope) => {
     if (options.token) installAuth(scope, options.token);
-    registerRoutes(scope, { sessions, metrics, defaultEnv, maxSessions, idleTimeoutMs, workers });
+    if (rpc) wasForwarded = installAffinity(scope, rpc, me, workers);
+    registerRoutes(scope, { sessions, metrics, defaultEnv, maxSessions, idleTimeoutMs, workers, rpc });
   });
 
   return {
@@ -174,9 +199,10 @@ interface RouteContext {
   maxSessions: number;
   idleTimeoutMs: number;
   workers: number;
+  rpc: WorkerRpc | undefined;
 }
 
-function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, maxSessions, idleTimeoutMs, workers }: RouteContext): void {
+function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, maxSessions, idleTimeoutMs, workers, rpc }: RouteContext): void {
   // episode_id from the body, the query, or X-Session-Id (clients that keep bodies OpenEnv-pure).
   const sessionId = (req: FastifyRequest, fromBody: string | null | undefined): string | undefined => {
     if (fromBody) return fromBody;
@@ -209,9 +235,17 @@ function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, m
     workers,
   }));
 
-  app.get('/metrics', async (_req, reply) => {
+  // Every worker's counters summed (?scope=worker: this process's only).
+  app.get('/metrics', async (req, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');
-    return metrics.render();
+    if (!rpc || (req.query as { scope?: unknown }).scope === 'worker') return metrics.render();
+    let snaps: MetricsSnapshot[];
+    try {
+      snaps = (await rpc.call('all', 'metrics', null, 3000)) as MetricsSnapshot[];
+    } catch {
+      snaps = [metrics.snapshot()]; // the primary is going away: this worker's own numbers, medgym_processes 1 says so
+    }
+    return renderSnapshot(mergeSnapshots(snaps));
   });
 
   app.get('/schema', async () => wireSchemas());
@@ -263,7 +297,12 @@ function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, m
   app.get('/blobs/:sha256', async (req, reply) => {
     const sha = (req.params as { sha256: string }).sha256;
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new EnvServerError(400, 'VALIDATION_ERROR', 'params.sha256: expected 64 lowercase hex digits (the sha256 of an observation image)');
-    const png = sessions.blobs.get(sha);
+    let png = sessions.blobs.get(sha);
+    if (!png && rpc) {
+      // Another worker may have sent it: ask them all.
+      const found = ((await rpc.call('all', 'blob', sha, 3000).catch(() => [])) as (string | null)[]).find((b) => b !== null);
+      if (found) png = Buffer.from(found, 'base64');
+    }
     if (!png) throw new EnvServerError(404, 'NOT_FOUND', `blob ${sha}: not kept (never sent, or one of more than ${sessions.blobs.capacity} views sent since)`);
     reply.type('image/png').header('cache-control', 'public, max-age=31536000, immutable');
     return png;

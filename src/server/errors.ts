@@ -14,7 +14,6 @@ export type ErrorCode =
   | 'CAPACITY_REACHED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'NOT_IMPLEMENTED'
   | 'EXECUTION_ERROR';
 
 export class EnvServerError extends Error {

@@ -42,8 +42,8 @@ export interface SessionTableOptions {
   envOptions: MedGymOptions;
   /** Counts resets, steps and idle evictions when given. */
   metrics?: ServerMetrics;
-  /** Worker processes sharing the port (--workers); > 1 adds the stickiness rule to HTTP 404s. */
-  workers?: number;
+  /** Makes the id of a session created without one (default randomUUID; workers: ids that name their owner, src/server/affinity.ts). */
+  newId?: () => string;
   /** Default images mode of new sessions. Default inline. */
   images?: ImagesMode;
   /** Recent view PNGs (GET /blobs); a private one of 256 when not given. */
@@ -98,7 +98,7 @@ export class SessionTable {
     if (this.sessions.size >= this.opts.maxSessions) {
       throw new EnvServerError(503, 'CAPACITY_REACHED', `all ${this.opts.maxSessions} sessions are in use: close one (POST /close) or retry later`);
     }
-    const key = id ?? randomUUID();
+    const key = id ?? (this.opts.newId ?? randomUUID)();
     if (this.sessions.has(key)) throw new EnvServerError(409, 'SESSION_BUSY', `episode_id ${JSON.stringify(key)} is already in use`);
     // Caches are keyed by item index: one per (env id, dataset), never shared across datasets.
     const cacheKey = dataset !== undefined ? `${env}\u0000${dataset}` : env;
@@ -119,12 +119,7 @@ export class SessionTable {
   get(id: string, kind: SessionKind): Session {
     const s = this.sessions.get(id);
     if (!s || s.kind !== kind) {
-      const workers = this.opts.workers ?? 1;
-      const why =
-        workers > 1 && kind === 'http'
-          ? `; this server runs ${workers} worker processes on one port and a session lives only in the worker that created it, so an HTTP request that lands on another worker does not find it: with --workers > 1 use the WebSocket /ws (one connection = one worker = one env) or run one server per port (--workers 1)`
-          : '';
-      throw new EnvServerError(404, 'NOT_FOUND', `episode_id ${JSON.stringify(id)}: no such session (never created, closed, or evicted after ${this.opts.idleTimeoutMs} ms idle)${why}`);
+      throw new EnvServerError(404, 'NOT_FOUND', `episode_id ${JSON.stringify(id)}: no such session (never created, closed, or evicted after ${this.opts.idleTimeoutMs} ms idle)`);
     }
     return s;
   }

@@ -60,6 +60,46 @@ function metadata(port: number): Promise<{ pid: number; worker: number; workers:
   });
 }
 
+/** One request on its own TCP connection (agent: false), so that the primary may hand it to either worker. */
+function call(port: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; text: string; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, text, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** A whole HTTP episode, every request on a new connection: the owner worker answers wherever it lands. */
+async function httpEpisode(port: number, seed: number, episodeId?: string): Promise<string> {
+  const r = await call(port, 'POST', '/reset', { seed, ...(episodeId ? { episode_id: episodeId } : {}) });
+  expect(r.status).toBe(200);
+  const id = r.json.episode_id as string;
+  if (episodeId) expect(id).toBe(episodeId);
+  const z = await call(port, 'POST', '/step', { episode_id: id, action: { text: ZOOM } });
+  expect([z.status, z.json.done]).toEqual([200, false]);
+  const st = await call(port, 'GET', `/state?episode_id=${id}`);
+  expect([st.status, st.json.step_count]).toEqual([200, 1]);
+  const a = await call(port, 'POST', '/step', { episode_id: id, action: { text: ANSWER } });
+  expect([a.status, a.json.done]).toEqual([200, true]);
+  return id;
+}
+
+const counter = (metrics: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)![1]);
+
 type Reply = { type: string; data: any } | 'closed'; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 async function connect(port: number) {
@@ -135,6 +175,19 @@ test('--workers 2: sessions on both workers, a killed worker is restarted, SIGTE
   await Promise.all(clients.map((c, k) => episode(c, 10 + k)));
   for (const [k, c] of clients.entries()) expect(await c.ask({ type: 'reset', data: { seed: 20 + k } })).toMatchObject({ type: 'observation' });
 
+  // Plain HTTP, one connection per request: server-made ids (w<k>.uuid) and client-chosen ones
+  // (owner = hash mod 2) are forwarded to their owner from whichever worker a request lands on.
+  const httpIds = await Promise.all([0, 1, 2, 3].map((k) => httpEpisode(port, 30 + k, k % 2 ? `client-chosen-${k}` : undefined)));
+  expect(httpIds.filter((id) => /^w[01]\./.test(id))).toHaveLength(2);
+  // /metrics sums both workers: 8 + 8 WebSocket resets and 4 HTTP ones; 8 × 2 + 4 × 2 steps.
+  const m = (await call(port, 'GET', '/metrics')).text;
+  expect([counter(m, 'medgym_processes'), counter(m, 'medgym_resets_total'), counter(m, 'medgym_steps_total')]).toEqual([2, 20, 24]);
+  const own = (await call(port, 'GET', '/metrics?scope=worker')).text;
+  expect(counter(own, 'medgym_processes')).toBe(1);
+  expect(counter(own, 'medgym_steps_total')).toBeLessThan(24);
+  const w0 = await call(port, 'POST', '/reset', { seed: 50, episode_id: 'w0.held-by-worker-0' });
+  expect(w0.status).toBe(200);
+
   process.kill(pid0, 'SIGKILL');
   await waitFor(() => err, /worker 0 pid \d+ died \(SIGKILL\); restarting/, 10_000, 'the primary to see the death');
   // The dead worker's sockets close; the others' next step succeeds.
@@ -143,6 +196,10 @@ test('--workers 2: sessions on both workers, a killed worker is restarted, SIGTE
   expect(survived.length).toBeGreaterThan(0);
   expect(survived.length).toBeLessThan(8); // connections are spread round-robin: some were on worker 0
   for (const r of survived) expect(r).toMatchObject({ type: 'observation', data: { done: true } });
+  // worker 0's HTTP session died with it: a 404 that says so, from either worker.
+  const gone = await call(port, 'POST', '/step', { episode_id: 'w0.held-by-worker-0', action: { text: ANSWER } });
+  expect(gone.status).toBe(404);
+  expect(gone.json.error.code).toBe('NOT_FOUND');
 
   // The primary forks a new worker 0; fresh connections reach it (round-robin over both workers).
   await waitFor(() => err, /worker 0 pid \d+ listening[\s\S]*worker 0 pid \d+ listening/, 25_000, 'the restarted worker');

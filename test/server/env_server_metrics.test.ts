@@ -1,7 +1,8 @@
 // GET /metrics (Prometheus text), the --log request lines and the --workers 404 message, on
 // in-process servers (127.0.0.1, port 0, always closed).
 import WebSocket from 'ws';
-import { DURATION_BUCKETS } from '../../src/server/metrics';
+import { ownedSessionId, ownerOf } from '../../src/server/affinity';
+import { DURATION_BUCKETS, mergeSnapshots, renderSnapshot, ServerMetrics } from '../../src/server/metrics';
 import { request, useServers } from './harness';
 
 const start = useServers();
@@ -124,14 +125,50 @@ describe('--log and --workers', () => {
     expect([undefined, 'silent']).toContain(server.app.log.level); // fastify's no-op logger has no level
   });
 
-  test('with workers > 1 an HTTP 404 for an episode_id explains the stickiness rule', async () => {
+  test('outside a cluster, workers > 1 changes no answer: /metadata reports it, ids stay plain uuids', async () => {
     const { port } = await start({ workers: 2 });
     const r = await request(port, 'POST', '/step', { episode_id: 'elsewhere', action: { text: ANSWER } });
-    expect(r.status).toBe(404);
-    expect(r.body.error.message).toMatch(/2 worker processes.*WebSocket.*one server per port/);
-    const single = await start();
-    expect((await request(single.port, 'POST', '/step', { episode_id: 'elsewhere', action: { text: ANSWER } })).body.error.message).not.toMatch(/worker/);
+    expect([r.status, r.body.error.code]).toEqual([404, 'NOT_FOUND']);
+    expect((await request(port, 'POST', '/reset', {})).body.episode_id).toMatch(/^[0-9a-f-]{36}$/);
     const meta = (await request(port, 'GET', '/metadata')).body;
     expect(meta).toMatchObject({ pid: process.pid, worker: 0, workers: 2 });
+  });
+
+  test('session owners: server-made ids name their worker, client ids hash stably over all workers', () => {
+    expect(ownerOf(ownedSessionId(3), 4)).toBe(3);
+    expect(ownerOf('w1.x', 2)).toBe(1);
+    expect(ownerOf('w7.x', 2)).toBe(ownerOf('w7.x', 2)); // out of range: hashed, still in [0, 2)
+    const owners = Array.from({ length: 400 }, (_, i) => ownerOf(`client-${i}`, 4));
+    expect(owners.every((o) => o >= 0 && o < 4)).toBe(true);
+    for (let k = 0; k < 4; k++) expect(owners.filter((o) => o === k).length).toBeGreaterThan(60); // spread, not all on one
+    expect(Array.from({ length: 400 }, (_, i) => ownerOf(`client-${i}`, 4))).toEqual(owners);
+  });
+
+  test('metrics of several workers sum: counters, errors, histograms, gauges', () => {
+    const mk = (active: number): ServerMetrics => new ServerMetrics({ active: () => active, max: 8 });
+    const [a, b] = [mk(2), mk(3)];
+    a.steps = 5;
+    b.steps = 7;
+    a.resets = 1;
+    a.error(404, 'NOT_FOUND');
+    b.error(404, 'NOT_FOUND');
+    a.observe('step', 'http', 0.003);
+    b.observe('step', 'http', 0.2);
+    const text = renderSnapshot(mergeSnapshots([a.snapshot(), b.snapshot()]));
+    for (const line of [
+      'medgym_processes 2',
+      'medgym_sessions_active 5',
+      'medgym_sessions_max 16',
+      'medgym_steps_total 12',
+      'medgym_resets_total 1',
+      'medgym_errors_total{code="NOT_FOUND",status="404"} 2',
+      'medgym_request_duration_seconds_bucket{route="step",transport="http",le="0.0025"} 0',
+      'medgym_request_duration_seconds_bucket{route="step",transport="http",le="0.005"} 1',
+      'medgym_request_duration_seconds_bucket{route="step",transport="http",le="0.25"} 2',
+      'medgym_request_duration_seconds_count{route="step",transport="http"} 2',
+    ]) {
+      expect(text.split('\n')).toContain(line);
+    }
+    expect(a.render()).toBe(renderSnapshot(a.snapshot()));
   });
 });
