@@ -8,13 +8,14 @@ next episode in it) and keeps the ``episode_id`` the server returns; ``step``, `
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from typing import Any, Dict, List, Optional
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from .types import MedGymError, StepResult, reset_body
+from .types import ImageView, MedGymError, StepResult, ToolCallResult, action_body, reset_body, tool_call_body
 
 __all__ = ["MedGymClient", "AsyncMedGymClient"]
 
@@ -81,8 +82,8 @@ class MedGymClient:
 
     # ---- transport ------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, json: Optional[Dict[str, Any]] = None, params: Optional[Dict[str, Any]] = None, idempotent: bool = True) -> Any:
-        """One request with retries; returns the parsed JSON answer or raises :class:`MedGymError`."""
+    def _request(self, method: str, path: str, *, json: Optional[Dict[str, Any]] = None, params: Optional[Dict[str, Any]] = None, idempotent: bool = True, raw: bool = False) -> Any:
+        """One request with retries; returns the parsed JSON answer (the body's bytes with ``raw``) or raises :class:`MedGymError`."""
         url = self.base_url + path
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
@@ -98,7 +99,7 @@ class MedGymClient:
                 time.sleep(self.backoff * (2**attempt))
                 continue
             _raise_for_error(resp)
-            return resp.json()
+            return resp.content if raw else resp.json()
         raise AssertionError("unreachable")
 
     def _require_episode(self) -> str:
@@ -108,15 +109,17 @@ class MedGymClient:
 
     # ---- env ------------------------------------------------------------------------------
 
-    def reset(self, seed: Optional[int] = None, env: Optional[str] = None, options: Optional[Dict[str, Any]] = None) -> StepResult:
+    def reset(self, seed: Optional[int] = None, env: Optional[str] = None, options: Optional[Dict[str, Any]] = None, dataset: Optional[str] = None) -> StepResult:
         """Starts an episode: the first reset creates the session, later ones reuse it.
 
         Args:
             seed: restarts the episode stream at this seed; without it the stream continues.
             env: env id (``metadata()["envs"]``); ``None`` keeps the session's (or the server default).
-            options: e.g. ``{"index": 3}`` (item index in the task source).
+            options: e.g. ``{"index": 3}`` (item index in the task source) or ``{"images": "blobs"}``
+                (views by reference: see :meth:`fetch_image`).
+            dataset: a dataset the server declares (``metadata()["datasets"]``).
         """
-        body = reset_body(seed, env, options, self.episode_id)
+        body = reset_body(seed, env, options, self.episode_id, dataset)
         # A reset of a known session is safe to resend; creating one is not (it would leak a slot).
         d = self._request("POST", "/reset", json=body, idempotent=self.episode_id is not None)
         self.episode_id = d.get("episode_id", self.episode_id)
@@ -124,10 +127,28 @@ class MedGymClient:
 
     def step(self, text: str, request_id: Optional[str] = None) -> StepResult:
         """Sends one assistant turn (``<tool_call>{...}</tool_call>`` or ``<answer>X</answer>``)."""
-        body: Dict[str, Any] = {"action": {"text": text}, "episode_id": self._require_episode()}
-        if request_id is not None:
-            body["request_id"] = request_id
+        body = {**action_body(text=text, request_id=request_id), "episode_id": self._require_episode()}
         return StepResult.from_wire(self._request("POST", "/step", json=body, idempotent=False))
+
+    def step_tokens(self, token_ids: List[int], request_id: Optional[str] = None) -> StepResult:
+        """Sends one assistant turn as the policy's sampled ids (medgym's tokenizer; token in, token out)."""
+        body = {**action_body(token_ids=token_ids, request_id=request_id), "episode_id": self._require_episode()}
+        return StepResult.from_wire(self._request("POST", "/step", json=body, idempotent=False))
+
+    def call_tool(self, name: str, arguments: Optional[Dict[str, Any]] = None, request_id: Optional[str] = None) -> ToolCallResult:
+        """MCP ``tools/call``: exactly the step ``<tool_call>{"name": name, "arguments": arguments}</tool_call>``."""
+        body = {**tool_call_body(name, arguments, request_id), "episode_id": self._require_episode()}
+        return ToolCallResult.from_wire(self._request("POST", "/tools/call", json=body, idempotent=False))
+
+    def blob(self, sha256: str) -> bytes:
+        """The PNG of a view the server sent lately (``GET /blobs/<sha256>``)."""
+        return self._request("GET", f"/blobs/{sha256}", raw=True)
+
+    def fetch_image(self, view: ImageView) -> ImageView:
+        """Fills in ``view.data`` of a view sent by reference (no request when it is already inline); returns it."""
+        if not view.data:
+            view.data = base64.b64encode(self.blob(view.sha256)).decode("ascii")
+        return view
 
     def state(self) -> Dict[str, Any]:
         """``{episode_id, env, step_count, done, episodes}`` of this session."""
@@ -197,13 +218,25 @@ class AsyncMedGymClient:
         """The session key of the last reset."""
         return self._sync.episode_id
 
-    async def reset(self, seed: Optional[int] = None, env: Optional[str] = None, options: Optional[Dict[str, Any]] = None) -> StepResult:
+    async def reset(self, seed: Optional[int] = None, env: Optional[str] = None, options: Optional[Dict[str, Any]] = None, dataset: Optional[str] = None) -> StepResult:
         """See :meth:`MedGymClient.reset`."""
-        return await asyncio.to_thread(self._sync.reset, seed, env, options)
+        return await asyncio.to_thread(self._sync.reset, seed, env, options, dataset)
 
     async def step(self, text: str, request_id: Optional[str] = None) -> StepResult:
         """See :meth:`MedGymClient.step`."""
         return await asyncio.to_thread(self._sync.step, text, request_id)
+
+    async def step_tokens(self, token_ids: List[int], request_id: Optional[str] = None) -> StepResult:
+        """See :meth:`MedGymClient.step_tokens`."""
+        return await asyncio.to_thread(self._sync.step_tokens, token_ids, request_id)
+
+    async def call_tool(self, name: str, arguments: Optional[Dict[str, Any]] = None, request_id: Optional[str] = None) -> ToolCallResult:
+        """See :meth:`MedGymClient.call_tool`."""
+        return await asyncio.to_thread(self._sync.call_tool, name, arguments, request_id)
+
+    async def fetch_image(self, view: ImageView) -> ImageView:
+        """See :meth:`MedGymClient.fetch_image`."""
+        return await asyncio.to_thread(self._sync.fetch_image, view)
 
     async def state(self) -> Dict[str, Any]:
         """See :meth:`MedGymClient.state`."""

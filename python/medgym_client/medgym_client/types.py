@@ -123,7 +123,11 @@ def decode_png(png: bytes) -> "tuple[int, int, int, bytes]":
 
 @dataclass
 class ImageView:
-    """One view (MCP image content): a base64 PNG plus its size and the SHA-256 of its raw pixels."""
+    """One view (MCP image content): a base64 PNG plus its size and the SHA-256 of its raw pixels.
+
+    A view sent by reference (the server's images mode ``"blobs"``) has ``data == ""`` and a ``uri``
+    (``/blobs/<sha256>``): ``client.fetch_image(view)`` fills ``data`` in.
+    """
 
     data: str
     w: int
@@ -131,14 +135,25 @@ class ImageView:
     channels: int
     sha256: str
     mime_type: str = "image/png"
+    uri: Optional[str] = None
 
     @classmethod
     def from_wire(cls, d: Dict[str, Any]) -> "ImageView":
-        """Builds a view from the server's ``{"type": "image", "data", "mimeType", "w", "h", ...}``."""
-        return cls(data=d["data"], w=int(d["w"]), h=int(d["h"]), channels=int(d.get("channels", 1)), sha256=d.get("sha256", ""), mime_type=d.get("mimeType", "image/png"))
+        """Builds a view from the server's ``{"type": "image", "data" | "uri", "mimeType", "w", "h", ...}``."""
+        return cls(
+            data=d.get("data", ""),
+            w=int(d["w"]),
+            h=int(d["h"]),
+            channels=int(d.get("channels", 1)),
+            sha256=d.get("sha256", ""),
+            mime_type=d.get("mimeType", "image/png"),
+            uri=d.get("uri"),
+        )
 
     def png_bytes(self) -> bytes:
         """The PNG file (base64-decoded on each call; nothing is kept)."""
+        if not self.data:
+            raise ValueError(f"this view was sent by reference ({self.uri}): fetch it first with client.fetch_image(view)")
         return base64.b64decode(self.data)
 
     def pixels(self) -> bytes:
@@ -222,13 +237,54 @@ class StepResult:
         )
 
 
-def reset_body(seed: Optional[int], env: Optional[str], options: Optional[Dict[str, Any]], episode_id: Optional[str] = None) -> Dict[str, Any]:
+@dataclass
+class ToolCallResult(StepResult):
+    """The answer of ``tools/call`` (MCP's CallToolResult, plus the step it was).
+
+    ``text`` is the tool response without its ``<tool_response>`` wrapper; ``is_error`` is true when
+    the env did not run the call (invalid arguments, or the episode ended first). The views are
+    ``observation.images``.
+    """
+
+    text: str = ""
+    is_error: bool = False
+
+    @classmethod
+    def from_wire(cls, d: Dict[str, Any]) -> "ToolCallResult":
+        """Builds a tool-call result from the server's JSON."""
+        step = StepResult.from_wire(d)
+        content = d.get("content") or []
+        text = next((c.get("text", "") for c in content if c.get("type") == "text"), "")
+        return cls(**step.__dict__, text=text, is_error=bool(d.get("isError", False)))
+
+
+def action_body(text: Optional[str] = None, token_ids: Optional[List[int]] = None, request_id: Optional[str] = None) -> Dict[str, Any]:
+    """A step body: exactly one of ``text`` (the assistant turn) or ``token_ids`` (the same turn as medgym token ids)."""
+    if (text is None) == (token_ids is None):
+        raise ValueError("give exactly one of text or token_ids")
+    body: Dict[str, Any] = {"action": {"text": text} if text is not None else {"token_ids": [int(t) for t in token_ids or []]}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
+
+
+def tool_call_body(name: str, arguments: Optional[Dict[str, Any]], request_id: Optional[str]) -> Dict[str, Any]:
+    """A ``tools/call`` body (MCP's ``{name, arguments}``)."""
+    body: Dict[str, Any] = {"name": name, "arguments": arguments if arguments is not None else {}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
+
+
+def reset_body(seed: Optional[int], env: Optional[str], options: Optional[Dict[str, Any]], episode_id: Optional[str] = None, dataset: Optional[str] = None) -> Dict[str, Any]:
     """A reset request body without the fields left out (the server rejects unknown fields, not nulls)."""
     body: Dict[str, Any] = {}
     if seed is not None:
         body["seed"] = seed
     if env is not None:
         body["env"] = env
+    if dataset is not None:
+        body["dataset"] = dataset
     if options is not None:
         body["options"] = options
     if episode_id is not None:

@@ -7,10 +7,10 @@ Needs ``websocket-client`` (``pip install medgym-client[ws]``); it is imported w
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit, urlunsplit
 
-from .types import CODE_STATUS, MedGymError, StepResult, reset_body
+from .types import CODE_STATUS, MedGymError, StepResult, ToolCallResult, action_body, reset_body, tool_call_body
 
 __all__ = ["MedGymWSClient", "ws_url_of"]
 
@@ -91,16 +91,21 @@ class MedGymWSClient:
             finally:
                 self._ws = None
 
-    def reset(self, seed: Optional[int] = None, env: Optional[str] = None, options: Optional[Dict[str, Any]] = None) -> StepResult:
+    def reset(self, seed: Optional[int] = None, env: Optional[str] = None, options: Optional[Dict[str, Any]] = None, dataset: Optional[str] = None) -> StepResult:
         """Starts the next episode on this socket's env (see :meth:`MedGymClient.reset`)."""
-        return StepResult.from_wire(self._call({"type": "reset", "data": reset_body(seed, env, options)}))
+        return StepResult.from_wire(self._call({"type": "reset", "data": reset_body(seed, env, options, None, dataset)}))
 
     def step(self, text: str, request_id: Optional[str] = None) -> StepResult:
         """Sends one assistant turn."""
-        data: Dict[str, Any] = {"action": {"text": text}}
-        if request_id is not None:
-            data["request_id"] = request_id
-        return StepResult.from_wire(self._call({"type": "step", "data": data}))
+        return StepResult.from_wire(self._call({"type": "step", "data": action_body(text=text, request_id=request_id)}))
+
+    def step_tokens(self, token_ids: List[int], request_id: Optional[str] = None) -> StepResult:
+        """Sends one assistant turn as medgym token ids (see :meth:`MedGymClient.step_tokens`)."""
+        return StepResult.from_wire(self._call({"type": "step", "data": action_body(token_ids=token_ids, request_id=request_id)}))
+
+    def call_tool(self, name: str, arguments: Optional[Dict[str, Any]] = None, request_id: Optional[str] = None) -> ToolCallResult:
+        """MCP ``tools/call`` on this socket's env (see :meth:`MedGymClient.call_tool`)."""
+        return ToolCallResult.from_wire(self._call({"type": "tools/call", "data": tool_call_body(name, arguments, request_id)}))
 
     def state(self) -> Dict[str, Any]:
         """``{episode_id, env, step_count, done, episodes}`` of this socket's session."""

@@ -28,6 +28,8 @@ from medgym_client import AsyncMedGymClient, MedGymClient, MedGymError, MedGymWS
 URL = os.environ.get("MEDGYM_URL", "")
 TOKEN_URL = os.environ.get("MEDGYM_TOKEN_URL", "")
 TOKEN = os.environ.get("MEDGYM_TOKEN", "")
+#: {"tool_call": ids, "answer": ids}: TOOL_CALL and ANSWER in medgym's tokenizer (the jest runner sets it).
+ENCODED = json.loads(os.environ.get("MEDGYM_ENCODED", "null"))
 
 SEED = 7
 MAX_STEPS = 8  # an episode here takes 2 turns; the bound keeps a broken env from looping
@@ -169,6 +171,34 @@ class HttpTests(unittest.TestCase):
         probe.episode_id = None
         probe.close()
 
+    def test_token_ids_tool_calls_and_blobs_equal_text_steps(self) -> None:
+        self.assertIsNotNone(ENCODED, "MEDGYM_ENCODED is not set: run this file from test/server/python_client.test.ts")
+        by_ids = {TOOL_CALL: ENCODED["tool_call"], ANSWER: ENCODED["answer"]}
+        with MedGymClient(URL) as a, MedGymClient(URL) as b, MedGymClient(URL) as c:
+            text = run_episode(lambda: a.reset(seed=SEED), a.step)
+            ids = run_episode(lambda: b.reset(seed=SEED), lambda t: b.step_tokens(by_ids[t]))
+            self.assertEqual(summary(ids), summary(text))
+
+            # Views by reference: no data until fetched, then the same pixels the server hashed.
+            first = c.reset(seed=SEED, options={"images": "blobs"})
+            view = first.observation.images[0]
+            self.assertEqual((view.data, view.uri), ("", f"/blobs/{view.sha256}"))
+            with self.assertRaises(ValueError):
+                view.png_bytes()
+            self.assertTrue(c.fetch_image(view).verify())
+            self.assertEqual(view.sha256, text[0].observation.images[0].sha256)
+
+            # tools/call is the text step of the same call: same response, reward and views.
+            called = c.call_tool("zoom_in", {"cell": "B3"})
+            self.assertFalse(called.is_error)
+            self.assertEqual((called.observation.text, called.reward, called.done), (text[1].observation.text, text[1].reward, text[1].done))
+            self.assertTrue(called.text and called.text in called.observation.text)
+            self.assertEqual([i.sha256 for i in called.observation.images], [i.sha256 for i in text[1].observation.images])
+            for im in called.observation.images:
+                self.assertTrue(c.fetch_image(im).verify())
+            bad = c.call_tool("zoom_in", {"cell": "Z9"})
+            self.assertTrue(bad.is_error)
+
     def test_errors_are_medgym_errors_and_4xx_are_not_retried(self) -> None:
         env = MedGymClient(URL, retries=3, backoff=0.01)
         calls = []
@@ -245,6 +275,16 @@ class WebSocketTests(unittest.TestCase):
         for r in over_ws:
             for im in r.observation.images:
                 self.assertTrue(im.verify())
+
+    def test_ws_token_ids_and_tool_calls(self) -> None:
+        self.assertIsNotNone(ENCODED, "MEDGYM_ENCODED is not set: run this file from test/server/python_client.test.ts")
+        with MedGymClient(URL) as http_env, MedGymWSClient(ws_url_of(URL)) as ws:
+            text = run_episode(lambda: http_env.reset(seed=SEED), http_env.step)
+            ws.reset(seed=SEED)
+            called = ws.call_tool("zoom_in", {"cell": "B3"})
+            self.assertEqual((called.observation.text, called.reward, called.is_error), (text[1].observation.text, text[1].reward, False))
+            last = ws.step_tokens(ENCODED["answer"])
+            self.assertEqual((last.reward, last.done), (text[2].reward, text[2].done))
 
     def test_ws_errors_keep_the_socket(self) -> None:
         ws = MedGymWSClient(URL)  # an http:// base URL is turned into ws://…/ws
