@@ -90,6 +90,8 @@ class EpochWalk {
 export class DatasetItems implements ItemSource {
   readonly kind = 'dataset';
   readonly summary: DatasetSplitSummary;
+  /** Item indices of each split, in file order (before any modality filter or shuffle). */
+  readonly splitIndices: Readonly<Record<Split, readonly number[]>>;
   private readonly test: number[];
   private readonly demos: number[];
   private readonly grpo: EpochWalk;
@@ -119,6 +121,7 @@ export class DatasetItems implements ItemSource {
     if (train.length === 0) {
       throw new RangeError(`${name}: no train items${wanted ? ` of modality ${[...wanted].join(', ')}` : ''} (splits: ${splits.train.length} train, ${splits.val.length} val, ${splits.test.length} test)`);
     }
+    this.splitIndices = splits;
     this.test = new Stream(o.seed, 0xe7a1).shuffle([...splits.test]);
     const eligible = train.filter((i) => facts[i].hasBox || o.withoutBox === 'answer');
     this.demos = new Stream(o.seed, 0xde30).shuffle(eligible);

@@ -1,9 +1,12 @@
 // Datasets the operator declares at start (`medgym serve-env --dataset NAME=PATH[:KIND]`,
-// createEnvServer({ datasets })) and sessions then name in a reset ({"dataset": "NAME"}). A client
-// names only a declared NAME, never a path: the server opens each one once, at start, through the
-// same code as `medgym train --dataset` (openRunItems), and every session shares it read-only.
+// createEnvServer({ datasets })) and sessions then name in a reset ({"dataset": "NAME"}, or
+// "NAME:train" / "NAME:val" / "NAME:test" for one split). A client names only a declared NAME, never
+// a path: the server opens each one once, at start, through the same code as `medgym train
+// --dataset` (openRunItems), and every session shares it read-only.
+import { ManifestDataset } from '../data/loaders/manifest';
 import { DATASET_KINDS, type DatasetKind } from '../data/open';
-import type { Dataset } from '../data/types';
+import type { Dataset, Split } from '../data/types';
+import { DatasetItems } from '../rollout';
 import { DATASET_ENV_ID, parseTrainConfig } from '../train/config';
 import { openRunItems } from '../train/data';
 import { DATASET_NAME } from './wire';
@@ -24,10 +27,24 @@ export function checkDatasetDecls(decls: Record<string, DatasetDecl>, flag = 'da
   }
 }
 
+const SPLITS: readonly Split[] = ['train', 'val', 'test'];
+
+/** Split `split` of `ds` as a dataset of its own: index i is the split's i-th item in file order. */
+function splitView(ds: Dataset, split: Split, indices: readonly number[]): Dataset {
+  return new ManifestDataset(
+    `${ds.name}:${split}`,
+    indices.map((index) => ({ id: String(index), index })),
+    (r) => ds.get(r.index),
+    () => split,
+  );
+}
+
 /**
  * Opens every declared dataset as `medgym train --dataset PATH --dataset-kind KIND` does (bad rows
- * skipped, as there). Served items are the whole opened dataset: index i is row i over all of its
- * splits (the Dataset behind MedGym-Dataset-v0), not one split of the train config's.
+ * skipped, as there). NAME serves the whole opened dataset (index i is row i over all of its
+ * splits); NAME:train, NAME:val and NAME:test (those not empty) serve one split each, the split
+ * `medgym train --dataset PATH` makes with its default seed and fractions (the dataset's own split
+ * where it has one, else the stable hash by item id), so NAME:test is the held-out set of such a run.
  */
 export async function openDeclaredDatasets(decls: Record<string, DatasetDecl>, flag = 'datasets'): Promise<Map<string, Dataset>> {
   checkDatasetDecls(decls, flag);
@@ -40,6 +57,11 @@ export async function openDeclaredDatasets(decls: Record<string, DatasetDecl>, f
       if (!ds) throw new Error('no dataset opened');
       if (ds.size === 0) throw new Error('no usable items');
       out.set(name, ds);
+      if (!(items.source instanceof DatasetItems)) throw new Error('not opened as a dataset');
+      for (const split of SPLITS) {
+        const idx = items.source.splitIndices[split];
+        if (idx.length) out.set(`${name}:${split}`, splitView(ds, split, idx));
+      }
     } catch (err) {
       throw new RangeError(`${flag}: dataset ${name} (${d.path}): ${(err as Error).message}`);
     }

@@ -227,6 +227,8 @@ function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, m
     envs: listEnvs().map((s) => ({ id: s.id, description: s.description, requires_dataset: s.requiresDataset ?? false })),
     // Declared dataset names a reset may name ({"dataset": NAME}); never their paths.
     datasets: sessions.datasetNames(),
+    // Items per declared dataset and per split (a reset may name NAME:train, NAME:val, NAME:test).
+    dataset_sizes: sessions.datasetSizes(),
     tools: toolJsonSchemas(),
     sessions: { active: sessions.size, max: maxSessions, idle_timeout_ms: idleTimeoutMs },
     // Which process answered: with --workers N, sessions live in one worker (docs/bridges.md).

@@ -92,7 +92,7 @@ export class SessionTable {
     checkEnvId(env);
     const data = dataset !== undefined ? this.datasetOf(dataset) : undefined;
     if (!data && envSpec(env).requiresDataset) {
-      const names = [...(this.opts.datasets?.keys() ?? [])];
+      const names = this.datasetNames();
       throw new EnvServerError(400, 'VALIDATION_ERROR', `env: ${env} serves a dataset: name one in "dataset" (${names.length ? `declared: ${names.join(', ')}` : 'this server declares none: medgym serve-env --dataset NAME=PATH'})`);
     }
     if (this.sessions.size >= this.opts.maxSessions) {
@@ -154,7 +154,14 @@ export class SessionTable {
   async reset(s: Session, args: { seed?: number | null; options?: (ResetOptions & { images?: ImagesMode }) | null }): Promise<WireStep & { episode_id: string }> {
     return this.exclusive(s, async () => {
       const { images, ...options } = args.options ?? {};
-      const r = await s.env.reset({ seed: args.seed ?? undefined, options: args.options ? options : undefined });
+      let r: Awaited<ReturnType<typeof s.env.reset>>;
+      try {
+        r = await s.env.reset({ seed: args.seed ?? undefined, options: args.options ? options : undefined });
+      } catch (err) {
+        // The env checks the client's options (an index past the items, say): a 400 naming them, not a 500.
+        if (err instanceof RangeError && args.options) throw new EnvServerError(400, 'VALIDATION_ERROR', `options: ${err.message}`);
+        throw err;
+      }
       if (images) s.images = images;
       s.stepCount = 0;
       s.episodes++;
@@ -201,9 +208,19 @@ export class SessionTable {
     }
   }
 
-  /** Declared dataset names (GET /metadata). */
+  /** Declared dataset names (GET /metadata), without their `NAME:split` views. */
   datasetNames(): string[] {
-    return [...(this.opts.datasets?.keys() ?? [])];
+    return [...(this.opts.datasets?.keys() ?? [])].filter((n) => !n.includes(':'));
+  }
+
+  /** Items of each declared dataset and of its splits (GET /metadata): {NAME: {all, train, val, test}}. */
+  datasetSizes(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [key, d] of this.opts.datasets ?? []) {
+      const [name, split = 'all'] = key.split(':');
+      (out[name] ??= { all: 0, train: 0, val: 0, test: 0 })[split] = d.size;
+    }
+    return out;
   }
 
   /** The declared dataset `name`; 400 naming the declared ones otherwise (a client names a name, never a path). */

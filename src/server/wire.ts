@@ -10,6 +10,8 @@ export const episodeIdSchema = z.string().min(1).max(255).regex(/^[\w.:-]+$/, 'l
 
 /** A declared dataset's name (`--dataset NAME=PATH`): no slashes, dots only inside, so never a path. */
 export const DATASET_NAME = /^[A-Za-z0-9][\w-]*(\.[\w-]+)*$/;
+/** What a reset names: a declared dataset, or one split of it (`NAME:test`). */
+export const DATASET_REF = new RegExp(`${DATASET_NAME.source.slice(0, -1)}(:(train|val|test))?$`);
 
 /** Longest token-id action the wire takes (longer ones are a 400; up to it, the env's per-turn budget applies as for text). */
 export const MAX_ACTION_TOKENS = 65536;
@@ -42,10 +44,10 @@ export const resetRequestSchema = z
     env: z.string().max(200).nullish().describe('env id of a new session (GET /metadata lists them)'),
     dataset: z
       .string()
-      .max(100)
-      .regex(DATASET_NAME, 'a dataset name the server declares (GET /metadata lists them), never a path')
+      .max(106)
+      .regex(DATASET_REF, 'a dataset name the server declares (GET /metadata lists them), optionally :train, :val or :test; never a path')
       .nullish()
-      .describe('serve the items of this declared dataset (GET /metadata datasets); default env MedGym-Dataset-v0'),
+      .describe('serve the items of this declared dataset, or of one split of it (NAME:test; GET /metadata datasets); default env MedGym-Dataset-v0'),
     options: z
       .object({
         index: z.int().min(0).optional().describe('item index in the task source'),

@@ -8,7 +8,10 @@ import { expertPolicy, make, type StepResult } from '../../src/env';
 import { makeCaches } from '../../src/env/cache';
 import { serveEnvCommand } from '../../src/cli/serve_env';
 import { openDataset } from '../../src/data/open';
+import { DatasetItems } from '../../src/rollout';
 import { parseDatasetFlag } from '../../src/server/datasets';
+import { DATASET_ENV_ID, parseTrainConfig } from '../../src/train/config';
+import { openRunItems } from '../../src/train/data';
 import { createEnvServer } from '../../src/server/env_server';
 import { encodeReset, encodeStep } from '../../src/server/observation';
 import { brightnessRows, pngBytes, writeJsonl } from '../helpers/datasets';
@@ -84,6 +87,27 @@ describe('serve-env datasets', () => {
       }
       expect(want.steps.at(-1)?.done).toBe(true);
     }
+  });
+
+  test('NAME:split serves one split: index i is the split\'s i-th item, the split medgym train makes of the dataset', async () => {
+    const { port } = await start({ datasets: { bright: { path: DATA } } });
+    const items = await openRunItems(parseTrainConfig({ env: { id: DATASET_ENV_ID, dataset: { path: DATA } } }));
+    const splits = (items.source as DatasetItems).splitIndices;
+    const meta = (await request(port, 'GET', '/metadata')).body;
+    expect(meta.datasets).toEqual(['bright']);
+    expect(meta.dataset_sizes).toEqual({ bright: { all: 6, train: splits.train.length, val: splits.val.length, test: splits.test.length } });
+    expect(splits.train.length).toBeGreaterThan(1);
+    for (const i of [0, splits.train.length - 1]) {
+      const want = await twin(11, splits.train[i]);
+      const r = await request(port, 'POST', '/reset', { dataset: 'bright:train', seed: 11, options: { index: i } });
+      expect(withoutId(r.body)).toEqual(plain(withoutId(want.reset)));
+      expect((await request(port, 'GET', `/state?episode_id=${r.body.episode_id}`)).body).toMatchObject({ dataset: 'bright:train' });
+    }
+    expectError(await request(port, 'POST', '/reset', { dataset: 'bright:train', options: { index: splits.train.length } }), 400, 'VALIDATION_ERROR', /index/);
+    for (const empty of (['val', 'test'] as const).filter((k) => splits[k].length === 0)) {
+      expectError(await request(port, 'POST', '/reset', { dataset: `bright:${empty}` }), 400, 'VALIDATION_ERROR', /unknown dataset/);
+    }
+    expectError(await request(port, 'POST', '/reset', { dataset: 'bright:dev' }), 400, 'VALIDATION_ERROR', /body\.dataset: .*:train, :val or :test/);
   });
 
   test('WebSocket resets name the dataset too, and may switch back to an env id', async () => {
