@@ -11,9 +11,9 @@ import { EnvServerError } from './errors';
 /** Marks a forwarded request: its receiver handles it whatever the id says (no forwarding loops). */
 const FORWARDED = 'x-medgym-forwarded';
 /** Routes that address a session by episode_id. */
-const SESSION_ROUTES = new Set(['/reset', '/step', '/state', '/close', '/tools/call']);
+const SESSION_ROUTES = new Set(['/reset', '/step', '/state', '/close', '/tools/call', '/mcp']);
 /** Headers the owner needs; the bearer token was already checked by the receiving worker, but the owner checks it again. */
-const KEPT_HEADERS = ['authorization', 'content-type', 'x-session-id'] as const;
+const KEPT_HEADERS = ['authorization', 'content-type', 'x-session-id', 'mcp-session-id', 'mcp-protocol-version', 'accept'] as const;
 
 /** FNV-1a: a stable, cheap hash for client-chosen ids (any process computes the same owner). */
 function fnv1a(s: string): number {
@@ -56,11 +56,11 @@ export async function answerForwarded(app: FastifyInstance, r: ForwardedRequest)
   return { status: res.statusCode, contentType: String(res.headers['content-type'] ?? 'application/json; charset=utf-8'), body: res.body };
 }
 
-/** The episode_id a session request names (body, ?episode_id=, X-Session-Id), unvalidated: the owner validates. */
+/** The episode_id a session request names (body, ?episode_id=, X-Session-Id, Mcp-Session-Id), unvalidated: the owner validates. */
 function namedId(req: FastifyRequest): string | undefined {
   const b = req.body as { episode_id?: unknown } | null | undefined;
   const q = (req.query as { episode_id?: unknown } | undefined)?.episode_id;
-  const v = (b && typeof b === 'object' ? b.episode_id : undefined) ?? q ?? req.headers['x-session-id'];
+  const v = (b && typeof b === 'object' && !Array.isArray(b) ? b.episode_id : undefined) ?? q ?? req.headers['x-session-id'] ?? req.headers['mcp-session-id'];
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 

@@ -14,6 +14,7 @@ import { workerIndex } from './cluster';
 import { workerRpc, type WorkerRpc } from './cluster_rpc';
 import { checkDatasetDecls, openDeclaredDatasets, type DatasetDecl } from './datasets';
 import { EnvServerError, fromFastifyError } from './errors';
+import { registerMcp } from './mcp';
 import { mergeSnapshots, renderSnapshot, ServerMetrics, type MetricsSnapshot } from './metrics';
 import { BlobStore, type ImagesMode } from './observation';
 import { SessionTable } from './sessions';
@@ -311,4 +312,6 @@ function registerRoutes(app: FastifyInstance, { sessions, metrics, defaultEnv, m
   });
 
   app.get('/ws', { websocket: true }, (socket) => handleSocket(sessions, socket, metrics));
+
+  registerMcp(app, sessions, version);
 }

@@ -61,10 +61,10 @@ function metadata(port: number): Promise<{ pid: number; worker: number; workers:
 }
 
 /** One request on its own TCP connection (agent: false), so that the primary may hand it to either worker. */
-function call(port: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; text: string; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+function call(port: number, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; text: string; json: any; headers: http.IncomingHttpHeaders }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: { ...(data ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -75,7 +75,7 @@ function call(port: number, method: 'GET' | 'POST', path: string, body?: unknown
         } catch {
           json = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, text, json });
+        resolve({ status: res.statusCode ?? 0, text, json, headers: res.headers });
       });
     });
     req.on('error', reject);
@@ -185,6 +185,14 @@ test('--workers 2: sessions on both workers, a killed worker is restarted, SIGTE
   const own = (await call(port, 'GET', '/metrics?scope=worker')).text;
   expect(counter(own, 'medgym_processes')).toBe(1);
   expect(counter(own, 'medgym_steps_total')).toBeLessThan(24);
+  // An MCP session too: initialize lands on one worker, its calls on either.
+  const init = await call(port, 'POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+  const sid = init.headers['mcp-session-id'] as string;
+  expect(sid).toMatch(/^w[01]\./);
+  const mcp = (id: number, name: string, args: unknown) => call(port, 'POST', '/mcp', { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }, { 'mcp-session-id': sid });
+  expect((await mcp(2, 'reset', { seed: 3 })).json.result.isError).toBe(false);
+  expect((await mcp(3, 'zoom_in', { cell: 'B2' })).json.result.isError).toBe(false);
+  expect((await mcp(4, 'answer', { answer: 'A' })).json.result.structuredContent.done).toBe(true);
   const w0 = await call(port, 'POST', '/reset', { seed: 50, episode_id: 'w0.held-by-worker-0' });
   expect(w0.status).toBe(200);
 

@@ -40,6 +40,7 @@ export interface Res {
   text: string;
   /** The JSON body, or the text when it is not JSON. */
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  headers: http.IncomingHttpHeaders;
 }
 
 /** One request; a string body is sent as it is (malformed JSON), anything else as JSON. */
@@ -60,7 +61,7 @@ export function request(port: number, method: string, path: string, body?: unkno
           } catch {
             // left as text: the assertion on it will say what came back
           }
-          resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), raw, text, body: parsed });
+          resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), raw, text, body: parsed, headers: res.headers });
         });
       },
     );
