@@ -13,6 +13,8 @@ python/medgym_client/tests/test_adapters.py``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import inspect
 import json
 import os
@@ -24,6 +26,7 @@ from types import SimpleNamespace
 from typing import Any, Dict, List
 
 from medgym_client import MedGymClient
+from medgym_client.types import ImageView, decode_png
 
 URL = os.environ.get("MEDGYM_URL", "")
 SEED = 7
@@ -41,6 +44,23 @@ def reference_reward(seed: int, actions: List[str]) -> float:
             if r.done:
                 return float(r.reward)
     raise AssertionError("reference episode did not end")
+
+
+def reference_episode(seed: int, actions: List[str]) -> Any:
+    """The same episode played with the plain client: its texts, views (sha256 per step) and reward."""
+    texts, shas, reward = [], [], None
+    with MedGymClient(URL) as c:
+        r = c.reset(seed=seed)
+        texts.append(r.observation.text)
+        shas.append([v.sha256 for v in r.observation.images])
+        for a in actions:
+            r = c.step(a)
+            if r.done:
+                reward = float(r.reward)
+                break
+            texts.append(r.observation.text)
+            shas.append([v.sha256 for v in r.observation.images])
+    return SimpleNamespace(texts=texts, shas=shas, reward=reward)
 
 
 def tool_methods(instance: Any) -> Dict[str, Any]:
@@ -245,6 +265,230 @@ class VerlAdapterTest(unittest.TestCase):
         self.assertEqual([o.reward_score for o in outs], [expected] * 4)
 
 
+SPECIAL = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<|vision_end|>"]
+SPECIAL_ID = {t: 1000 + k for k, t in enumerate(SPECIAL)}
+IM_END, VISION_START, IMAGE_PAD = SPECIAL_ID["<|im_end|>"], SPECIAL_ID["<|vision_start|>"], SPECIAL_ID["<|image_pad|>"]
+DEFAULT_SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+_SPECIAL_RE = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL) + ")")
+
+
+def render_qwen(messages: List[Dict[str, Any]], add_generation_prompt: bool) -> str:
+    """A Qwen2-VL-like chat template: a default system message when none is given, image parts as
+    ``<|vision_start|><|image_pad|><|vision_end|>``, ``<|im_start|>assistant\\n`` as the generation prompt."""
+    out = "" if messages and messages[0].get("role") == "system" else DEFAULT_SYSTEM
+    for m in messages:
+        out += f"<|im_start|>{m['role']}\n"
+        content = m["content"]
+        if isinstance(content, str):
+            out += content
+        else:
+            for part in content:
+                out += "<|vision_start|><|image_pad|><|vision_end|>" if part["type"] == "image" else part["text"]
+        out += "<|im_end|>\n"
+    return out + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+class FakeVLTokenizer:
+    """Byte-level with Qwen's special tokens (ids 1000+); ``apply_chat_template`` renders :func:`render_qwen`."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> List[int]:
+        ids: List[int] = []
+        for piece in _SPECIAL_RE.split(text):
+            ids += [SPECIAL_ID[piece]] if piece in SPECIAL_ID else list(piece.encode("utf-8"))
+        return ids
+
+    def decode(self, ids: List[int], skip_special_tokens: bool = True) -> str:
+        out, buf = [], bytearray()
+        for i in ids:
+            if i < 256:
+                buf.append(i)
+                continue
+            out.append(buf.decode("utf-8"))
+            buf = bytearray()
+            if not skip_special_tokens:
+                out.append(SPECIAL[i - 1000])
+        out.append(buf.decode("utf-8"))
+        return "".join(out)
+
+    def apply_chat_template(self, messages: List[Dict[str, Any]], add_generation_prompt: bool = False, tokenize: bool = True, **kw: Any) -> Any:
+        text = render_qwen(messages, add_generation_prompt)
+        return self.encode(text) if tokenize else text
+
+
+def pads_of(view: Any) -> int:
+    """Image tokens per view in the fake processor: one per 32x32 patch."""
+    return max(1, view.w * view.h // 1024)
+
+
+class FakeProcessor:
+    """A VLM processor (Qwen2-VL's shape): ``apply_chat_template(..., tokenize=False)`` gives the text,
+    ``processor(text=[...], images=[...], return_tensors="pt")`` expands each ``<|image_pad|>`` to the
+    image's token count. Every call is logged (shared log with the server manager)."""
+
+    image_processor = SimpleNamespace(patch_size=14)
+
+    def __init__(self, tokenizer: FakeVLTokenizer, log: List[Any]) -> None:
+        self.tokenizer = tokenizer
+        self.log = log
+
+    def apply_chat_template(self, messages: List[Dict[str, Any]], tools: Any = None, add_generation_prompt: bool = False, tokenize: bool = True, **kw: Any) -> str:
+        assert tokenize is False and add_generation_prompt is True and tools is None, (tokenize, add_generation_prompt, tools)
+        self.log.append(("template", json.loads(json.dumps(messages))))
+        return render_qwen(messages, add_generation_prompt)
+
+    def __call__(self, text: List[str], images: Any = None, return_tensors: Any = None, **kw: Any) -> Dict[str, Any]:
+        images = list(images or [])
+        assert return_tensors == "pt" and len(text) == 1
+        assert text[0].count("<|image_pad|>") == len(images), (text[0].count("<|image_pad|>"), len(images))
+        self.log.append(("processor", images))
+        ids: List[int] = []
+        k = 0
+        for t in self.tokenizer.encode(text[0]):
+            if t == IMAGE_PAD:
+                ids += [IMAGE_PAD] * pads_of(images[k])
+                k += 1
+            else:
+                ids.append(t)
+        return {"input_ids": [ids], "attention_mask": [[1] * len(ids)]}
+
+
+class FakeVLServerManager:
+    """verl's server manager for a VLM: records prompt ids and image_data; replies end with <|im_end|>."""
+
+    def __init__(self, replies: List[str], tokenizer: FakeVLTokenizer, log: List[Any]) -> None:
+        self.replies = list(replies)
+        self.tokenizer = tokenizer
+        self.log = log
+
+    async def generate(self, request_id: str, *, prompt_ids: List[int], sampling_params: Dict[str, Any], image_data: Any = None, video_data: Any = None) -> Any:
+        self.log.append(("generate", list(prompt_ids), list(image_data or [])))
+        assert sum(1 for t in prompt_ids if t == VISION_START) == len(image_data or []), "image_data and image pads disagree"
+        ids = self.tokenizer.encode(self.replies.pop(0) if self.replies else "...") + [IM_END]
+        return SimpleNamespace(token_ids=ids, log_probs=[-0.25] * len(ids))
+
+
+@unittest.skipUnless(URL, "MEDGYM_URL is not set")
+class VerlImageTest(unittest.TestCase):
+    """The processor path: chat messages, images to generate(image_data=...), multi_modal_data."""
+
+    def make(self, replies: List[str], **kw: Any) -> Any:
+        from medgym_client.adapters.verl import MedGymAgentLoop
+
+        self.log: List[Any] = []
+        tok = FakeVLTokenizer()
+        trainer_config = SimpleNamespace(config={"actor_rollout_ref": {"rollout": {"response_length": 8192}}})
+        kw.setdefault("image_type", "view")
+        return MedGymAgentLoop(
+            trainer_config=trainer_config,
+            server_manager=FakeVLServerManager(replies, tok, self.log),
+            tokenizer=tok,
+            processor=FakeProcessor(tok, self.log),
+            name="medgym_agent",
+            base_url=URL,
+            max_turns=MAX_TURNS,
+            **kw,
+        )
+
+    def test_images_reach_the_model(self) -> None:
+        ref = reference_episode(SEED, [TOOL_CALL, ANSWER])
+        loop = self.make([TOOL_CALL, ANSWER])
+        out = asyncio.run(loop.run({"temperature": 1.0}, seed=SEED))
+        self.assertEqual(out.reward_score, ref.reward)
+        self.assertTrue(out.extra_fields["medgym_done"])
+        # verl's order: template → processor → generate, then per tool turn template → processor → generate.
+        self.assertEqual([e[0] for e in self.log], ["template", "processor", "generate", "template", "processor", "generate"])
+        first = self.log[0][1]
+        self.assertEqual([m["role"] for m in first], ["system", "user"])
+        self.assertIn("<tool_call>", first[0]["content"])  # unescaped
+        n0 = ref.texts[0].count("<|image|>")
+        self.assertEqual(n0, 1)
+        self.assertEqual([p["type"] for p in first[1]["content"]], ["image"] * n0 + ["text"])
+        self.assertTrue(first[1]["content"][-1]["text"].startswith("What is"))
+        tool = self.log[3][1]
+        self.assertEqual(len(tool), 1)
+        self.assertEqual(tool[0]["role"], "tool")
+        self.assertEqual([p["type"] for p in tool[0]["content"]], ["text"] + ["image"] * ref.texts[1].count("<|image|>"))
+        self.assertTrue(tool[0]["content"][0]["text"].startswith("zoom_in ["))
+        # images: count = <|image|> count, in order, pixels hash to the server's sha256
+        all_shas = [s for step in ref.shas for s in step]
+        self.assertEqual(len(all_shas), sum(t.count("<|image|>") for t in ref.texts))
+        self.assertEqual([len(e[2]) for e in self.log if e[0] == "generate"], [n0, len(all_shas)])
+        images = out.multi_modal_data["images"]
+        self.assertIs(out.multi_modal_data["image"], images)
+        self.assertEqual([v.sha256 for v in images], all_shas)
+        for v in images:
+            self.assertEqual(hashlib.sha256(decode_png(v.png_bytes())[3]).hexdigest(), v.sha256)
+        self.assertEqual([len(e[1]) for e in self.log if e[0] == "processor"], [n0, len(all_shas) - n0])
+        # ids: image pads in prompt + response, one run per image
+        ids = out.prompt_ids + out.response_ids
+        self.assertEqual(ids.count(VISION_START), len(images))
+        self.assertEqual(ids.count(IMAGE_PAD), sum(pads_of(v) for v in images))
+        tok = FakeVLTokenizer()
+        self.assertTrue(tok.decode(out.prompt_ids, skip_special_tokens=False).startswith("<|im_start|>system\nZoom"))
+        self.assertTrue(tok.decode(out.prompt_ids, skip_special_tokens=False).endswith("<|im_start|>assistant\n"))
+        # masks: generated ids verbatim (with <|im_end|>) at 1, the tool turn at 0, system prefix cut off
+        self.assertEqual(len(out.response_ids), len(out.response_mask))
+        self.assertEqual(len(out.response_logprobs), len(out.response_ids))
+        gen = [i for i, m in zip(out.response_ids, out.response_mask) if m == 1]
+        self.assertEqual(gen.count(IM_END), 2)
+        self.assertEqual(tok.decode(gen), TOOL_CALL + ANSWER)
+        obs = [i for i, m in zip(out.response_ids, out.response_mask) if m == 0]
+        obs_text = tok.decode(obs, skip_special_tokens=False)
+        self.assertTrue(obs_text.startswith("<|im_start|>tool\nzoom_in ["), obs_text[:40])
+        self.assertTrue(obs_text.endswith("<|im_end|>\n<|im_start|>assistant\n"))
+        self.assertNotIn("You are a helpful assistant", obs_text)
+        self.assertEqual(out.response_mask, [1] * (len(TOOL_CALL.encode()) + 1) + [0] * len(obs) + [1] * (len(ANSWER.encode()) + 1))
+        # generate saw the whole sequence so far each turn
+        second = [e for e in self.log if e[0] == "generate"][1]
+        self.assertEqual(second[1], out.prompt_ids + out.response_ids[: len(second[1]) - len(out.prompt_ids)])
+        self.assertEqual(out.extra_fields["medgym_views"], len(images))
+
+    def test_error_turn_and_tool_role(self) -> None:
+        bad = '<tool_call>{"name": "zoom_in", "arguments": {"cell": "Z9"}}</tool_call>'
+        loop = self.make([bad, ANSWER], tool_role="user")
+        out = asyncio.run(loop.run({}, seed=SEED))
+        self.assertEqual(out.reward_score, reference_reward(SEED, [bad, ANSWER]))
+        tool = self.log[3][1]
+        self.assertEqual(tool, [{"role": "user", "content": tool[0]["content"]}])
+        self.assertTrue(tool[0]["content"].startswith("error:"))  # no view: a plain string, as verl's text tool message
+        self.assertEqual(len(out.multi_modal_data["images"]), 1)
+
+    def test_response_length_stops_before_a_tool_turn(self) -> None:
+        loop = self.make([TOOL_CALL, ANSWER], response_length=len(TOOL_CALL) + 8, unfinished_reward=-1.0)
+        out = asyncio.run(loop.run({}, seed=SEED))
+        self.assertEqual(out.reward_score, -1.0)
+        self.assertFalse(out.extra_fields["medgym_done"])
+        self.assertEqual(out.response_mask, [1] * len(out.response_ids))  # never ends on a cut tool turn
+        self.assertEqual(len(out.multi_modal_data["images"]), 1)
+
+    def test_images_none_keeps_the_text_path(self) -> None:
+        from medgym_client.adapters.verl import MedGymAgentLoop
+
+        log: List[Any] = []
+        sm = FakeServerManager([TOOL_CALL, ANSWER])
+        loop = MedGymAgentLoop(SimpleNamespace(config={}), sm, FakeTokenizer(), FakeProcessor(FakeVLTokenizer(), log), base_url=URL, images="none")
+        self.assertFalse(loop.uses_images)
+        out = asyncio.run(loop.run({}, seed=SEED))
+        self.assertEqual(log, [])
+        self.assertIsNone(out.multi_modal_data)
+        self.assertIn("<|image|>", sm.prompts[0])
+        self.assertEqual(out.reward_score, reference_reward(SEED, [TOOL_CALL, ANSWER]))
+
+    def test_image_type(self) -> None:
+        from medgym_client.adapters.verl import MedGymAgentLoop
+
+        with self.assertRaises(ValueError):
+            self.make([], image_type="jpeg")
+        loop = self.make([TOOL_CALL, ANSWER], image_type="auto")
+        if not _have_pil():  # no skip (the jest runner fails on any): "auto" falls back to the views
+            self.assertEqual(loop.image_type, "view")
+            return
+        self.assertEqual(loop.image_type, "rgb")
+        out = asyncio.run(loop.run({}, seed=SEED))
+        self.assertEqual([(im.mode, im.size) for im in out.multi_modal_data["images"]], [("RGB", (64, 64))] * 2)
+        self.assertIsInstance(MedGymAgentLoop, type)
+
+
 @unittest.skipUnless(URL, "MEDGYM_URL is not set")
 class SkyRLAdapterTest(unittest.TestCase):
     def generator_loop(self, env: Any, prompt: List[Dict[str, str]], policy: List[str]) -> Any:
@@ -302,6 +546,53 @@ class SkyRLAdapterTest(unittest.TestCase):
         self.assertEqual(outputs[-1]["reward"], -1.0)
 
 
+    def _check_part(self, part: Dict[str, Any], sha: str) -> None:
+        self.assertEqual(part["type"], "image_url")
+        url = part["image_url"]["url"]
+        self.assertTrue(url.startswith("data:image/png;base64,"))
+        png = base64.b64decode(url.split(",", 1)[1])
+        self.assertEqual(hashlib.sha256(decode_png(png)[3]).hexdigest(), sha)
+
+    def test_images_as_image_url_parts(self) -> None:
+        from medgym_client.adapters.skyrl import MedGymTextEnv
+
+        ref = reference_episode(SEED, [TOOL_CALL, ANSWER])
+        env = MedGymTextEnv(env_config={"url": URL, "images": "image_url"}, extras={"seed": SEED, "max_turns": MAX_TURNS})
+        conversation, meta, outputs, _ = self.generator_loop(env, [{"role": "user", "content": "q"}], [TOOL_CALL, ANSWER])
+        self.assertEqual(meta["views"], 1)
+        system, user = conversation[:2]
+        self.assertEqual(system["role"], "system")
+        self.assertIn("<tool_call>", system["content"])
+        self.assertEqual([p["type"] for p in user["content"]], ["image_url"] * ref.texts[0].count("<|image|>") + ["text"])
+        self.assertNotIn("<|image|>", json.dumps(conversation))
+        self._check_part(user["content"][0], ref.shas[0][0])
+        obs = outputs[0]["observations"]
+        self.assertEqual([m["role"] for m in obs], ["user"])
+        self.assertEqual([p["type"] for p in obs[0]["content"]], ["text"] + ["image_url"] * ref.texts[1].count("<|image|>"))
+        self.assertTrue(obs[0]["content"][0]["text"].startswith("zoom_in ["))
+        self._check_part(obs[0]["content"][1], ref.shas[1][0])
+        self.assertEqual(outputs[0]["metadata"]["views"], 1)
+        self.assertEqual(outputs[-1]["reward"], ref.reward)
+        self.assertEqual(outputs[-1]["observations"], [])
+
+    def test_images_append_mode_and_blobs(self) -> None:
+        from medgym_client.adapters.skyrl import MedGymTextEnv
+
+        ref = reference_episode(SEED, [TOOL_CALL, ANSWER])
+        env = MedGymTextEnv(env_config={"url": URL, "images": "image_url", "prompt_mode": "append"}, extras={"seed": SEED, "max_turns": MAX_TURNS})
+        real_reset = env.session.client.reset
+        env.session.client.reset = lambda seed=None, env=None, options=None: real_reset(seed=seed, env=env, options={**(options or {}), "images": "blobs"})
+        conversation, _, outputs, _ = self.generator_loop(env, [{"role": "user", "content": "Question:"}], [TOOL_CALL, ANSWER])
+        self.assertEqual(len(conversation[0]), 2)
+        parts = conversation[0]["content"]
+        self.assertEqual([p["type"] for p in parts], ["text", "text", "image_url", "text"])
+        self.assertEqual(parts[0]["text"], "Question:")
+        self._check_part(parts[2], ref.shas[0][0])  # fetched from /blobs
+        self._check_part(outputs[0]["observations"][0]["content"][1], ref.shas[1][0])
+        with self.assertRaises(ValueError):
+            MedGymTextEnv(env_config={"url": URL, "images": "pil"}, extras={})
+
+
 class ServerChoiceTest(unittest.TestCase):
     def test_urls(self) -> None:
         from medgym_client.adapters._common import pick_url, resolve_urls
@@ -330,6 +621,24 @@ class ServerChoiceTest(unittest.TestCase):
         self.assertEqual(seed_of({"extra_info": {"seed": 3}}), 3)
         self.assertEqual(seed_of({}, "same prompt"), seed_of({"x": 1}, "same prompt"))
         self.assertIsNone(seed_of({}))
+
+
+    def test_env_text_parsers(self) -> None:
+        from medgym_client.adapters._common import parse_env_prompt, parse_env_response, response_blocks
+        from medgym_client.types import Observation
+
+        p = parse_env_prompt("<|bos|>Use &lt;tool_call>.\nuser: <|image|><|image|>\nWhat?\nA. x\nassistant: ")
+        self.assertEqual(tuple(p), ("Use <tool_call>.", "What?\nA. x", 2))
+        self.assertEqual(parse_env_prompt("s\nuser: q\nassistant: ", unescape=False), ("s", "q", 0))
+        with self.assertRaises(ValueError):
+            parse_env_prompt("no layout")
+        blocks = parse_env_response("\n<tool_response>zoom_in [0, 0, 64, 64]<|image|></tool_response>\n<tool_response>error: &lt;x></tool_response>\nassistant: ")
+        self.assertEqual([tuple(b) for b in blocks], [("zoom_in [0, 0, 64, 64]", 1), ("error: <x>", 0)])
+        view = ImageView(data="", w=1, h=1, channels=1, sha256="")
+        fixed = response_blocks(Observation(text="\n<tool_response>a<|image|></tool_response>\nassistant: ", tokens=[], images=[view, view]))
+        self.assertEqual([tuple(b) for b in fixed], [("a", 2)])
+        plain = response_blocks(Observation(text="odd<|image|>\nassistant: ", tokens=[], images=[view]))
+        self.assertEqual([tuple(b) for b in plain], [("odd", 1)])
 
 
 if __name__ == "__main__":

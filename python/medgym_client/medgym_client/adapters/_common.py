@@ -15,18 +15,24 @@ import os
 import re
 import threading
 import zlib
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
 
 from ..client import AsyncMedGymClient, MedGymClient
 from ..types import ImageView, Observation, StepResult
 
 __all__ = [
     "IMAGE_PLACEHOLDER",
+    "EnvPrompt",
+    "EnvToolResponse",
     "EpisodeSession",
     "answer_text",
     "extract_answer",
+    "image_url_part",
+    "parse_env_prompt",
+    "parse_env_response",
     "pick_url",
     "prompt_messages",
+    "response_blocks",
     "resolve_urls",
     "seed_of",
     "tool_call_text",
@@ -116,6 +122,87 @@ def prompt_messages(observation: Observation, with_instructions: bool = True) ->
     return messages
 
 
+class EnvPrompt(NamedTuple):
+    """A reset observation's text split as ``parseEnvPrompt`` (src/models/qwen2_vl/protocol.ts) does."""
+
+    system: str
+    question: str
+    images: int
+
+
+class EnvToolResponse(NamedTuple):
+    """One ``<tool_response>`` block: its text and how many views follow it (``parseEnvResponse``)."""
+
+    text: str
+    images: int
+
+
+_BOS = "<|bos|>"
+_USER = "\nuser: "
+_TAIL = "\nassistant: "
+
+
+def parse_env_prompt(text: str, unescape: bool = True) -> EnvPrompt:
+    """The env's prompt (``<|bos|>`` system ``\\nuser: `` ``<|image|>``… question ``\\nassistant: ``) split
+    into system text, question and the number of leading ``<|image|>`` (Python twin of protocol.ts's
+    ``parseEnvPrompt``; ``unescape`` also turns the env's ``&lt;`` back into ``<``).
+
+    Raises:
+        ValueError: the text is not laid out that way.
+    """
+    body = text[len(_BOS) :] if text.startswith(_BOS) else text
+    u = body.find(_USER)
+    if u == -1 or not body.endswith(_TAIL):
+        raise ValueError('expected an env prompt: system text, "\\nuser: ", the question, "\\nassistant: "')
+    q = body[u + len(_USER) : len(body) - len(_TAIL)]
+    images = 0
+    while q.startswith(IMAGE_PLACEHOLDER):
+        images += 1
+        q = q[len(IMAGE_PLACEHOLDER) :]
+    q = q[1:] if q.startswith("\n") else q
+    system = body[:u]
+    return EnvPrompt(html.unescape(system), html.unescape(q), images) if unescape else EnvPrompt(system, q, images)
+
+
+def parse_env_response(text: str, unescape: bool = True) -> List[EnvToolResponse]:
+    """The ``<tool_response>`` blocks of a step's text, each with its trailing ``<|image|>`` count
+    (protocol.ts's ``parseEnvResponse``); ``[]`` when there is none."""
+    out: List[EnvToolResponse] = []
+    for body in _TOOL_RESPONSE_RE.findall(text or ""):
+        images = 0
+        while body.endswith(IMAGE_PLACEHOLDER):
+            images += 1
+            body = body[: len(body) - len(IMAGE_PLACEHOLDER)]
+        out.append(EnvToolResponse(html.unescape(body) if unescape else body, images))
+    return out
+
+
+def response_blocks(observation: Observation) -> List[EnvToolResponse]:
+    """:func:`parse_env_response` of a step's observation, made to agree with its views: a text without
+    ``<tool_response>`` is one block (:func:`tool_response_text`, placeholders taken out and counted),
+    and the image counts are clipped / topped up (on the last block) to ``len(observation.images)``."""
+    blocks = parse_env_response(observation.text or "")
+    if not blocks:
+        body = tool_response_text(observation)
+        blocks = [EnvToolResponse(body.replace(IMAGE_PLACEHOLDER, ""), body.count(IMAGE_PLACEHOLDER))]
+    left = len(observation.images)
+    fixed: List[EnvToolResponse] = []
+    for b in blocks:
+        n = min(b.images, left)
+        left -= n
+        fixed.append(EnvToolResponse(b.text, n))
+    if left:
+        fixed[-1] = EnvToolResponse(fixed[-1].text, fixed[-1].images + left)
+    return fixed
+
+
+def image_url_part(view: ImageView) -> Dict[str, Any]:
+    """A view as an OpenAI ``image_url`` content part with a base64 data URI (inline views only)."""
+    if not view.data:
+        raise ValueError(f"this view was sent by reference ({view.uri}): fetch it first with client.fetch_image(view)")
+    return {"type": "image_url", "image_url": {"url": f"data:{view.mime_type or 'image/png'};base64,{view.data}"}}
+
+
 def seed_of(row: Dict[str, Any], fallback_text: Any = None) -> Optional[int]:
     """The episode seed of a dataset row: its ``seed`` (top level or under ``extra_info`` /
     ``env_extras``), else a stable CRC32 of ``fallback_text`` (so that all the rollouts of one GRPO
@@ -138,9 +225,12 @@ def row_value(row: Dict[str, Any], key: str) -> Any:
 
 
 def images_as(images: List[ImageView], kind: str) -> List[Any]:
-    """Views as ``"pil"`` (Pillow images), ``"png"`` (bytes) or ``"view"`` (:class:`ImageView`)."""
+    """Views as ``"pil"`` (Pillow images), ``"rgb"`` (Pillow images converted to RGB, as verl's
+    ``process_image`` hands its VLMs), ``"png"`` (bytes) or ``"view"`` (:class:`ImageView`)."""
     if kind == "pil":
         return [im.to_pil() for im in images]
+    if kind == "rgb":
+        return [im.to_pil().convert("RGB") for im in images]
     if kind == "png":
         return [im.png_bytes() for im in images]
     return list(images)

@@ -9,19 +9,37 @@ and the generator skyrl/train/generators/skyrl_gym_generator.py): the generator 
 feeds its logs. Register it with :func:`register_skyrl_env` (``skyrl_gym.envs.register(id,
 entry_point)``).
 
-Text only: the env's views stay ``<|image|>`` placeholders in the messages (their count is in the
-step metadata). Without skyrl_gym installed a stand-in base with the same methods is used.
+Images (``env_config.images: image_url``): SkyRL's VLM path (``generator.vision_language_generator=
+true``, skyrl/train/generators/skyrl_vlm_generator.py; docs "Vision-Language RL in SkyRL") takes
+images inside the OpenAI messages, as ``{"type": "image_url", "image_url": {"url":
+"data:image/png;base64,..."}}`` content parts (examples/train/visgym/utils.py ``make_image_message``),
+in ``init``'s conversation and in each step's ``user`` observation; the inference server's chat
+renderer turns them into the model's image tokens. With it, the views go in exactly there, in the
+env's order (question: views then text; tool responses: text then views). Default ``images: none``:
+text only, the views stay ``<|image|>`` placeholders (for SkyRL's text generator). The views' count is
+in the metadata either way. Without skyrl_gym installed a stand-in base with the same methods is used.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._common import EpisodeSession, prompt_messages, row_value, seed_of, tool_response_text
+from ..types import ImageView
+from ._common import (
+    IMAGE_PLACEHOLDER,
+    EpisodeSession,
+    image_url_part,
+    parse_env_prompt,
+    prompt_messages,
+    response_blocks,
+    row_value,
+    seed_of,
+    tool_response_text,
+)
 
 __all__ = ["HAVE_SKYRL", "BaseTextEnv", "MedGymTextEnv", "register_skyrl_env"]
 
-ConversationType = List[Dict[str, str]]
+ConversationType = List[Dict[str, Any]]
 
 try:  # pragma: no cover - skyrl_gym is not installed in medgym's CI
     from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
@@ -71,7 +89,9 @@ class MedGymTextEnv(BaseTextEnv):
             ``url`` or ``urls`` (else ``$MEDGYM_URLS`` / ``$MEDGYM_URL``; an instance takes one
             round-robin), ``token``, ``env`` (env id), ``prompt_mode`` (``"env"``: the conversation is
             the env's instructions and question, the dataset prompt is dropped; ``"append"``: the
-            env's text is appended to the prompt's last user message), ``unfinished_reward``.
+            env's text is appended to the prompt's last user message), ``unfinished_reward``,
+            ``images`` (``"none"``: text only, ``<|image|>`` kept; ``"image_url"``: the views as
+            OpenAI ``image_url`` content parts with base64 PNG data URIs, for SkyRL's VLM generator).
         extras: the row's ``env_extras``: ``seed`` (else a CRC32 of the prompt), ``medgym_index``,
             ``env``, and the generator's ``max_turns``.
     """
@@ -83,6 +103,9 @@ class MedGymTextEnv(BaseTextEnv):
         self.max_turns = int(extras.get("max_turns") or _get(env_config, "max_turns", 8))
         self.prompt_mode = str(_get(env_config, "prompt_mode", "env"))
         self.unfinished_reward = float(_get(env_config, "unfinished_reward", 0.0))
+        self.images = str(_get(env_config, "images", "none"))
+        if self.images not in ("none", "image_url"):
+            raise ValueError(f'images must be "none" or "image_url", got {self.images!r}')
         urls = _get(env_config, "urls")
         self.session = EpisodeSession(
             _get(env_config, "url"),
@@ -91,24 +114,67 @@ class MedGymTextEnv(BaseTextEnv):
             env=_get(env_config, "env"),
         )
 
+    def _views(self, views: List[ImageView]) -> List[Dict[str, Any]]:
+        for v in views:
+            if not v.data:  # sent by reference (server --images blobs)
+                self.session.client.fetch_image(v)
+        return [image_url_part(v) for v in views]
+
+    def _env_messages(self, observation: Any) -> ConversationType:
+        """The reset's system and user messages; with images, the user content is the views as
+        ``image_url`` parts, then the question (:func:`parse_env_prompt`)."""
+        if self.images == "none":
+            return prompt_messages(observation)
+        parts = self._views(observation.images)
+        try:
+            system, question, _ = parse_env_prompt(observation.text)
+        except ValueError:
+            system, question = "", tool_response_text(observation).replace(IMAGE_PLACEHOLDER, "")
+        messages: ConversationType = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": parts + [{"type": "text", "text": question}]})
+        return messages
+
     def init(self, prompt: ConversationType) -> Tuple[ConversationType, Dict[str, Any]]:
-        """Resets the env; returns the conversation to generate from and ``{"seed", "url"}``."""
+        """Resets the env; returns the conversation to generate from and ``{"seed", "url", "views"}``."""
         seed = seed_of(self.extras, prompt)
         env = row_value(self.extras, "env")
         r = self.session.reset(seed=seed, env=env if isinstance(env, str) else None, index=row_value(self.extras, "medgym_index"))
         self.turns = 0
-        messages = prompt_messages(r.observation)
+        messages = self._env_messages(r.observation)
         if self.prompt_mode == "append" and prompt:
-            env_text = "\n".join(m["content"] for m in messages)
             conversation = [dict(m) for m in prompt]
             last_user = max((k for k, m in enumerate(conversation) if m.get("role") == "user"), default=None)
-            if last_user is None:
-                conversation.append({"role": "user", "content": env_text})
+            if self.images == "none":
+                env_text = "\n".join(m["content"] for m in messages)
+                if last_user is None:
+                    conversation.append({"role": "user", "content": env_text})
+                else:
+                    conversation[last_user]["content"] = f'{conversation[last_user]["content"]}\n{env_text}'
             else:
-                conversation[last_user]["content"] = f'{conversation[last_user]["content"]}\n{env_text}'
+                parts: List[Dict[str, Any]] = []
+                for m in messages:
+                    parts += [{"type": "text", "text": m["content"]}] if isinstance(m["content"], str) else list(m["content"])
+                if last_user is None:
+                    conversation.append({"role": "user", "content": parts})
+                else:
+                    prev = conversation[last_user]["content"]
+                    prev_parts = [{"type": "text", "text": prev}] if isinstance(prev, str) else list(prev or [])
+                    conversation[last_user]["content"] = prev_parts + parts
         else:
             conversation = messages
         return conversation, {"seed": seed, "url": self.session.url, "views": len(r.observation.images)}
+
+    def _observation(self, observation: Any) -> Dict[str, Any]:
+        """The step's user message: the tool response text, or (images) its blocks' text and views."""
+        if self.images == "none":
+            return {"role": "user", "content": tool_response_text(observation)}
+        parts: List[Dict[str, Any]] = []
+        views = self._views(observation.images)
+        for k, block in enumerate(response_blocks(observation)):
+            parts.append({"type": "text", "text": ("\n" if k else "") + block.text})
+            parts += views[: block.images]
+            views = views[block.images :]
+        return {"role": "user", "content": parts}
 
     def step(self, action: str) -> BaseTextEnvStepOutput:
         """Sends the LLM's turn as one env step. The reward is the env's (0 until the end)."""
@@ -119,7 +185,7 @@ class MedGymTextEnv(BaseTextEnv):
         if not done and self.turns >= self.max_turns:
             done, metadata["unfinished"] = True, True
         reward = float(r.reward) if r.done and r.reward is not None else (self.unfinished_reward if done else 0.0)
-        observations = [] if done else [{"role": "user", "content": tool_response_text(r.observation)}]
+        observations = [] if done else [self._observation(r.observation)]
         return BaseTextEnvStepOutput(observations=observations, reward=reward, done=done, metadata=metadata, postprocessed_action=None)
 
     def get_metrics(self) -> Dict[str, Any]:
