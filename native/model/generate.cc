@@ -42,7 +42,7 @@ void Session::check_ids(const std::vector<int64_t>& ids, bool distinct) const {
 
 std::vector<int64_t> Session::add(const std::vector<std::vector<int32_t>>& tokens,
                                   const std::vector<std::vector<uint8_t>>& pixels,
-                                  const std::vector<std::array<uint64_t, 4>>& keys) {
+                                  const std::vector<std::array<uint64_t, 4>>& keys, const std::vector<uint64_t>& counters) {
   std::vector<int64_t> ids;
   for (size_t i = 0; i < tokens.size(); ++i) {
     Seq s;
@@ -50,6 +50,7 @@ std::vector<int64_t> Session::add(const std::vector<std::vector<int32_t>>& token
     s.pixels = pixels[i];
     s.length = model_->expanded_length(s.tokens.data(), static_cast<int64_t>(s.tokens.size()));
     s.key = stream_key(keys[i][0], keys[i][1], keys[i][2], keys[i][3]);
+    s.counter = i < counters.size() ? counters[i] : 0;
     s.cache = KVCache(pool_);
     int64_t id = next_id_++;
     seqs_.emplace(id, std::move(s));
@@ -82,6 +83,7 @@ std::vector<int64_t> Session::fork(int64_t id, const std::vector<std::array<uint
     s.cache = p.cache.fork(model_->cfg, p.cache_len);
     s.logits = p.logits;
     s.key = stream_key(k[0], k[1], k[2], k[3]);
+    s.counter = p.counter;  // a child's tokens continue the parent's, so its draws do too
     if (model_->accel) {
       // The device cache is not shared (yet): the child recomputes its prompt; same tokens and logp.
       s.cache = KVCache(pool_);

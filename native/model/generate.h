@@ -52,15 +52,17 @@ class Session {
   void check_append(int64_t id, const int32_t* tokens, int64_t n, int64_t n_images) const;
   void check_ids(const std::vector<int64_t>& ids, bool distinct) const;
 
-  // Registers sequences (no compute) and prefills them in one batched pass.
+  // Registers sequences (no compute) and prefills them in one batched pass. counters[i] (default 0):
+  // draws sequence i's stream already made (earlier turns of a conversation prefilled at once), so its
+  // first sampled token uses draw number counters[i].
   std::vector<int64_t> add(const std::vector<std::vector<int32_t>>& tokens, const std::vector<std::vector<uint8_t>>& pixels,
-                           const std::vector<std::array<uint64_t, 4>>& keys);
+                           const std::vector<std::array<uint64_t, 4>>& keys, const std::vector<uint64_t>& counters = {});
   void append(const std::vector<int64_t>& ids, const std::vector<std::vector<int32_t>>& tokens,
               const std::vector<std::vector<uint8_t>>& pixels);
   // One new sequence per key, each continuing sequence `id` (prefilled first if it has pending
-  // tokens): its tokens and images, its KV cache (shared, copy-on-write) and last logits, and a fresh
-  // stream (key, count 0). A child computes exactly what a sequence that went through id's calls
-  // would, with the child's key: forked right after add(), exactly what add() of the same prompt with
+  // tokens): its tokens and images, its KV cache (shared, copy-on-write) and last logits, and its own
+  // stream (key; the draw counter goes on from id's). A child computes exactly what a sequence that
+  // went through id's calls would, with the child's key: forked right after add(), exactly what add() of the same prompt with
   // that key gives, bit for bit, without prefilling it again. `id` itself goes on.
   std::vector<int64_t> fork(int64_t id, const std::vector<std::array<uint64_t, 4>>& keys);
   std::vector<GenerateOut> generate(const std::vector<int64_t>& ids, const GenerateParams& gp);

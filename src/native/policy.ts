@@ -125,7 +125,15 @@ export interface NativePolicyFunctions {
   policyZeroGradAsync(o: { model: PolicyHandle }): Promise<void>;
   sessionCreate(o: { model: PolicyHandle; kvCache?: boolean; seed?: number; specials?: string[] }): SessionHandle;
   sessionAddAsync(
-    o: RawBatch & { session: SessionHandle; seeds: number[]; steps: number[]; promptIndices: number[]; sampleIndices: number[] },
+    o: RawBatch & {
+      session: SessionHandle;
+      seeds: number[];
+      steps: number[];
+      promptIndices: number[];
+      sampleIndices: number[];
+      /** Draws each stream already made (default 0 each): the first sampled token uses draw number counters[i]. */
+      counters?: number[];
+    },
   ): Promise<number[]>;
   sessionAppendAsync(o: RawBatch & { session: SessionHandle; ids: Int32Array }): Promise<void>;
   /** One new sequence per key (the four arrays have one entry each), continuing sequence `id`. */

@@ -42,7 +42,7 @@ export class NativeGenerationSession implements GenerationSession {
   add(seqs: SessionSequenceInput[]): Promise<number[]> {
     return this.enqueue(async () => {
       const raw = packBatch(this.policy.config, seqs, 'seqs', false);
-      const key = (i: number, k: 'seed' | 'step' | 'promptIndex' | 'sampleIndex', dflt: number): number => {
+      const key = (i: number, k: keyof SampleKey, dflt: number): number => {
         const v = seqs[i].key?.[k] ?? dflt;
         if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`Expected a non-negative integer for \`seqs[${i}].key.${k}\` but received ${v}`);
         return v;
@@ -52,9 +52,10 @@ export class NativeGenerationSession implements GenerationSession {
       const steps = Array.from({ length: n }, (_, i) => key(i, 'step', 0));
       const promptIndices = Array.from({ length: n }, (_, i) => key(i, 'promptIndex', this.added + i));
       const sampleIndices = Array.from({ length: n }, (_, i) => key(i, 'sampleIndex', 0));
-      const ids = await this.fns.sessionAddAsync({ session: this.h, ...raw, seeds, steps, promptIndices, sampleIndices });
+      const counters = Array.from({ length: n }, (_, i) => key(i, 'counter', 0));
+      const ids = await this.fns.sessionAddAsync({ session: this.h, ...raw, seeds, steps, promptIndices, sampleIndices, counters });
       this.added += n; // handles are assigned 0, 1, 2, ... in add order (calls are serialized)
-      ids.forEach((id, i) => this.keys.set(id, { seed: seeds[i], step: steps[i], promptIndex: promptIndices[i], sampleIndex: sampleIndices[i] }));
+      ids.forEach((id, i) => this.keys.set(id, { seed: seeds[i], step: steps[i], promptIndex: promptIndices[i], sampleIndex: sampleIndices[i], counter: counters[i] }));
       return ids;
     });
   }

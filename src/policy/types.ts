@@ -187,6 +187,13 @@ export interface SampleKey {
   promptIndex?: number;
   /** Sample index within the prompt's group (default 0). */
   sampleIndex?: number;
+  /**
+   * Draws the stream already made (default 0): the next sampled token uses draw number `counter`.
+   * A conversation prefilled whole (a stateless server) passes the tokens sampled in its earlier turns,
+   * so that it samples what one session going turn by turn would. Set at add(); fork children go on
+   * from their parent's counter.
+   */
+  counter?: number;
 }
 
 export interface SessionOptions {
@@ -258,7 +265,7 @@ export interface GenerationSession {
    * `n` new sequences that continue sequence `id` (prefilled first if it has pending tokens): each
    * holds its tokens and images and shares its KV cache (copy-on-write), so a GRPO group prefills its
    * prompt once. Child j samples from stream `keys[j]` (fields default to `id`'s key, sampleIndex to
-   * j), counted from 0. Forked right after add(), a child gives exactly what add() of the same prompt
+   * j); its draws go on from `id`'s counter (`keys[j].counter` is ignored). Forked right after add(), a child gives exactly what add() of the same prompt
    * with its key gives (same tokens, bit-identical logp); forked later, it goes on from `id`'s cache
    * as `id` computed it. `id` stays usable (release it when done). At most 4096 children per call.
    */

@@ -440,6 +440,7 @@ const policy: Record<string, Spec> = {
       const b = batch(rng);
       return { session: ctx.session(), ...b, ...keys(rng, b.lengths.length) };
     },
+    optional: (rng, o) => ({ counters: Array.from({ length: (o.lengths as Int32Array).length }, () => rng.int(0, 1000)) }),
   },
   sessionAppend: {
     base: (rng, ctx) => {
