@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { evalAnyCommand } from '../../src/cli/eval_model';
 import { NativePolicy, type PolicyConfig } from '../../src/policy';
 import { HttpPolicy } from '../../src/policy/openai';
-import { rollout } from '../../src/rollout';
+import { rollout, type Trajectory } from '../../src/rollout';
 import { parseTrainConfig, type TrainConfig } from '../../src/train/config';
 import { openRunItems } from '../../src/train/data';
 import { makeTrainVec } from '../../src/train/envs';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   }
 }, 120_000);
 
-const summary = (t: { tokens: number[]; mask: number[]; reward: number; correct: boolean; toolCalls: number }) => ({ tokens: t.tokens, mask: t.mask, reward: t.reward, correct: t.correct, toolCalls: t.toolCalls });
+const summary = (t: Trajectory) => ({ tokens: t.tokens, mask: Array.from(t.mask), reward: t.reward, correct: t.correct, toolCalls: t.toolCalls });
 
 test('rollouts through HttpPolicy → medgym serve equal in-process rollouts of the checkpoint, token for token', async () => {
   const { baseURL } = await serve(file, { name: 'sft' });
