@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// `npm install` hook: builds the native addon with cmake-js, falling back to node-gyp when CMake is
-// missing. A failed build does not fail the install (the environment and tools work without the
-// addon); loading the addon later throws an error that says what to install and run.
+// The repository's `prepare` hook (run by `npm ci` / `npm install` in a clone, never by a consumer
+// installing the package, which uses the shipped prebuilt or `npx medgym build`): builds the native
+// addon with cmake-js, falling back to node-gyp when CMake is missing. A failed build does not fail
+// the install (the environment and tools work without the addon); loading the addon later throws an
+// error that says what to install and run.
 // Set MEDGYM_REQUIRE_NATIVE=1 (as CI does) to make a failed build fail the install.
 const { spawnSync } = require('child_process');
 const path = require('path');

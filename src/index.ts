@@ -1,24 +1,19 @@
-// medgym's public API.
-export * as kernels from './native';
+/**
+ * medgym's public API (`medgym`). The subpaths `medgym/env`, `medgym/kernels`, `medgym/policy` and
+ * `medgym/rewards` (src/entries/) give each group alone; everything else is internal.
+ * @module
+ */
+export * as kernels from './entries/kernels';
 export { nativeInfo, setNumThreads, setSimdLevel } from './native';
 // The environment (SPEC §3–7): env, vector env, registry, checker, tools, rewards, data.
-export * as tokenizer from './tokenizer';
-export { encode, decode, SPECIAL_TOKENS, VOCAB_SIZE } from './tokenizer';
-export * from './env';
-export * as tools from './tools';
-export { ToolSession, executeToolCall, toolJsonSchemas } from './tools';
-export type { RawImage, ViewImage, Box, IntensityWindow } from './tools';
+export * from './entries/env';
 export * as rewards from './rewards';
 export { composeRewards, batchStats, gradeAnswer } from './rewards';
 export type { RewardConfig, RewardFn, EpisodeSummary, BatchEntry, BatchStats as RewardBatchStats } from './rewards';
-export * as data from './data';
-export { SynthDataset, generateItem } from './data/synth';
-export type { SynthOptions } from './data/synth';
-export type { Dataset, VqaItem, Split, StreamOptions } from './data/types';
-export { openJsonl, openMedMnist, openVqaRad, openSlake, openPmcVqa, openOmniMedVqa, readNiftiSlice, readDicom, readImageFile, LoaderError } from './data/loaders';
 // The native policy (SPEC §1): NativePolicy, presets, types.
-export * as policy from './policy';
+export * as policy from './entries/policy';
 export { NativePolicy, POLICY_PRESETS } from './policy';
+export { HttpPolicy, QwenEnvPolicy } from './entries/policy';
 export type { PolicyConfig, PolicyPreset, PolicySequence, GenerationSession, GenerateOptions, GenerateResult, TrainablePolicy } from './policy';
 
 export * as train from './train';

@@ -7,7 +7,10 @@ import { listEnvs } from '../env/registry';
 import { trainCommand, type TrainFlags } from './train';
 import { evalAnyCommand, type EvalAnyFlags } from './eval_model';
 import { serveEnvCommand, type ServeEnvFlags } from './serve_env';
+import { serveCommand, type ServeFlags } from './serve';
 import { writeReport, writeMatrix } from '../report';
+import { buildCommand, type BuildFlags } from './build';
+import { benchKernelsCommand, type BenchKernelsFlags } from './bench_kernels';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
@@ -22,6 +25,27 @@ program
     const report = doctor();
     for (const line of report.lines) console.log(line);
     process.exitCode = report.ok ? 0 : 1;
+  });
+
+program
+  .command('build')
+  .description('compile the native addon from the shipped sources (cmake-js; needs CMake and a C++17 compiler); CPU only unless --cuda')
+  .option('--cuda', 'also compile the CUDA kernels (needs nvcc); the result is probed in a child process')
+  .option('--cuda-arch <list>', 'CUDA architectures, e.g. 90 or native (default 80;90)')
+  .option('--debug', 'Debug build (build/Debug)')
+  .option('-j, --jobs <n>', 'parallel compile jobs (default: all cores)')
+  .action((opts: BuildFlags) => {
+    process.exitCode = buildCommand(opts);
+  });
+
+program
+  .command('bench-kernels')
+  .description('time the main CPU kernels (gemm, attention, logprob, fused linear log-prob, GRPO loss) on fixed shapes in a few seconds')
+  .option('--json', 'print the results as JSON')
+  .option('--threads <n>', 'kernel threads (0: default)')
+  .option('--min-time <ms>', 'least time spent timing each kernel', '300')
+  .action((opts: BenchKernelsFlags) => {
+    process.exitCode = benchKernelsCommand(opts);
   });
 
 program
@@ -70,7 +94,13 @@ program
   .command('eval')
   .description('evaluate a policy checkpoint or a pretrained model: Acc@1 (greedy) and Pass@K, per modality and question type, with and without tools')
   .option('--checkpoint <file>', 'policy .safetensors')
-  .option('--model <hf-dir>', 'instead of --checkpoint: a Hugging Face Qwen2-VL / Qwen2.5-VL model directory, on the env of --env / --dataset / --config')
+  .option('--model <name>', 'instead of --checkpoint: a Hugging Face Qwen2-VL / Qwen2.5-VL model directory, on the env of --env / --dataset / --config; with --policy: the served model id')
+  .option('--policy <url>', 'an OpenAI-compatible server (http://host:port/v1) serving --model: evaluate it on the env (docs/http_policy.md)')
+  .option('--protocol <name>', "--policy: auto | medgym-vlm | chat (default auto: from the server's /models entry)")
+  .option('--tool-format <format>', '--policy, chat protocol: openai (tools + tool_calls, default) | text (tools in the system text)')
+  .option('--concurrency <n>', '--policy: requests in flight at most (default 8)')
+  .option('--timeout <s>', '--policy: seconds per request (default 120)')
+  .option('--api-key-env <var>', '--policy: environment variable holding the API key (default OPENAI_API_KEY)')
   .option('--env <id>', '--model: env id (`medgym envs`)')
   .option('--dataset <path>', '--model: evaluate on the held-out items of your data (as `medgym train --dataset`)')
   .option('--dataset-kind <kind>', '--model: the dataset kind (default: guessed from the path)')
@@ -85,6 +115,23 @@ program
   .option('--out <file>', 'write the JSON here (default stdout)')
   .action(async (opts: EvalAnyFlags) => {
     process.exitCode = await evalAnyCommand(opts);
+  });
+
+program
+  .command('serve')
+  .description('serve a medgym-vlm checkpoint as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models); docs/serve.md')
+  .requiredOption('--checkpoint <file>', 'medgym-vlm checkpoint (.safetensors)')
+  .option('--name <id>', 'model id clients name (default: the file base name)')
+  .option('--host <addr>', 'interface to bind; anything but loopback needs --token', '127.0.0.1')
+  .option('--port <n>', 'port', '8000')
+  .option('--token <secret>', 'bearer token required on every route but /health (default: $MEDGYM_TOKEN)')
+  .option('--max-batch <n>', 'sequences decoding at once (choices of all admitted requests)', '32')
+  .option('--max-queue <n>', 'requests waiting for a batch slot; more get 429', '256')
+  .option('--max-body <size>', 'largest request body (images travel in it)', '32mb')
+  .option('--device <device>', 'cpu, cuda or auto', 'cpu')
+  .option('--log', 'one JSON line per request on stdout (never headers or tokens)')
+  .action(async (opts: ServeFlags) => {
+    await serveCommand(opts);
   });
 
 program

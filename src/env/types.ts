@@ -19,33 +19,47 @@ export interface Observation {
 export type TruncationReason = 'max_turns' | 'max_new_tokens' | 'max_total_tokens';
 
 export interface ToolCallRecord {
+  /** The assistant segment (0-based) that made the call. */
   turn: number;
+  /** Tool name, e.g. "zoom_in". */
   name: string;
+  /** The call parsed, validated and ran. */
   ok: boolean;
+  /** Why it failed, when it did. */
   error?: string;
   /** Regions of the original the call showed. */
   boxes: Box[];
 }
 
 export interface GroundTruth {
+  /** Index of the correct option (multiple choice) or the reference text (open question). */
   answer: number | string;
   /** Option letter for multiple choice. */
   letter?: string;
+  /** The correct answer as text. */
   answerText: string;
+  /** The finding's box in original pixels, when the task has one. */
   box?: Box;
+  /** The intensity window that shows the finding, when the task has one. */
   window?: IntensityWindow;
+  /** Source-specific extras (generator parameters, dataset row fields). */
   meta?: Record<string, unknown>;
 }
 
 export interface StepInfo {
+  /** Stable id of the task (dataset item) of this episode. */
   taskId: string;
+  /** Imaging modality, e.g. "ct", "xray". */
   modality: string;
+  /** Question type, e.g. "location", "presence". */
   questionType: string;
+  /** Answer options of a multiple-choice question (empty for an open question). */
   options: string[];
   /** Assistant segments consumed so far. */
   turn: number;
   /** Tokens in the episode so far (prompt, actions, responses; images count imageTokens each). */
   totalTokens: number;
+  /** Every tool call so far, in order. */
   toolCalls: ToolCallRecord[];
   /** Format problems found in the assistant's segments, in order. */
   formatErrors: string[];
@@ -53,19 +67,26 @@ export interface StepInfo {
   groundTruth?: GroundTruth;
   /** At the end: the graded answer. */
   answer?: { raw: string; status: AnswerStatus | 'none'; correct: boolean };
+  /** When truncated: the limit that cut the episode. */
   truncationReason?: TruncationReason;
   /** At the end: weighted total and each component. */
   reward?: RewardBreakdown;
+  /** At the end: what the rewards saw of the episode. */
   summary?: EpisodeSummary;
   /** VectorEnv only: this step reset the sub-env (its action was ignored). */
   autoreset?: boolean;
 }
 
 export interface StepResult {
+  /** What the policy sees next: the tool responses and their views ('' and no views at the end). */
   observation: Observation;
+  /** The episode's reward, given once at the end (0 on intermediate steps). */
   reward: number;
+  /** The episode ended with an answer (or an invalid final segment). */
   terminated: boolean;
+  /** The episode was cut by a limit (`info.truncationReason` says which). */
   truncated: boolean;
+  /** Step details: task, tool calls so far, format errors, and at the end the graded answer and reward. */
   info: StepInfo;
 }
 

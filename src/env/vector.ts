@@ -6,10 +6,15 @@ import type { MedGymEnv } from './env';
 import type { Observation, ResetOptions, StepInfo } from './types';
 
 export interface VectorStepResult {
+  /** One per sub-env: its next observation (after an autoreset, the new episode's first). */
   observations: Observation[];
+  /** One per sub-env: the step's reward. */
   rewards: number[];
+  /** One per sub-env: the episode ended with an answer. */
   terminated: boolean[];
+  /** One per sub-env: the episode was cut by a limit. */
   truncated: boolean[];
+  /** One per sub-env: the step's info (`autoreset` marks a sub-env that was reset). */
   infos: StepInfo[];
 }
 

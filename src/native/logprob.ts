@@ -17,7 +17,9 @@ export interface LogprobArgs {
   withEntropy?: boolean;
   /** [N] output buffers; allocated when omitted (`entropy` only with `withEntropy`). */
   logp?: Float32Array;
+  /** [N] receives the entropies (implies `withEntropy`); allocated when omitted. */
   entropy?: Float32Array;
+  /** [N] receives logsumexp(logits / tau) per row; allocated when omitted. */
   lse?: Float32Array;
   /** Run the plain scalar reference instead of the optimized kernel (tests, benchmarks). */
   reference?: boolean;

@@ -203,7 +203,7 @@ function outline(p: { data: Uint8Array; width: number; height: number }, box: Bo
 }
 
 /** The views side by side, `k`× nearest-neighbour, 8 px apart; the global view annotated. */
-export async function examplePng(r: Replay, k = 4): Promise<Buffer> {
+export async function examplePng(r: Replay, k = 4): Promise<Uint8Array> {
   const panels = r.views.map((v) => upscaleRgb(v, k));
   if (panels.length) {
     if (r.gtBox) outline(panels[0], r.gtBox, r.originalSize, GREEN);
@@ -230,7 +230,7 @@ const callText = (c: ToolCallRecord): string => `${c.name || '(unparsed)'}${c.ok
  * Writes <rdir>/example_<i>.png for a few GRPO episodes (first and last logged step) and returns
  * the report's markdown lines and the PNGs by name. No trajectories or no replayable env: a note.
  */
-export async function writeExamples(dir: string, config: unknown, rdir: string): Promise<{ lines: string[]; pngs: Record<string, Buffer> }> {
+export async function writeExamples(dir: string, config: unknown, rdir: string): Promise<{ lines: string[]; pngs: Record<string, Uint8Array> }> {
   const file = path.join(dir, 'trajectories.jsonl');
   if (!fs.existsSync(file) || fs.statSync(file).size === 0) return { lines: ['_No GRPO trajectories logged._'], pngs: {} };
   const { first, last } = await firstAndLastStep(file);
@@ -247,7 +247,7 @@ export async function writeExamples(dir: string, config: unknown, rdir: string):
       'Images: the views the policy saw, 4× nearest-neighbour; on the global view red = regions it zoomed into, green = the ground-truth box.',
     '',
   ];
-  const pngs: Record<string, Buffer> = {};
+  const pngs: Record<string, Uint8Array> = {};
   try {
     for (const [i, { row, why }] of examples.entries()) {
       const r = await replayEpisode(env, row);

@@ -247,7 +247,7 @@ const escapeHtml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g,
  * A minimal markdown → HTML for the report's own lines (headings, lists, tables, code fences,
  * images): charts inline as SVG, example PNGs inline as data URIs, so the page stands alone.
  */
-export function toHtml(lines: string[], svgs: Record<string, string>, pngs: Record<string, Buffer> = {}): string {
+export function toHtml(lines: string[], svgs: Record<string, string>, pngs: Record<string, Uint8Array> = {}): string {
   const body: string[] = [];
   let table: string[][] = [];
   let code: string[] | undefined;
@@ -277,7 +277,7 @@ export function toHtml(lines: string[], svgs: Record<string, string>, pngs: Reco
       flush();
       const n = img[1];
       if (svgs[n]) body.push(`<figure id="${n}">${svgs[n]}</figure>`);
-      else if (pngs[n]) body.push(`<figure id="${n}"><img alt="${n}" style="image-rendering:pixelated" src="data:image/png;base64,${pngs[n].toString('base64')}"></figure>`);
+      else if (pngs[n]) body.push(`<figure id="${n}"><img alt="${n}" style="image-rendering:pixelated" src="data:image/png;base64,${Buffer.from(pngs[n].buffer, pngs[n].byteOffset, pngs[n].byteLength).toString('base64')}"></figure>`);
       continue;
     }
     const l = inline(raw);

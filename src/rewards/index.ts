@@ -11,6 +11,7 @@ export type { AnswerStatus, GradedAnswer } from './answer';
 export interface EpisodeSummary {
   /** Answer status; 'none' when the episode ended without an <answer>. */
   answerStatus: AnswerStatus | 'none';
+  /** The answer is valid and matches the ground truth. */
   correct: boolean;
   /**
    * The episode answered with a gradable answer (status 'ok': one option, not empty, not too long),
@@ -18,12 +19,15 @@ export interface EpisodeSummary {
    * where the task requires a tool, count as such) and no failed tool call.
    */
   wellFormed: boolean;
+  /** Tool calls made (failed ones included). */
   toolCalls: number;
+  /** Tool calls that failed. */
   toolErrors: number;
   /** Regions the policy looked at through zoom_in / crop_multi. */
   zoomBoxes: Box[];
   /** Ground-truth finding box, when the task has one. */
   gtBox?: Box;
+  /** The episode was cut by a limit before answering. */
   truncated: boolean;
 }
 
@@ -60,16 +64,22 @@ export const BUILTIN_REWARDS = { accuracy: accuracyReward, format: formatReward,
  * Defaults: accuracy 1, format 0.1, tool 0, iou 0 (RECIPE's reward = accuracy + 0.1·format).
  */
 export interface RewardConfig {
+  /** Weight of `accuracy` (1 for a correct, valid answer). Default 1. */
   accuracy?: number;
+  /** Weight of `format` (1 for a well-formed episode). Default 0.1. */
   format?: number;
+  /** Weight of `tool` (1 for a correct answer after a successful tool call). Default 0. */
   tool?: number;
+  /** Weight of `iou` (best zoom box vs the finding box). Default 0. */
   iou?: number;
+  /** A custom reward: `{ fn, weight }` (a number only for the built-in names). */
   [custom: string]: number | { fn: RewardFn; weight: number } | undefined;
 }
 
 export const DEFAULT_REWARDS: Required<Pick<RewardConfig, 'accuracy' | 'format' | 'tool' | 'iou'>> = { accuracy: 1, format: 0.1, tool: 0, iou: 0 };
 
 export interface RewardBreakdown {
+  /** Weighted sum of the components. */
   total: number;
   /** Unweighted value of each component. */
   components: Record<string, number>;
@@ -105,28 +115,38 @@ export function composeRewards(config: RewardConfig = {}): (ep: EpisodeSummary) 
 
 /** Per-batch metrics (SPEC §7): means, the share answering without any tool call, invalid answers. */
 export interface BatchStats {
+  /** Episodes in the batch. */
   episodes: number;
+  /** Mean of the weighted total reward. */
   meanReward: number;
   /** Mean of each reward component. */
   components: Record<string, number>;
+  /** Share of correct episodes. */
   accuracy: number;
   /** Share of episodes that answered without a single tool call (watch for collapse to 0 tool use). */
   noToolAnswerShare: number;
+  /** Mean tool calls per episode. */
   meanToolCalls: number;
   /** Failed tool calls over all tool calls. */
   toolErrorRate: number;
+  /** Share of episodes cut by a limit. */
   truncatedShare: number;
   /** Count of episodes by answer status (empty, multiple, too_long, unrecognized, none, ok). */
   answerStatus: Record<string, number>;
   /** Accuracy and episode count per modality and per question type (entries that carry them). */
   byModality: Record<string, { episodes: number; accuracy: number }>;
+  /** Accuracy and episode count per question type. */
   byQuestionType: Record<string, { episodes: number; accuracy: number }>;
 }
 
 export interface BatchEntry {
+  /** What the rewards saw of the episode (`info.summary` at its end). */
   summary: EpisodeSummary;
+  /** Its reward (`info.reward` at its end, or `composeRewards(...)(summary)`). */
   reward: RewardBreakdown;
+  /** Modality, for `byModality`. */
   modality?: string;
+  /** Question type, for `byQuestionType`. */
   questionType?: string;
 }
 

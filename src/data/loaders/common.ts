@@ -26,7 +26,7 @@ export function requireFile(file: string, what = 'file'): void {
   if (!st.isFile()) throw new LoaderError(`${what} ${file} is not a regular file`);
 }
 
-/** The bytes of a regular file, or a LoaderError naming it. */
+/** The bytes of a regular file, or a LoaderError naming it. @internal */
 export function readBytes(file: string, what = 'file'): Buffer {
   requireFile(file, what);
   try {

@@ -1,0 +1,13 @@
+/**
+ * `medgym/policy`: the policies behind one interface (the native medgym-vlm policy, presets, device
+ * selection; HttpPolicy, a VLM served behind an OpenAI-compatible API; QwenEnvPolicy, a Hugging Face
+ * Qwen2-VL / Qwen2.5-VL directory on the native engine) and their types.
+ * @module
+ */
+export * from '../policy';
+export { HttpPolicy, HttpPolicyError, HttpSessionError, ChatProtocolError, MedgymChatError, renderMedgymChat, DEFAULT_HTTP_IMAGE_TOKENS, DEFAULT_HTTP_MAX_SEQ } from '../policy/openai';
+export type { HttpPolicyOptions, HttpProtocol, ToolFormat, TransportOptions, ChatMessage, ChatCompletionRequest, ChatCompletionResponse, MedgymModelInfo } from '../policy/openai';
+export { QwenEnvPolicy } from '../models/qwen2_vl/env_policy';
+export type { QwenEnvPolicyOptions } from '../models/qwen2_vl/env_policy';
+export { QwenVLModel } from '../models/qwen2_vl/engine';
+export type { QwenLoadOptions } from '../models/qwen2_vl/engine';
