@@ -109,6 +109,28 @@ except Exception:  # ImportError, or a verl whose imports fail without a GPU sta
         return decorator
 
 
+@dataclass
+class _Response:
+    """A trajectory's response side: ids, loss mask (1 on sampled turns, 0 on the env's) and log-probs
+    (0.0 on the env's ids; dropped when a turn came without them)."""
+
+    ids: List[int] = field(default_factory=list)
+    mask: List[int] = field(default_factory=list)
+    logprobs: List[float] = field(default_factory=list)
+    have_logprobs: bool = True
+
+    def sampled(self, gen: List[int], lp: Optional[Sequence[float]]) -> None:
+        self.have_logprobs = self.have_logprobs and lp is not None
+        self.ids += gen
+        self.mask += [1] * len(gen)
+        self.logprobs += list(lp or [])[: len(gen)] + [0.0] * max(0, len(gen) - len(lp or []))
+
+    def env(self, ids: List[int]) -> None:
+        self.ids += ids
+        self.mask += [0] * len(ids)
+        self.logprobs += [0.0] * len(ids)
+
+
 def _cfg_get(config: Any, path: str, default: Any = None) -> Any:
     """``config.a.b.c`` for a DictConfig / dict / object, ``default`` when any part is missing."""
     node = config
@@ -247,34 +269,34 @@ class MedGymAgentLoop(AgentLoopBase):
         request_id = uuid.uuid4().hex
         metrics = {"generate_sequences": 0.0, "tool_calls": 0.0}
         prompt_ids = self._encode(r.observation.text)
-        response_ids: List[int] = []
-        response_mask: List[int] = []
-        logprobs: List[float] = []
-        have_logprobs = True
+        resp = _Response()
         turns, views = 0, len(r.observation.images)
-        while not r.done and turns < self.max_turns and len(response_ids) < self.response_length:
-            t0 = time.perf_counter()
-            out = await self.server_manager.generate(request_id, prompt_ids=prompt_ids + response_ids, sampling_params=sampling_params)
-            metrics["generate_sequences"] += time.perf_counter() - t0
-            gen = list(out.token_ids)[: self.response_length - len(response_ids)]
-            lp = getattr(out, "log_probs", None)
-            have_logprobs = have_logprobs and lp is not None
-            response_ids += gen
-            response_mask += [1] * len(gen)
-            logprobs += list(lp or [])[: len(gen)] + [0.0] * max(0, len(gen) - len(lp or []))
+        while not r.done and turns < self.max_turns and len(resp.ids) < self.response_length:
+            gen = await self._generate(request_id, prompt_ids, resp, sampling_params, metrics)
             turns += 1
-            text = self._decode(gen)
-            t0 = time.perf_counter()
-            r = await client.step(text)
-            metrics["tool_calls"] += time.perf_counter() - t0
+            r = await self._step(client, gen, metrics)
             views += len(r.observation.images)
             if r.done or not r.observation.text:
                 break
-            obs = self._encode(r.observation.text)[: self.response_length - len(response_ids)]
-            response_ids += obs
-            response_mask += [0] * len(obs)
-            logprobs += [0.0] * len(obs)
-        return self._output(r, prompt_ids, response_ids, response_mask, logprobs if have_logprobs else [], turns, metrics, views, None)
+            resp.env(self._encode(r.observation.text)[: self.response_length - len(resp.ids)])
+        return self._output(r, prompt_ids, resp, turns, metrics, views, None)
+
+    async def _generate(self, request_id: str, prompt_ids: List[int], resp: "_Response", sampling_params: Dict[str, Any], metrics: Dict[str, float], image_data: Optional[List[Any]] = None) -> List[int]:
+        """One sampled turn (cut to what is left of response_length), added to ``resp`` with mask 1."""
+        t0 = time.perf_counter()
+        extra = {"image_data": list(image_data) or None} if image_data is not None else {}
+        out = await self.server_manager.generate(request_id, prompt_ids=prompt_ids + resp.ids, sampling_params=sampling_params, **extra)
+        metrics["generate_sequences"] += time.perf_counter() - t0
+        gen = list(out.token_ids)[: self.response_length - len(resp.ids)]
+        resp.sampled(gen, getattr(out, "log_probs", None))
+        return gen
+
+    async def _step(self, client: Any, gen: List[int], metrics: Dict[str, float]) -> Any:
+        """The turn's decoded text as one env step."""
+        t0 = time.perf_counter()
+        r = await client.step(self._decode(gen))
+        metrics["tool_calls"] += time.perf_counter() - t0
+        return r
 
     # ---- chat + image path (processor) -----------------------------------------------------------
 
@@ -321,48 +343,29 @@ class MedGymAgentLoop(AgentLoopBase):
         messages.append({"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]})
         prompt_ids = await self._chat_ids(messages, images, remove_system_prompt=False)
         image_data: List[Any] = list(images)
-        response_ids: List[int] = []
-        response_mask: List[int] = []
-        logprobs: List[float] = []
-        have_logprobs = True
+        resp = _Response()
         turns, views = 0, len(images)
-        while not r.done and turns < self.max_turns and len(response_ids) < self.response_length:
-            t0 = time.perf_counter()
-            out = await self.server_manager.generate(
-                request_id, prompt_ids=prompt_ids + response_ids, sampling_params=sampling_params, image_data=list(image_data) or None
-            )
-            metrics["generate_sequences"] += time.perf_counter() - t0
-            gen = list(out.token_ids)[: self.response_length - len(response_ids)]
-            lp = getattr(out, "log_probs", None)
-            have_logprobs = have_logprobs and lp is not None
-            response_ids += gen
-            response_mask += [1] * len(gen)
-            logprobs += list(lp or [])[: len(gen)] + [0.0] * max(0, len(gen) - len(lp or []))
+        while not r.done and turns < self.max_turns and len(resp.ids) < self.response_length:
+            gen = await self._generate(request_id, prompt_ids, resp, sampling_params, metrics, image_data)
             turns += 1
-            t0 = time.perf_counter()
-            r = await client.step(self._decode(gen))
-            metrics["tool_calls"] += time.perf_counter() - t0
-            if r.done or not r.observation.text or len(response_ids) >= self.response_length:
+            r = await self._step(client, gen, metrics)
+            if r.done or not r.observation.text or len(resp.ids) >= self.response_length:
                 break
             new_images = await self._views(client, r.observation.images)
             delta = await self._chat_ids([self._tool_message(b) for b in response_blocks(r.observation)], new_images, remove_system_prompt=True)
             # verl: the response never ends on a tool turn cut short (nor an image cut in half).
-            if len(response_ids) + len(delta) >= self.response_length:
+            if len(resp.ids) + len(delta) >= self.response_length:
                 break
-            response_ids += delta
-            response_mask += [0] * len(delta)
-            logprobs += [0.0] * len(delta)
+            resp.env(delta)
             image_data += new_images
             views += len(new_images)
-        return self._output(r, prompt_ids, response_ids, response_mask, logprobs if have_logprobs else [], turns, metrics, views, image_data)
+        return self._output(r, prompt_ids, resp, turns, metrics, views, image_data)
 
     def _output(
         self,
         r: Any,
         prompt_ids: List[int],
-        response_ids: List[int],
-        response_mask: List[int],
-        logprobs: List[float],
+        resp: "_Response",
         turns: int,
         metrics: Dict[str, float],
         views: int,
@@ -379,9 +382,9 @@ class MedGymAgentLoop(AgentLoopBase):
         }
         out: Dict[str, Any] = dict(
             prompt_ids=prompt_ids,
-            response_ids=response_ids,
-            response_mask=response_mask,
-            response_logprobs=logprobs or None,
+            response_ids=resp.ids,
+            response_mask=resp.mask,
+            response_logprobs=(resp.logprobs or None) if resp.have_logprobs else None,
             reward_score=reward,
             num_turns=2 * turns + 1,  # verl counts user, assistant and tool messages
             metrics=AgentLoopMetrics(**metrics),
