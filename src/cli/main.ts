@@ -119,9 +119,13 @@ program
 
 program
   .command('serve')
-  .description('serve a medgym-vlm checkpoint as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models); docs/serve.md')
-  .requiredOption('--checkpoint <file>', 'medgym-vlm checkpoint (.safetensors)')
-  .option('--name <id>', 'model id clients name (default: the file base name)')
+  .description('serve a medgym-vlm checkpoint or a Qwen2-VL / Qwen2.5-VL directory as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models); docs/serve.md')
+  .option('--checkpoint <file>', 'medgym-vlm checkpoint (.safetensors); exactly one of --checkpoint and --model')
+  .option('--model <dir>', 'instead of --checkpoint: a Hugging Face Qwen2-VL / Qwen2.5-VL model directory (protocol qwen2-vl, CPU)')
+  .option('--weights-dtype <dtype>', '--model: keep the matrices in auto (bf16 for a BF16 checkpoint), bfloat16 or float32')
+  .option('--decode-math <math>', '--model, bf16 weights: exact (default) or bf16 (faster batched decode, PyTorch-bf16 numbers)')
+  .option('--view-size <px>', '--model: side of the square view whose positions /v1/models reports as image_tokens (default 64)')
+  .option('--name <id>', 'model id clients name (default: the file or directory base name)')
   .option('--host <addr>', 'interface to bind; anything but loopback needs --token', '127.0.0.1')
   .option('--port <n>', 'port', '8000')
   .option('--token <secret>', 'bearer token required on every route but /health (default: $MEDGYM_TOKEN)')

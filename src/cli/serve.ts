@@ -1,13 +1,26 @@
-// `medgym serve`: a native medgym-vlm checkpoint as an OpenAI-compatible endpoint (src/server/openai,
-// docs/serve.md) on a port until SIGINT/SIGTERM, which finish the requests in flight and stop.
+// `medgym serve`: a native medgym-vlm checkpoint (--checkpoint) or a Qwen2-VL / Qwen2.5-VL Hugging
+// Face directory (--model) as an OpenAI-compatible endpoint (src/server/openai, docs/serve.md) on a
+// port until SIGINT/SIGTERM, which finish the requests in flight and stop.
 import * as path from 'node:path';
 import { NativePolicy } from '../policy';
 import type { PolicyDeviceRequest } from '../policy/types';
 import { checkExposure } from '../server/auth';
+import { MedgymServedModel } from '../server/openai/medgym_model';
+import { QwenServedModel } from '../server/openai/qwen_model';
 import { createOpenAIServer, type OpenAIServer } from '../server/openai/server';
+import type { ServedModel } from '../server/openai/served_model';
+import { oneOf, viewSizeFlag } from './eval_model';
 
 export interface ServeFlags {
   checkpoint?: string;
+  /** A Hugging Face Qwen2-VL / Qwen2.5-VL model directory (instead of --checkpoint). */
+  model?: string;
+  /** --model: auto | bfloat16 | float32 (QwenLoadOptions.dtype). */
+  weightsDtype?: string;
+  /** --model: exact | bf16 (QwenLoadOptions.decodeMath). */
+  decodeMath?: string;
+  /** --model: side of the view whose positions /v1/models reports as image_tokens (default 64). */
+  viewSize?: string;
   name?: string;
   host?: string;
   port?: string;
@@ -34,13 +47,34 @@ export function parseByteSize(v: string, flag: string): number {
   return bytes;
 }
 
+const DTYPES = ['auto', 'bfloat16', 'float32'] as const;
+const DECODE_MATH = ['exact', 'bf16'] as const;
+const QWEN_ONLY = ['weightsDtype', 'decodeMath', 'viewSize'] as const;
+const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
+/** Loads what the flags name: every flag is checked before (a model takes seconds to load). */
+function modelLoader(f: ServeFlags, device: PolicyDeviceRequest): () => Promise<ServedModel> {
+  if (f.model !== undefined) {
+    if (device !== 'cpu') throw new RangeError(`--device ${device}: a --model (Qwen) runs on the CPU only`);
+    const viewSize = viewSizeFlag(f.viewSize);
+    const dtype = oneOf('weights-dtype', f.weightsDtype, DTYPES, 'auto');
+    const decodeMath = oneOf('decode-math', f.decodeMath, DECODE_MATH, 'exact');
+    const dir = f.model;
+    return () => QwenServedModel.load(dir, { viewSize, load: { dtype, decodeMath } });
+  }
+  for (const k of QWEN_ONLY) if (f[k] !== undefined) throw new RangeError(`--${kebab(k)} goes with --model (a Qwen directory), not --checkpoint`);
+  const file = f.checkpoint!;
+  return async () => new MedgymServedModel(await NativePolicy.load(file, { device }));
+}
+
 export async function serveCommand(f: ServeFlags): Promise<OpenAIServer> {
-  if (!f.checkpoint) throw new RangeError('Expected --checkpoint <file.safetensors> (a medgym-vlm checkpoint)');
+  if (!f.checkpoint === !f.model) throw new RangeError('Expected exactly one of --checkpoint <file.safetensors> (a medgym-vlm checkpoint) and --model <dir> (a Qwen2-VL / Qwen2.5-VL Hugging Face directory)');
   const port = int(f.port, 'port', 0, 65535) ?? 8000;
   const device = (f.device ?? 'cpu') as PolicyDeviceRequest;
   if (!['cpu', 'cuda', 'auto'].includes(device)) throw new RangeError(`Expected cpu, cuda or auto for --device but received ${JSON.stringify(f.device)}`);
+  const load = modelLoader(f, device);
   const token = f.token ?? (process.env.MEDGYM_TOKEN || undefined);
-  const name = f.name ?? path.basename(f.checkpoint).replace(/\.safetensors$/i, '');
+  const name = f.name ?? (f.model ? path.basename(path.resolve(f.model)) : path.basename(f.checkpoint!).replace(/\.safetensors$/i, ''));
   const options = {
     name,
     host: f.host ?? '127.0.0.1',
@@ -50,13 +84,13 @@ export async function serveCommand(f: ServeFlags): Promise<OpenAIServer> {
     bodyLimit: f.maxBody === undefined ? undefined : parseByteSize(f.maxBody, 'max-body'),
     logger: f.log ?? false,
   };
-  checkExposure(options.host, token); // before the checkpoint is loaded
-  const policy = await NativePolicy.load(f.checkpoint, { device });
+  checkExposure(options.host, token); // before the model is loaded
+  const model = await load();
   let server: OpenAIServer;
   try {
-    server = createOpenAIServer({ ...options, policy });
+    server = createOpenAIServer({ ...options, model });
   } catch (err) {
-    policy.dispose();
+    model.dispose();
     throw err;
   }
   let address: string;
@@ -66,7 +100,7 @@ export async function serveCommand(f: ServeFlags): Promise<OpenAIServer> {
     await server.close('abort').catch(() => undefined);
     throw err;
   }
-  console.log(`medgym serve: ${name} (${policy.deviceInfo.name}) on ${address}/v1${token ? ', bearer token required' : ''}`);
+  console.log(`medgym serve: ${name} (${model.info.protocol}, ${model.deviceName}) on ${address}/v1${token ? ', bearer token required' : ''}`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -4,17 +4,18 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { OpenAIError } from './errors';
-import { buildPrompt, type PromptLimits } from './prompt';
 import { parseChatRequest } from './request_schema';
 import { completionResponse, type CompletionMeta } from './responses';
 import { samplingPlan, type SamplingLimits } from './sampling';
 import type { Scheduler } from './scheduler';
+import type { RequestLimits, ServedModel } from './served_model';
 import { CompletionStream } from './stream';
 
 export interface ChatRouteContext {
   modelName: string;
+  model: ServedModel;
   scheduler: Scheduler;
-  prompt: PromptLimits;
+  limits: RequestLimits;
   sampling: SamplingLimits;
 }
 
@@ -24,7 +25,7 @@ export function registerChatRoute(app: FastifyInstance, ctx: ChatRouteContext): 
     if (body.model !== ctx.modelName) {
       throw new OpenAIError(404, 'not_found_error', `model ${JSON.stringify(body.model)} does not exist; this server serves ${JSON.stringify(ctx.modelName)}`, 'model', 'model_not_found');
     }
-    const prompt = await buildPrompt(body.messages, ctx.prompt);
+    const prompt = await ctx.model.buildPrompt(body, ctx.limits);
     const plan = samplingPlan(body, prompt.positions, ctx.sampling);
     const meta: CompletionMeta = {
       id: `chatcmpl-${randomUUID().replace(/-/g, '')}`,
@@ -35,7 +36,7 @@ export function registerChatRoute(app: FastifyInstance, ctx: ChatRouteContext): 
       returnTokenIds: body.return_token_ids ?? false,
       toolsMode: (body.tools?.length ?? 0) > 0 && body.tool_choice !== 'none',
     };
-    const input = { tokens: prompt.tokens, images: prompt.images, plan, toolsMode: meta.toolsMode };
+    const input = { tokens: prompt.tokens, images: prompt.images, plan, toolsMode: meta.toolsMode, decoder: ctx.model.decoder };
 
     if (!body.stream) {
       const job = ctx.scheduler.submit(input);

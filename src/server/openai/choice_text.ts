@@ -1,18 +1,15 @@
 // The text of one choice as its tokens come in: stop strings (the text ends before the first match,
 // as OpenAI's `stop`), and the part that is safe to stream — never half a UTF-8 character, never the
 // start of a possible stop string, and (tools mode) nothing from the first <tool_call> on, which is
-// sent as tool_calls at the end.
-import { BYTE_VOCAB, decode } from '../../tokenizer';
+// sent as tool_calls at the end, nor a tail that may be its start (Qwen2-VL spells it in bytes).
+// Ids become text through the model's decoder (./choice_decoder.ts).
+import { medgymDecoder, type ChoiceDecoder } from './choice_decoder';
 
-/** Trailing byte ids that start a UTF-8 character still missing continuation bytes: held back. */
-function incompleteTail(ids: number[]): number {
-  for (let back = 1; back <= Math.min(4, ids.length); back++) {
-    const b = ids[ids.length - back];
-    if (b >= BYTE_VOCAB) return 0;
-    if ((b & 0xc0) === 0x80) continue; // continuation byte: look further back for its lead
-    const need = b >= 0xf0 && b < 0xf8 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-    return need > back ? back : 0;
-  }
+const TOOL_CALL_OPEN = '<tool_call>';
+
+/** Length of the longest proper prefix of `marker` that `text` ends with (0 if none). */
+function partialSuffix(text: string, marker: string): number {
+  for (let k = Math.min(marker.length - 1, text.length); k > 0; k--) if (text.endsWith(marker.slice(0, k))) return k;
   return 0;
 }
 
@@ -26,12 +23,14 @@ export class ChoiceText {
   constructor(
     private readonly stopStrings: string[],
     private readonly holdFromToolCall: boolean,
+    /** The model's ids → text (default medgym-vlm's bytes). */
+    private readonly decoder: ChoiceDecoder = medgymDecoder,
   ) {}
 
   /** Adds sampled ids; true when a stop string now appears (the choice is done). */
   push(ids: ArrayLike<number>): boolean {
     for (let k = 0; k < ids.length; k++) this.ids.push(ids[k]);
-    this.full = decode(this.ids);
+    this.full = this.decoder.decode(this.ids);
     for (const s of this.stopStrings) {
       const at = this.full.indexOf(s);
       if (at !== -1 && (this.cut === undefined || at < this.cut)) this.cut = at;
@@ -46,20 +45,13 @@ export class ChoiceText {
 
   /** The next streamable piece ('' when nothing new is safe to send). */
   delta(): string {
-    let end = this.cut ?? decode(this.ids.slice(0, this.ids.length - incompleteTail(this.ids))).length;
+    let end = this.cut ?? this.decoder.decode(this.ids.slice(0, this.decoder.completeLength(this.ids))).length;
     const text = this.full.slice(0, end);
-    if (this.cut === undefined) {
-      for (const s of this.stopStrings) {
-        for (let k = Math.min(s.length - 1, text.length); k > 0; k--) {
-          if (text.endsWith(s.slice(0, k))) {
-            end = Math.min(end, text.length - k);
-            break;
-          }
-        }
-      }
-    }
+    // The start of a marker may be what the text ends with: held until the marker is ruled out.
+    const markers = [...(this.cut === undefined ? this.stopStrings : []), ...(this.holdFromToolCall ? [TOOL_CALL_OPEN] : [])];
+    for (const s of markers) end = Math.min(end, text.length - partialSuffix(text, s));
     if (this.holdFromToolCall) {
-      const at = text.indexOf('<tool_call>');
+      const at = text.indexOf(TOOL_CALL_OPEN);
       if (at !== -1) end = Math.min(end, at);
     }
     if (end <= this.sent) return '';

@@ -3,6 +3,7 @@
 // per-step callback that streaming responses write from.
 import type { MedgymFinishReason } from '../../policy/openai/types';
 import type { ViewImage } from '../../tools/image';
+import type { ChoiceDecoder } from './choice_decoder';
 import { ChoiceText } from './choice_text';
 import type { SamplingPlan } from './sampling';
 
@@ -20,6 +21,8 @@ export interface JobInput {
   plan: SamplingPlan;
   /** Hold streamed text from the first <tool_call> on (tools mode). */
   toolsMode: boolean;
+  /** The model's ids → text. */
+  decoder: ChoiceDecoder;
   /** After each decode step that gave this job tokens (streaming writes its chunks here). */
   onStep?: (job: Job) => void;
 }
@@ -34,7 +37,7 @@ export class Job {
   private settled = false;
 
   constructor(readonly input: JobInput) {
-    this.choices = Array.from({ length: input.plan.n }, (_, index) => ({ index, text: new ChoiceText(input.plan.stopStrings, input.toolsMode) }));
+    this.choices = Array.from({ length: input.plan.n }, (_, index) => ({ index, text: new ChoiceText(input.plan.stopStrings, input.toolsMode, input.decoder) }));
     this.done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => undefined); // a cancelled job's rejection may have no listener
   }

@@ -1,26 +1,12 @@
 // GET /v1/models, /v1/models/:id and /health: the one model this server serves, with the medgym block
 // a client needs to drive it (protocol, view size, positions per view, context, vocabulary).
 import type { FastifyInstance } from 'fastify';
-import type { ModelEntry } from '../../policy/openai/types';
-import type { PolicyConfig } from '../../policy/types';
+import type { MedgymModelInfo, ModelEntry } from '../../policy/openai/types';
 import { OpenAIError } from './errors';
 import type { Scheduler } from './scheduler';
 
-export function modelEntry(name: string, config: PolicyConfig, imageTokens: number, created: number): ModelEntry {
-  return {
-    id: name,
-    object: 'model',
-    created,
-    owned_by: 'medgym',
-    medgym: {
-      protocol: 'medgym-vlm',
-      image_size: config.imageSize,
-      channels: config.channels,
-      image_tokens: imageTokens,
-      max_seq: config.maxSeq,
-      vocab_size: config.vocabSize,
-    },
-  };
+export function modelEntry(name: string, info: MedgymModelInfo, created: number): ModelEntry {
+  return { id: name, object: 'model', created, owned_by: 'medgym', medgym: info };
 }
 
 export function registerModelRoutes(app: FastifyInstance, entry: ModelEntry, scheduler: Scheduler): void {

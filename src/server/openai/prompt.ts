@@ -6,6 +6,7 @@ import type { ViewImage } from '../../tools/image';
 import { OpenAIError, invalid } from './errors';
 import { decodeView, type ViewSpec } from './images';
 import type { ChatRequestMessage } from './request_schema';
+import type { Prompt } from './served_model';
 
 export interface PromptLimits extends ViewSpec {
   /** Context positions of the model (T_max). */
@@ -14,13 +15,6 @@ export interface PromptLimits extends ViewSpec {
   imageTokens: number;
   maxMessages: number;
   maxImages: number;
-}
-
-export interface Prompt {
-  tokens: number[];
-  images: ViewImage[];
-  /** Context positions the prompt takes (each view N_p). */
-  positions: number;
 }
 
 /** Where each image part sits, in the order the rendering consumes them (messages, then parts, in order). */

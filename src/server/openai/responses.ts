@@ -28,7 +28,8 @@ export function finalChoice(meta: CompletionMeta, c: Choice): FinalChoice {
   const reason = c.finish ?? 'max_new_tokens';
   const parsed = meta.toolsMode ? parseToolCalls(c.text.text, `call_${meta.id.replace(/^chatcmpl-/, '')}_${c.index}`) : { content: c.text.text, calls: [] };
   const finishReason = parsed.calls.length ? 'tool_calls' : reason === 'stop_token' || reason === 'stop_string' ? 'stop' : 'length';
-  return { content: parsed.content.length || !parsed.calls.length ? parsed.content : null, toolCalls: parsed.calls, finishReason, medgymFinishReason: reason };
+  // Whitespace around calls (Qwen writes a newline between them) is no content.
+  return { content: parsed.content.trim().length || !parsed.calls.length ? parsed.content : null, toolCalls: parsed.calls, finishReason, medgymFinishReason: reason };
 }
 
 export function usage(meta: CompletionMeta, job: Job): ChatCompletionResponse['usage'] {

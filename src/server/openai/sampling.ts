@@ -1,6 +1,6 @@
 // A request's sampling fields → what the scheduler runs per choice: temperature, top-p, stops, bans,
-// the token budget (what fits in the context) and each choice's SPEC §7 stream key.
-import { DEFAULT_BANNED_TOKENS, DEFAULT_STOP_TOKENS } from '../../policy/session';
+// the token budget (what fits in the context) and each choice's SPEC §7 stream key. What differs by
+// model (vocabulary, default stops and bans, counter support) comes in SamplingLimits.
 import { invalid } from './errors';
 import type { ChatRequest } from './request_schema';
 
@@ -29,15 +29,27 @@ export interface SamplingPlan {
   keys: ChoiceKey[];
 }
 
-export interface SamplingLimits {
+/** What a model fixes of sampling (ServedModel.sampling). */
+export interface ModelSampling {
   vocabSize: number;
   maxSeq: number;
+  /** Stop ids when the request gives no stop_token_ids (medgym-vlm: <|eos|>, </tool_call>). */
+  defaultStopTokens: readonly number[];
+  /** Stop ids always, added to the request's (Qwen: the model's end ids). */
+  requiredStopTokens: readonly number[];
+  /** Ids never sampled; logit_bias -100 adds to them. */
+  bannedTokens: readonly number[];
+  /** Whether medgym_sample_key.counter may be non-zero (a stream resumed mid-way). */
+  supportsCounter: boolean;
+}
+
+export interface SamplingLimits extends ModelSampling {
   /** Choices per request at most (n). */
   maxChoices: number;
 }
 
-function bans(bias: Record<string, number> | null | undefined, V: number): number[] {
-  const out = new Set(DEFAULT_BANNED_TOKENS);
+function bans(bias: Record<string, number> | null | undefined, base: readonly number[], V: number): number[] {
+  const out = new Set(base);
   for (const [k, v] of Object.entries(bias ?? {})) {
     const id = Number(k);
     if (!/^\d+$/.test(k) || id >= V) throw invalid(`logit_bias.${k}`, `expected a token id in [0, ${V}) as the key`);
@@ -54,8 +66,11 @@ export function samplingPlan(req: ChatRequest, promptPositions: number, limits: 
   req.stop_token_ids?.forEach((id, k) => {
     if (id >= limits.vocabSize) throw invalid(`stop_token_ids[${k}]`, `expected a token id in [0, ${limits.vocabSize}) but received ${id}`);
   });
-  // The given list is the whole stop set (as GenerateOptions.stopTokens); by default the model's turn ends.
-  const stopTokens = req.stop_token_ids ? [...new Set(req.stop_token_ids)] : [...DEFAULT_STOP_TOKENS];
+  // The given list replaces the default set (as GenerateOptions.stopTokens); the required ids stay.
+  const stopTokens = [...new Set([...limits.requiredStopTokens, ...(req.stop_token_ids ?? limits.defaultStopTokens)])];
+  if (!limits.supportsCounter && (req.medgym_sample_key?.counter ?? 0) !== 0) {
+    throw invalid('medgym_sample_key.counter', "this model's sequences cannot resume a stream mid-way (QwenSession has no starting counter): only 0 is supported", 'unsupported_counter');
+  }
   const fits = limits.maxSeq - promptPositions;
   const asked = req.max_completion_tokens ?? req.max_tokens ?? Infinity;
   const base = req.medgym_sample_key ?? { seed: req.seed ?? 0, step: 0, prompt_index: 0, sample_index: 0, counter: 0 };
@@ -64,7 +79,7 @@ export function samplingPlan(req: ChatRequest, promptPositions: number, limits: 
     temperature: req.temperature ?? 1,
     topP: req.top_p ?? 1,
     stopTokens,
-    bannedTokens: bans(req.logit_bias, limits.vocabSize),
+    bannedTokens: bans(req.logit_bias, limits.bannedTokens, limits.vocabSize),
     stopStrings: req.stop == null ? [] : typeof req.stop === 'string' ? [req.stop] : req.stop,
     maxTokens: Math.min(asked, fits),
     askedTokens: asked,

@@ -1,10 +1,10 @@
-// Continuous batching of chat completions over one generation session (docs/serve.md): waiting
-// requests are prefilled together (one add for all of them, a fork per request with n > 1), then
-// every live sequence advances one token per step — one generate({maxNewTokens: 1}) per group of
-// equal sampling parameters — and requests join between steps. Each sequence samples from its own
-// SPEC §7 stream and the engine is batch-invariant, so a request gets the same tokens alone or among
+// Continuous batching of chat completions over one model engine (./engine.ts, docs/serve.md):
+// waiting requests are prefilled together (one prefill for all of them, a fork per request with
+// n > 1), then every live sequence advances one token per step — one engine step per group of equal
+// sampling parameters — and requests join between steps. Each sequence samples from its own SPEC §7
+// stream and the engines are batch-invariant, so a request gets the same tokens alone or among
 // others, and a one-token step gives what one long generate() call would.
-import type { GenerationSession } from '../../policy/types';
+import type { ServeEngine } from './engine';
 import { OpenAIError } from './errors';
 import { Job, type Choice, type JobInput } from './job';
 
@@ -26,7 +26,7 @@ export class Scheduler {
   private cancelledCount = 0;
 
   constructor(
-    private readonly session: GenerationSession,
+    private readonly engine: ServeEngine,
     private readonly options: SchedulerOptions,
   ) {}
 
@@ -45,13 +45,13 @@ export class Scheduler {
     return job;
   }
 
-  /** Stops taking requests; 'abort' fails the in-flight ones, 'finish' lets them complete. Then frees the session. */
+  /** Stops taking requests; 'abort' fails the in-flight ones, 'finish' lets them complete. Then frees the engine. */
   async close(mode: 'finish' | 'abort'): Promise<void> {
     this.closing = true;
     const shuttingDown = new OpenAIError(503, 'server_error', 'the server is shutting down', null, 'shutting_down');
     if (mode === 'abort') for (const j of [...this.waiting, ...this.active]) j.cancel(shuttingDown);
     while (this.running) await this.running;
-    this.session.dispose();
+    this.engine.dispose();
   }
 
   private kick(): void {
@@ -101,11 +101,11 @@ export class Scheduler {
         this.cancelledCount++;
       } else if (job.finished) job.resolve();
     }
-    if (release.length) this.session.release(release);
+    if (release.length) this.engine.release(release);
     this.active = this.active.filter((j) => !j.cancelled && !j.finished);
   }
 
-  /** Prefills the waiting requests that fit in the batch, in arrival order, with one add. */
+  /** Prefills the waiting requests that fit in the batch, in arrival order, with one prefill. */
   private async admit(): Promise<void> {
     let room = this.options.maxBatch - this.live().length;
     const batch: Job[] = [];
@@ -118,7 +118,7 @@ export class Scheduler {
     this.active.push(...batch);
     let roots: number[];
     try {
-      roots = await this.session.add(batch.map((j) => ({ tokens: j.input.tokens, images: j.input.images, key: j.input.plan.keys[0] })));
+      roots = await this.engine.prefill(batch.map((j) => ({ tokens: j.input.tokens, images: j.input.images, key: j.input.plan.keys[0] })));
     } catch (err) {
       for (const j of batch) j.cancel(internal(err));
       return;
@@ -131,17 +131,17 @@ export class Scheduler {
       }
       try {
         // Children forked right after add sample exactly what an add with their key would.
-        const kids = await this.session.fork(roots[b], job.input.plan.n, job.input.plan.keys);
+        const kids = await this.engine.fork(roots[b], job.input.plan.keys);
         kids.forEach((seq, j) => (job.choices[j].seq = seq));
       } catch (err) {
         job.cancel(internal(err));
       } finally {
-        this.session.release([roots[b]]);
+        this.engine.release([roots[b]]);
       }
     }
   }
 
-  /** One token for every live sequence: one generate call per group of equal sampling parameters. */
+  /** One token for every live sequence: one engine step per group of equal sampling parameters. */
   private async step(live: Live[]): Promise<void> {
     const groups = new Map<string, Live[]>();
     for (const l of live) {
@@ -154,9 +154,9 @@ export class Scheduler {
       const p = group[0].job.input.plan;
       let outs;
       try {
-        outs = await this.session.generate(
+        outs = await this.engine.step(
           group.map((l) => l.choice.seq),
-          { maxNewTokens: 1, temperature: p.temperature, topP: p.topP, stopTokens: p.stopTokens, bannedTokens: p.bannedTokens, stopStrings: [] },
+          { temperature: p.temperature, topP: p.topP, stopTokens: p.stopTokens, bannedTokens: p.bannedTokens },
         );
       } catch (err) {
         for (const l of group) l.job.cancel(internal(err));

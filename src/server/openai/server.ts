@@ -1,23 +1,24 @@
-// `medgym serve`: a native medgym-vlm checkpoint behind OpenAI's chat-completions API (docs/serve.md).
-// fastify app + auth (loopback by default, a bearer token for anything else) + the continuous-batching
-// scheduler over one generation session. Client mistakes are 4xx in OpenAI's error shape.
+// `medgym serve`: a native model behind OpenAI's chat-completions API (docs/serve.md) — a medgym-vlm
+// checkpoint or a Qwen2-VL / Qwen2.5-VL directory (./served_model.ts). fastify app + auth (loopback
+// by default, a bearer token for anything else) + the continuous-batching scheduler over one model
+// engine. Client mistakes are 4xx in OpenAI's error shape.
 import fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { Policy, PolicyConfig } from '../../policy/types';
 import { checkExposure, installAuth } from '../auth';
 import { EnvServerError } from '../errors';
 import { registerChatRoute } from './chat_route';
 import { OpenAIError, fromFastifyError } from './errors';
 import { modelEntry, registerModelRoutes } from './models_route';
+import { MedgymServedModel, type ServablePolicy } from './medgym_model';
 import { Scheduler } from './scheduler';
+import type { ServedModel } from './served_model';
 
-/** What the server needs of the policy: NativePolicy (medgym-vlm) fits. */
-export interface ServablePolicy extends Policy {
-  readonly config: PolicyConfig;
-}
+export type { ServablePolicy } from './medgym_model';
 
 export interface OpenAIServerOptions {
-  /** The model; the server owns it from now on (close() disposes it). */
-  policy: ServablePolicy;
+  /** A medgym-vlm policy (or give `model`); the server owns it from now on (close() disposes it). */
+  policy?: ServablePolicy;
+  /** Any served model (QwenServedModel, …), instead of `policy`; owned by the server as well. */
+  model?: ServedModel;
   /** Model id clients name (`model`). */
   name: string;
   /** Interface to bind (the caller's listen() uses it). Default 127.0.0.1; any other needs `token`. */
@@ -49,7 +50,7 @@ export interface OpenAIServer {
   readonly scheduler: Scheduler;
   /**
    * Stops: new requests get 503, in-flight ones finish ('finish', default) or end with an error
-   * ('abort'); then the listener closes and the policy is disposed.
+   * ('abort'); then the listener closes and the model is disposed.
    */
   close(mode?: 'finish' | 'abort'): Promise<void>;
 }
@@ -70,15 +71,16 @@ function toOpenAIError(err: unknown): OpenAIError | undefined {
 export function createOpenAIServer(options: OpenAIServerOptions): OpenAIServer {
   const host = options.host ?? '127.0.0.1';
   checkExposure(host, options.token);
-  const { policy, name } = options;
+  if ((options.policy === undefined) === (options.model === undefined)) throw new RangeError('Expected exactly one of policy (medgym-vlm) and model');
+  const model: ServedModel = options.model ?? new MedgymServedModel(options.policy!);
+  const { name } = options;
   if (typeof name !== 'string' || name.length === 0) throw new RangeError(`Expected a non-empty string for name but received ${JSON.stringify(name)}`);
   const maxBatch = positiveInt('maxBatch', options.maxBatch ?? 32);
   const maxQueue = positiveInt('maxQueue', options.maxQueue ?? 256);
   const bodyLimit = positiveInt('bodyLimit', options.bodyLimit ?? 32 * 2 ** 20);
   const maxChoices = positiveInt('maxChoices', options.maxChoices ?? Math.min(16, maxBatch));
   if (maxChoices > maxBatch) throw new RangeError(`Expected maxChoices <= maxBatch (${maxBatch}) but received ${maxChoices}`);
-  const config = policy.config;
-  const scheduler = new Scheduler(policy.createSession(), { maxBatch, maxQueue });
+  const scheduler = new Scheduler(model.createEngine(), { maxBatch, maxQueue });
 
   const app = fastify({
     logger: options.logger ? { level: 'info', serializers: { req: (r: { method?: string; url?: string }) => ({ method: r.method, path: r.url?.split('?')[0] }) } } : false,
@@ -104,22 +106,16 @@ export function createOpenAIServer(options: OpenAIServerOptions): OpenAIServer {
     });
   }
 
-  const entry = modelEntry(name, config, policy.imageTokens, options.created ?? Math.floor(Date.now() / 1000));
+  const entry = modelEntry(name, model.info, options.created ?? Math.floor(Date.now() / 1000));
   void app.register(async (scope) => {
     if (options.token) installAuth(scope, options.token);
     registerModelRoutes(scope, entry, scheduler);
     registerChatRoute(scope, {
       modelName: name,
+      model,
       scheduler,
-      prompt: {
-        maxSeq: policy.maxSeq,
-        imageTokens: policy.imageTokens,
-        imageSize: config.imageSize,
-        channels: config.channels,
-        maxMessages: positiveInt('maxMessages', options.maxMessages ?? 512),
-        maxImages: positiveInt('maxImages', options.maxImages ?? 64),
-      },
-      sampling: { vocabSize: config.vocabSize, maxSeq: policy.maxSeq, maxChoices },
+      limits: { maxMessages: positiveInt('maxMessages', options.maxMessages ?? 512), maxImages: positiveInt('maxImages', options.maxImages ?? 64) },
+      sampling: { ...model.sampling, maxChoices },
     });
   });
 
@@ -133,7 +129,7 @@ export function createOpenAIServer(options: OpenAIServerOptions): OpenAIServer {
         try {
           await Promise.all([scheduler.close(mode), app.close()]);
         } finally {
-          policy.dispose();
+          model.dispose();
         }
       })();
       return closed;

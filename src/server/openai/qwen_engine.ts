@@ -1,0 +1,40 @@
+// The Qwen2-VL / Qwen2.5-VL engine: the scheduler's calls as QwenSession calls. A QwenSampleKey has
+// no counter (a sequence's stream always starts at draw 0), so prompts come with counter 0: the
+// request schema's check (./sampling.ts) refuses any other. Context limits are the scheduler's (the
+// plan caps max_tokens to what fits), so a step never reports 'max_seq' itself.
+import type { QwenSampleKey, QwenSession } from '../../models/qwen2_vl/session';
+import type { DecodeParams, EnginePrompt, EngineStep, ServeEngine } from './engine';
+import type { ChoiceKey } from './sampling';
+
+const qwenKey = (k: ChoiceKey): QwenSampleKey => {
+  if (k.counter !== 0) throw new RangeError(`a Qwen sequence's stream starts at draw 0, not ${k.counter}`);
+  return { seed: k.seed, step: k.step, promptIndex: k.promptIndex, sampleIndex: k.sampleIndex };
+};
+
+export class QwenEngine implements ServeEngine {
+  constructor(private readonly session: QwenSession) {}
+
+  prefill(prompts: EnginePrompt[]): Promise<number[]> {
+    return this.session.add(
+      prompts.map((p) => ({ ids: p.tokens, images: p.images })),
+      prompts.map((p) => qwenKey(p.key)),
+    );
+  }
+
+  fork(id: number, keys: ChoiceKey[]): Promise<number[]> {
+    return this.session.fork(id, keys.length, keys.map(qwenKey));
+  }
+
+  async step(ids: number[], p: DecodeParams): Promise<EngineStep[]> {
+    const outs = await this.session.generate(ids, { maxNewTokens: 1, temperature: p.temperature, topP: p.topP, stopTokens: p.stopTokens, bannedTokens: p.bannedTokens });
+    return outs.map((o) => ({ tokens: o.tokens, finishReason: o.finishReason }));
+  }
+
+  release(ids: number[]): void {
+    this.session.release(ids);
+  }
+
+  dispose(): void {
+    this.session.dispose();
+  }
+}
