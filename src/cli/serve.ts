@@ -10,6 +10,7 @@ import { QwenServedModel } from '../server/openai/qwen_model';
 import { createOpenAIServer, type OpenAIServer } from '../server/openai/server';
 import type { ServedModel } from '../server/openai/served_model';
 import { oneOf, viewSizeFlag } from './eval_model';
+import { stopOnSignals } from './stop_on_signals';
 
 export interface ServeFlags {
   checkpoint?: string;
@@ -101,20 +102,6 @@ export async function serveCommand(f: ServeFlags): Promise<OpenAIServer> {
     throw err;
   }
   console.log(`medgym serve: ${name} (${model.info.protocol}, ${model.deviceName}) on ${address}/v1${token ? ', bearer token required' : ''}`);
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`${signal}: finishing the requests in flight and stopping`);
-    server.close('finish').then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(err instanceof Error ? err.message : err);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(() => server.close('finish'), (signal) => `${signal}: finishing the requests in flight and stopping`);
   return server;
 }

@@ -4,6 +4,7 @@ import cluster from 'node:cluster';
 import { onWorkerShutdown, runPrimary, type Primary } from '../server/cluster';
 import { parseDatasetFlag, type DatasetDecl } from '../server/datasets';
 import { createEnvServer, DEFAULT_ENV, type EnvServer } from '../server/env_server';
+import { stopOnSignals } from './stop_on_signals';
 
 export interface ServeEnvFlags {
   host?: string;
@@ -83,21 +84,7 @@ export async function serveEnvCommand(f: ServeEnvFlags): Promise<EnvServer | Pri
     throw err;
   }
   if (!cluster.isWorker) console.log(urlLine(address, f, 1));
-  let stopping = false;
-  const stop = (reason: string): void => {
-    if (stopping) return;
-    stopping = true;
-    if (!cluster.isWorker) console.log(`${reason}: closing sessions and stopping`);
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(err instanceof Error ? err.message : err);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  const stop = stopOnSignals(() => server.close(), (reason) => (cluster.isWorker ? undefined : `${reason}: closing sessions and stopping`));
   if (cluster.isWorker) onWorkerShutdown(stop);
   return server;
 }
