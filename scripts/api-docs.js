@@ -115,21 +115,32 @@ function sig(s, f, depth = 0, arrow = false) {
 const undocumented = [];
 const code = (s) => `<code>${s.replace(/</g, '&lt;').replace(/\[([^\]]+)\]\(([^)]*)\)/g, '<a href="$2">$1</a>')}</code>`;
 
-function members(r, f, owner) {
-  const rows = [];
+// An option whose type is an inline object literal (a zod-inferred config's sections, say) gets one
+// row per field below its own (`sft.lr`), so the fields' doc comments show and count too.
+const nestedObject = (t) => (t?.type === 'reflection' && !t.declaration.signatures?.length && t.declaration.children?.length ? t.declaration : null);
+
+function memberRows(r, f, owner, prefix, rows) {
   const all = [...(r.children ?? [])].filter((c) => !c.flags?.isPrivate && !c.flags?.isProtected && !c.name.startsWith('#'));
   for (const c of all) {
     let t;
+    const nested = c.kind === K.Property ? nestedObject(c.type) : null;
     if (c.kind === K.Method) t = (c.signatures ?? []).map((s) => sig(s, f)).join(' / ');
     else if (c.kind === K.Accessor) t = type(c.getSignature?.type, f);
     else if (c.kind === K.Constructor) t = sig(c.signatures?.[0] ?? {}, f);
+    else if (nested) t = '{ … }';
     else t = type(c.type, f);
     const doc = oneLine(summary(c) || text(c.getSignature?.comment?.summary));
-    if (!doc && c.kind === K.Property) undocumented.push(`${owner}.${c.name}`);
-    const name = `${c.flags?.isStatic ? 'static ' : ''}${c.flags?.isReadonly ? 'readonly ' : ''}${c.name}${c.flags?.isOptional ? '?' : ''}`;
+    if (!doc && c.kind === K.Property) undocumented.push(`${owner}.${prefix}${c.name}`);
+    const name = `${c.flags?.isStatic ? 'static ' : ''}${c.flags?.isReadonly ? 'readonly ' : ''}${prefix}${c.name}${c.flags?.isOptional ? '?' : ''}`;
     rows.push(`| \`${name}\` | ${code(t).replace(/\|/g, '\\|')} | ${doc.replace(/\|/g, '\\|')} |`);
+    if (nested) memberRows(nested, f, owner, `${prefix}${c.name}.`, rows);
   }
-  for (const s of r.indexSignatures ?? []) rows.push(`| \`[${s.parameters[0].name}: ${type(s.parameters[0].type, f)}]\` | ${code(type(s.type, f)).replace(/\|/g, '\\|')} | ${oneLine(text(s.comment?.summary))} |`);
+  for (const s of r.indexSignatures ?? []) rows.push(`| \`${prefix}[${s.parameters[0].name}: ${type(s.parameters[0].type, f)}]\` | ${code(type(s.type, f)).replace(/\|/g, '\\|')} | ${oneLine(text(s.comment?.summary))} |`);
+}
+
+function members(r, f, owner) {
+  const rows = [];
+  memberRows(r, f, owner, '', rows);
   return rows.length ? ['| name | type | |', '|---|---|---|', ...rows, ''] : [];
 }
 

@@ -44,18 +44,22 @@ export interface DatasetSpec {
   language?: string;
   /** NIfTI: default axis and slice for volumes that do not say (per-row fields win). */
   axis?: 0 | 1 | 2;
+  /** NIfTI: default slice index along `axis` (default the middle one; negative counts from the end). */
   slice?: number;
   /** A bad row (malformed JSON/CSV, wrong field types, answer not among the options, image file missing / not a regular file / outside the root) throws instead of being skipped. Default false. */
   strict?: boolean;
 }
 
 export interface ItemInfo {
+  /** The item's stable id. */
   id: string;
   /** The dataset's own split when it has one (SLAKE train/validate/test files → 'train'|'val'|'test'; PMC-VQA train/test csv; MedMNIST train/val/test arrays; VQA-RAD: phrase_type starting with "test" → 'test', else 'train'; JSONL/CSV: an optional `split` field "train"|"val"|"validate"|"test"); undefined when it has none. */
   split?: 'train' | 'val' | 'test';
   /** The row gives a finding box (JSONL `box`). */
   hasBox: boolean;
+  /** Imaging modality (lower case; 'unknown' when the dataset does not say). */
   modality: string;
+  /** Question type as the dataset gives it. */
   questionType: string;
   /** Open question (no options): graded by normalized exact match. */
   open: boolean;
@@ -73,11 +77,13 @@ export interface SkippedRow {
 export interface OpenedDataset {
   /** index i ↔ info[i]; get(i) loads the image lazily. stream({split}) uses an item's own split when it has one, the seeded hash split otherwise. */
   dataset: Dataset;
+  /** The kind opened (given or guessed from the path). */
   kind: DatasetKind;
   /** Absolute path of what was opened. */
   path: string;
   /** The annotation files read (absolute), and the sha256 (hex) over their bytes in that order. */
   annotationFiles: string[];
+  /** See `annotationFiles`. */
   sha256: string;
   /** Per index, computed WITHOUT loading any image. */
   info: ItemInfo[];

@@ -7,12 +7,15 @@ export type QuestionType = (typeof QUESTION_TYPES)[number];
 export interface VqaItem {
   /** Stable id (used for seeded splits). */
   id: string;
+  /** The image, at its original size and bit depth. */
   image: RawImage;
+  /** The question text. */
   question: string;
   /** Option texts for multiple choice; empty for open questions. */
   options: string[];
   /** Index into options (multiple choice) or the reference text (open questions). */
   answer: number | string;
+  /** Imaging modality (lower case, e.g. 'ct', 'xray'; 'unknown' when the source does not say). */
   modality: string;
   /** One of QUESTION_TYPES for the synthetic task; free text (e.g. "open", "closed") from datasets. */
   questionType: string;
@@ -39,6 +42,7 @@ export interface StreamOptions {
 
 /** Any task source: random access by index, and a streaming read. */
 export interface Dataset {
+  /** The dataset's name. */
   readonly name: string;
   /** Number of items; Infinity for a generator. */
   readonly size: number;

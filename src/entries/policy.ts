@@ -11,3 +11,4 @@ export { QwenEnvPolicy } from '../models/qwen2_vl/env_policy';
 export type { QwenEnvPolicyOptions } from '../models/qwen2_vl/env_policy';
 export { QwenVLModel } from '../models/qwen2_vl/engine';
 export type { QwenLoadOptions } from '../models/qwen2_vl/engine';
+export type { RawQwenTensor } from '../native/qwen';

@@ -10,6 +10,7 @@ import { LETTERS } from './protocol';
 import type { Observation, StepInfo } from './types';
 
 export interface ScriptedPolicy {
+  /** Short name of the policy (e.g. 'expert', 'guess'). */
   readonly name: string;
   /** The next assistant segment given the latest observation and info. */
   act(obs: Observation, info: StepInfo): string;

@@ -6,7 +6,10 @@ import type { MedGymEnv } from './env';
 import type { Observation, StepInfo, StepResult } from './types';
 
 export class EnvCheckError extends Error {
-  constructor(readonly problems: string[]) {
+  constructor(
+    /** The problems checkEnv found, one line each. */
+    readonly problems: string[],
+  ) {
     super(`env check failed:\n  ${problems.join('\n  ')}`);
     this.name = 'EnvCheckError';
   }

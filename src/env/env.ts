@@ -20,8 +20,11 @@ const posInt = (name: string, v: number): number => {
 };
 
 export class MedGymEnv {
+  /** The registry id the env was made from ('MedGym-custom' when constructed directly). */
   readonly id: string;
+  /** The task source: options.dataset, or the synthetic generator. */
   readonly dataset: Dataset;
+  /** The options in force, defaults filled in. */
   readonly options: Readonly<Required<Omit<MedGymOptions, 'dataset' | 'synth' | 'rewards' | 'generatorWorkers'>>>;
   /** JSON Schema of the tools, for external policies' function-calling prompts. */
   readonly toolSchemas = toolJsonSchemas();

@@ -40,7 +40,13 @@ export function toolResponseText(text: string, nImages: number): string {
 
 export interface ParsedCall {
   /** Parsed {name, arguments}, or undefined when the call could not be parsed (see error). */
-  call?: { name: unknown; arguments: unknown };
+  call?: {
+    /** The `name` field as written (the env checks it is a known tool). */
+    name: unknown;
+    /** The `arguments` field as written (validated by the tool's schema). */
+    arguments: unknown;
+  };
+  /** Why the call could not be parsed (when `call` is undefined). */
   error?: string;
 }
 

@@ -7,7 +7,9 @@ import { VectorEnv } from './vector';
 import { didYouMean } from '../util/did_you_mean';
 
 export interface EnvSpec {
+  /** The id make() takes, e.g. 'MedVista-Synth-v0'. */
   id: string;
+  /** One line on what the env is (listEnvs shows it). */
   description: string;
   /** Options the id stands for; make() merges the caller's on top (synth knobs merged key by key). */
   defaults: MedGymOptions;

@@ -13,7 +13,12 @@ export interface Observation {
   /** One view per <|image|> in text, in order, at the view size. */
   images: ViewImage[];
   /** Size of the full-resolution original (coordinates refer to it). */
-  originalSize: { width: number; height: number };
+  originalSize: {
+    /** Width in pixels. */
+    width: number;
+    /** Height in pixels. */
+    height: number;
+  };
 }
 
 export type TruncationReason = 'max_turns' | 'max_new_tokens' | 'max_total_tokens';
@@ -66,7 +71,14 @@ export interface StepInfo {
   /** After the episode, or from reset when revealGroundTruth is set. */
   groundTruth?: GroundTruth;
   /** At the end: the graded answer. */
-  answer?: { raw: string; status: AnswerStatus | 'none'; correct: boolean };
+  answer?: {
+    /** The answer text as written (its first 200 characters). */
+    raw: string;
+    /** How it was graded; 'none' when the episode was truncated (nothing graded). */
+    status: AnswerStatus | 'none';
+    /** The answer was graded correct. */
+    correct: boolean;
+  };
   /** When truncated: the limit that cut the episode. */
   truncationReason?: TruncationReason;
   /** At the end: weighted total and each component. */

@@ -19,6 +19,7 @@ export interface VectorStepResult {
 }
 
 export class VectorEnv {
+  /** The sub-envs, in index order. */
   readonly envs: MedGymEnv[];
   private needsReset: boolean[];
   private finished: BatchEntry[] = [];

@@ -12,7 +12,9 @@ export type { EvalGroupResult, GroupBreakdown };
 export interface EvalModeResult extends EvalGroupResult, GroupBreakdown {
   /** Greedy episodes: share well formed, tool calls per episode, share answering without a tool. */
   formatRate: number;
+  /** Greedy episodes: mean tool calls per episode. */
   toolCallsPerEpisode: number;
+  /** Greedy episodes: share that answered without any tool call. */
   noToolShare: number;
   /** Greedy episodes: share whose zoom went to the finding (items with a box; null without). */
   zoomHit?: number | null;
@@ -21,22 +23,34 @@ export interface EvalModeResult extends EvalGroupResult, GroupBreakdown {
 }
 
 export interface EvalResult {
+  /** The `label` option: what was evaluated (the trainer uses 'sft', 'final', 'control'; the CLI the model name). */
   label: string;
+  /** Held-out items evaluated. */
   items: number;
+  /** Samples per item for Pass@K (n). */
   samples: number;
+  /** Sampling temperature τ of the n samples (the Acc@1 episode is greedy). */
   temperature: number;
+  /** Results with the image tools available. */
   withTools: EvalModeResult;
+  /** Results with tool calls banned; present when the `withoutTools` option was set. */
   withoutTools?: EvalModeResult;
 }
 
 export interface EvalOptions {
+  /** Name of what is evaluated, copied to the result (and named in errors). */
   label: string;
   /** Item indices of the held-out set (ItemSource.evalItems). */
   items: readonly number[];
+  /** Samples per item for Pass@K (n >= 1). */
   samples: number;
+  /** Sampling temperature τ of the n samples. */
   temperature: number;
+  /** Also evaluate with tool calls banned (EvalResult.withoutTools). */
   withoutTools: boolean;
+  /** Seed of the sampling streams (greedy episodes use it, the samples seed + 1). */
   seed: number;
+  /** Most tokens the policy may generate per turn. */
   maxNewTokensPerTurn: number;
   /** Called after each batch of episodes (progress). */
   onEpisodes?: (n: number) => void;

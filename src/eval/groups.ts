@@ -4,13 +4,18 @@
 import { passAtKCurve } from './passk';
 
 export interface EvalGroupResult {
+  /** Items in the group. */
   items: number;
+  /** Acc@1: share of the group's items whose greedy episode answered correctly. */
   acc1: number;
+  /** Unbiased Pass@K averaged over the items, for K = 1..n: entry K−1. */
   passAtK: number[];
 }
 
 export interface ItemOutcome {
+  /** The item's imaging modality. */
   modality: string;
+  /** The item's question type. */
   questionType: string;
   /** The greedy episode answered correctly. */
   greedyCorrect: boolean;
@@ -19,7 +24,9 @@ export interface ItemOutcome {
 }
 
 export interface GroupBreakdown {
+  /** Per modality (keys sorted): the group's results. */
   byModality: Record<string, EvalGroupResult>;
+  /** Per question type (keys sorted): the group's results. */
   byQuestionType: Record<string, EvalGroupResult>;
   /** modality → question type → group: the cells of the Med-R1 modality × question-type matrix. */
   byModalityQuestionType: Record<string, Record<string, EvalGroupResult>>;

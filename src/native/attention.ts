@@ -28,7 +28,9 @@ export interface AttentionArgs extends AttentionDims {
   reference?: boolean;
 }
 export interface AttentionResult {
+  /** The attention output [B, T, C] (heads concatenated). */
   out: Float32Array;
+  /** log Σ_j exp(q·k_j / sqrt(C/H)) per row [B, H, T] (-Infinity: no valid key); the backward reads it. */
   lse: Float32Array;
 }
 export interface AttentionBackwardArgs extends AttentionDims {
@@ -36,7 +38,9 @@ export interface AttentionBackwardArgs extends AttentionDims {
   dout: Float32Array;
   /** The forward's qkv [B, T, 3C], out [B, T, C] and lse [B, H, T]. */
   qkv: Float32Array;
+  /** The forward's out [B, T, C]. */
   out: Float32Array;
+  /** The forward's lse [B, H, T]. */
   lse: Float32Array;
   /** Receives (or, with accumulate, is incremented by) dL/dqkv [B, T, 3C]; allocated when omitted. */
   dqkv?: Float32Array;
@@ -49,6 +53,7 @@ export interface AttentionBackwardArgs extends AttentionDims {
   reference?: boolean;
 }
 export interface AttentionCachedArgs {
+  /** Batch size. */
   B: number;
   /** New queries per sequence: they are the last Tq of Tk positions. */
   Tq: number;
@@ -56,12 +61,15 @@ export interface AttentionCachedArgs {
   Tk: number;
   /** Rows allocated per sequence in k and v (default Tk). */
   capacity?: number;
+  /** Model width (q, k and v each have C columns). */
   C: number;
+  /** Number of heads; must divide C. */
   H: number;
   /** Queries [B, Tq, C]. */
   q: Float32Array;
   /** Cached keys and values [B, capacity, C]; rows 0..Tk-1 are used. */
   k: Float32Array;
+  /** Cached values [B, capacity, C], laid out as `k`. */
   v: Float32Array;
   /** Key padding mask [B, Tk] (nonzero = valid); omitted: all valid. */
   mask?: Int32Array;

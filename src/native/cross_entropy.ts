@@ -10,6 +10,7 @@ export interface CrossEntropyArgs {
   logits: Float32Array;
   /** [N] ids < vocab; negative ids (-1, -100) are ignored. */
   targets: Int32Array;
+  /** V, the row length of `logits`. */
   vocab: number;
   /** Default 1. */
   temperature?: number;
@@ -25,10 +26,12 @@ export interface CrossEntropyArgs {
   accumulate?: boolean;
   /** [N] optional output: per-row logsumexp, for crossEntropyBackward. */
   lse?: Float32Array;
+  /** Run the plain scalar reference instead of the optimized kernel (tests, benchmarks); default false. */
   reference?: boolean;
 }
 
 export interface CrossEntropyResult {
+  /** The loss: mean (or sum, per `reduction`) over the kept rows of -log_softmax(logits / temperature)[target]. */
   loss: number;
   /** Rows with a non-negative target. */
   count: number;
@@ -37,10 +40,15 @@ export interface CrossEntropyResult {
 }
 
 export interface CrossEntropyBackwardArgs {
+  /** The forward's logits [N, V], row-major. */
   logits: Float32Array;
+  /** The forward's targets [N]; negative ids are ignored. */
   targets: Int32Array;
+  /** V, the row length of `logits`. */
   vocab: number;
+  /** The forward's temperature; default 1. */
   temperature?: number;
+  /** The forward's reduction; default 'mean'. */
   reduction?: CrossEntropyReduction;
   /** Default 1. */
   dloss?: number;
@@ -48,7 +56,9 @@ export interface CrossEntropyBackwardArgs {
   lse?: Float32Array;
   /** [N, V]; allocated when omitted. */
   dlogits?: Float32Array;
+  /** Add the gradient into `dlogits` instead of overwriting it (default false). */
   accumulate?: boolean;
+  /** Run the plain scalar reference instead of the optimized kernel (tests, benchmarks); default false. */
   reference?: boolean;
 }
 

@@ -43,14 +43,20 @@ export interface FusedLinearLogprobArgs {
 }
 
 export interface FusedLinearLogprobResult {
+  /** log softmax(z)[target] per row [N] (0 for ignored rows). */
   logp: Float32Array;
+  /** Entropy -sum p log p per row [N] (0 for ignored rows). */
   entropy: Float32Array;
+  /** logsumexp(z) per row [N]; pass it to the backward. */
   lse: Float32Array;
 }
 
 export interface FusedLinearLogprobBackwardArgs {
+  /** The forward's hidden states [N, d], row-major. */
   h: Float32Array;
+  /** The forward's output weight [V, d], row-major. */
   W: Float32Array;
+  /** The forward's target per row [N]; -1 rows get no gradient. */
   targets: Int32Array;
   /** logsumexp per row [N], from the forward. */
   lse: Float32Array;
@@ -63,8 +69,11 @@ export interface FusedLinearLogprobBackwardArgs {
   dlogp?: Float32Array;
   /** d loss / d entropy [N]; omitted means zero. */
   dentropy?: Float32Array;
+  /** Rows. */
   N: number;
+  /** Hidden size. */
   d: number;
+  /** Vocabulary size. */
   V: number;
   /** Must be the forward's temperature (default 1). */
   temperature?: number;
@@ -81,13 +90,18 @@ export interface FusedLinearLogprobBackwardArgs {
 }
 
 export interface FusedLinearLogprobGrads {
+  /** d loss / d h [N, d]. */
   dh: Float32Array;
+  /** d loss / d W [V, d] (accumulated into the given buffer, if any). */
   dW: Float32Array;
 }
 
 export interface FusedLinearLogprobWorkspaceArgs {
+  /** Rows. */
   N: number;
+  /** Hidden size. */
   d: number;
+  /** Vocabulary size. */
   V: number;
   /** Thread count to plan for (default: the pool's current size). */
   threads?: number;
@@ -100,8 +114,11 @@ export interface FusedLinearLogprobWorkspaceArgs {
 }
 
 export interface FusedLinearLogprobPlanArgs {
+  /** Rows. */
   N: number;
+  /** Hidden size. */
   d: number;
+  /** Vocabulary size. */
   V: number;
   /** Thread count to plan for (default: the pool's current size). */
   threads?: number;
@@ -126,11 +143,17 @@ export interface FusedLinearLogprobPlan {
 }
 
 export interface FusedLinearLogprobForwardBackwardArgs {
+  /** Hidden states (after ln_f), [N, d] row-major. */
   h: Float32Array;
+  /** Output weight (tied wte), [V, d] row-major: logits = h @ W^T. */
   W: Float32Array;
+  /** Target id per row, in [0, V); -1 marks an ignored row. */
   targets: Int32Array;
+  /** Rows. */
   N: number;
+  /** Hidden size. */
   d: number;
+  /** Vocabulary size. */
   V: number;
   /** Sampling temperature tau > 0 (default 1). */
   temperature?: number;

@@ -2,6 +2,7 @@
 import { nativeFunctions } from './runtime';
 
 export interface GeluArgs {
+  /** Values to transform (any length). */
   input: Float32Array;
   /** Written with gelu(input); allocated when omitted. */
   out?: Float32Array;
@@ -9,10 +10,13 @@ export interface GeluArgs {
   reference?: boolean;
 }
 export interface GeluBackwardArgs {
+  /** The forward's input. */
   input: Float32Array;
+  /** dL/dout, the same length as `input`. */
   dout: Float32Array;
   /** Receives (or, with accumulate, is incremented by) gelu'(input) * dout; allocated when omitted. */
   dinput?: Float32Array;
+  /** Add into dinput instead of overwriting it (default false). */
   accumulate?: boolean;
   /** Run the plain scalar reference (native/cpu `*_ref`, double inside) instead of the optimized kernel; default false. */
   reference?: boolean;

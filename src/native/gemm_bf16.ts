@@ -25,7 +25,9 @@ export interface GemmBf16Args {
   K: number;
   /** Row strides (>= K, K and N). Default K, K and N. */
   ldx?: number;
+  /** Row stride of W (>= K); default K. */
   ldw?: number;
+  /** Row stride of Y (>= N); default N. */
   ldy?: number;
   /** [N] added to every row of Y. */
   bias?: Float32Array;

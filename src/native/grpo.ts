@@ -48,11 +48,14 @@ export interface GrpoAdvantagesArgs {
   scale?: GrpoScale;
   /** [B] output; allocated when omitted. */
   advantages?: Float32Array;
+  /** Run the plain serial reference instead of the optimized kernel (tests, benchmarks). */
   reference?: boolean;
 }
 
 export interface GrpoAdvantagesResult {
+  /** [B] the advantages (the `advantages` buffer when given). */
   advantages: Float32Array;
+  /** Distinct group ids in `groups`. */
   numGroups: number;
   /** Groups whose rewards are all equal (groups of one included): their advantages are exactly 0. */
   equalRewardGroups: number;
@@ -111,11 +114,13 @@ export interface GrpoMetrics {
 }
 
 export interface GrpoLossResult {
+  /** The aggregated GRPO loss (SPEC §2), KL term included when beta > 0. */
   loss: number;
   /** [B, T] d loss / d logp: exact for SPEC §2, zero where clipped or masked. */
   dlogp: Float32Array;
   /** [B] the advantages used (computed, or the ones given). */
   advantages: Float32Array;
+  /** Clip fractions, KL and entropy means over the mask. */
   metrics: GrpoMetrics;
 }
 

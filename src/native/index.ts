@@ -14,6 +14,8 @@ export * from './grad_clip';
 export * from './fused_linear_logprob';
 export * from './gemm';
 export * from './gemm_bf16';
-export * from './policy';
-export type * from './qwen';
+// The raw N-API faces of the native policy and Qwen engine (./policy, ./qwen: handles, Raw* shapes,
+// nativePolicyFunctions) stay internal: users go through NativePolicy and QwenVLModel, which validate
+// at the boundary. Only the dtype names that QwenLoadOptions uses are public.
+export type { QwenDtype, QwenDecodeMath } from './qwen';
 export * from './attention_decode';

@@ -24,8 +24,11 @@ export interface LayerNormArgs {
   reference?: boolean;
 }
 export interface LayerNormResult {
+  /** The normalized rows [N, C]. */
   out: Float32Array;
+  /** Row means [N]. */
   mean: Float32Array;
+  /** Row reciprocal standard deviations 1/sqrt(var+eps) [N]. */
   rstd: Float32Array;
 }
 export interface LayerNormBackwardArgs {
@@ -33,12 +36,15 @@ export interface LayerNormBackwardArgs {
   dout: Float32Array;
   /** The forward's input [N, C]. */
   input: Float32Array;
+  /** The forward's scale [C]. */
   weight: Float32Array;
   /** The forward's saved mean [N] and rstd [N]. */
   mean: Float32Array;
+  /** The forward's saved rstd [N]. */
   rstd: Float32Array;
   /** Rows; inferred as input.length / C when omitted. */
   N?: number;
+  /** Row length (channels). */
   C: number;
   /** Receives (or, with accumulate, is incremented by) dL/dinput [N, C]; allocated when omitted. */
   dinput?: Float32Array;
@@ -52,8 +58,11 @@ export interface LayerNormBackwardArgs {
   reference?: boolean;
 }
 export interface LayerNormBackwardResult {
+  /** dL/dinput [N, C]. */
   dinput: Float32Array;
+  /** dL/dweight [C] (accumulated into the given buffer, if any). */
   dweight: Float32Array;
+  /** dL/dbias [C] (accumulated into the given buffer, if any). */
   dbias: Float32Array;
 }
 

@@ -35,8 +35,11 @@ export interface LogprobResult {
 }
 
 export interface LogprobBackwardArgs {
+  /** The forward's logits [N, V], row-major. */
   logits: Float32Array;
+  /** The forward's targets [N]; a negative id ignores its row. */
   targets: Int32Array;
+  /** V, the row length of `logits`. */
   vocab: number;
   /** The temperature of the forward; default 1. */
   temperature?: number;
@@ -48,18 +51,22 @@ export interface LogprobBackwardArgs {
   dentropy?: Float32Array;
   /** [N, V] receives d loss / d logits (or is incremented with `accumulate`); allocated when omitted. */
   dlogits?: Float32Array;
+  /** Add into `dlogits` instead of overwriting it (default false). */
   accumulate?: boolean;
+  /** Run the plain scalar reference instead of the optimized kernel (tests, benchmarks). */
   reference?: boolean;
 }
 
 export interface LogSoftmaxArgs {
   /** [N, V] row-major. */
   logits: Float32Array;
+  /** V, the row length of `logits`. */
   vocab: number;
   /** Default 1. */
   temperature?: number;
   /** [N, V] receives log_softmax(logits / tau) per row; may be `logits` itself; allocated when omitted. */
   out?: Float32Array;
+  /** Run the plain scalar reference instead of the optimized kernel (tests, benchmarks). */
   reference?: boolean;
 }
 

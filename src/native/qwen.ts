@@ -46,9 +46,13 @@ export interface RawQwenConfig {
 export type QwenDtype = 'float32' | 'bfloat16';
 export type QwenDecodeMath = 'exact' | 'bf16';
 
+/** One tensor of a Qwen model's native table (QwenVLModel.tensors): its checkpoint name, shape and storage. */
 export interface RawQwenTensor {
+  /** The checkpoint (safetensors) name, e.g. 'model.layers.0.self_attn.q_proj.weight'. */
   name: string;
+  /** Dimensions, as in the checkpoint. */
   shape: number[];
+  /** Number of elements (the product of `shape`). */
   size: number;
   /** How the model stores it. */
   dtype: QwenDtype;

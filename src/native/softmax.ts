@@ -20,7 +20,9 @@ export interface SoftmaxBackwardArgs {
   probs: Float32Array;
   /** dL/dprobs [N, C]. */
   dout: Float32Array;
+  /** Rows; inferred as probs.length / C when omitted. */
   N?: number;
+  /** Row length. */
   C: number;
   /** The forward's scale (default 1): dinput = scale * p ⊙ (dout - Σ dout⊙p). */
   scale?: number;

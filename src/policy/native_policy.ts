@@ -48,6 +48,7 @@ function checkNumber(v: unknown, name: string, lo: number, hi: number): void {
 }
 
 export class NativePolicy implements TrainablePolicy {
+  /** The model's architecture (as created or loaded). */
   readonly config: PolicyConfig;
   readonly numParams: number;
   readonly imageTokens: number;

@@ -47,7 +47,9 @@ export interface LoadOptions extends DeviceOptions {
 
 /** Where a NativePolicy runs and why (NativePolicy.deviceInfo). */
 export interface PolicyDeviceInfo {
+  /** Where it runs. */
   device: 'cpu' | 'cuda';
+  /** GEMM precision ('fp32' on the CPU). */
   dtype: PolicyDtype;
   /** What was asked for. */
   requested: PolicyDeviceRequest;
@@ -140,8 +142,11 @@ export interface CrossEntropyResult {
 export interface OptimizerOptions {
   /** Learning rate (default 3e-4). */
   lr?: number;
+  /** AdamW first-moment decay, in [0, 1) (default 0.9). */
   beta1?: number;
+  /** AdamW second-moment decay, in [0, 1) (default 0.999). */
   beta2?: number;
+  /** AdamW epsilon added to the denominator (default 1e-8). */
   eps?: number;
   /** Decoupled weight decay, applied to 2-D tensors only (weights and embeddings; not biases, not LayerNorm). Default 0.01. */
   weightDecay?: number;
@@ -156,6 +161,7 @@ export interface StepResult {
   step: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+  /** The gradient norm exceeded maxGradNorm and the gradients were scaled down to it. */
   clipped: boolean;
   /** False when a gradient was NaN/Inf: the step was skipped (and the gradients zeroed). */
   finite: boolean;
@@ -168,10 +174,13 @@ export interface SaveOptions {
 
 /** A tensor of the SPEC checkpoint table. */
 export interface ParameterInfo {
+  /** Tensor name in the checkpoint. */
   name: string;
+  /** Tensor dimensions. */
   shape: number[];
   /** Offset in the flat parameter buffer (floats). */
   offset: number;
+  /** Number of floats (the product of `shape`). */
   size: number;
   /** AdamW weight decay applies (2-D tensors). */
   decay: boolean;
@@ -206,6 +215,7 @@ export interface SessionOptions {
 export interface SessionSequenceInput {
   /** Prompt (or any prefix) in token space. */
   tokens: ArrayLike<number>;
+  /** One view per IMAGE_ID in `tokens`, in order. */
   images?: ViewImage[];
   /** Random stream of this sequence. */
   key?: SampleKey;
@@ -214,6 +224,7 @@ export interface SessionSequenceInput {
 export interface AppendInput {
   /** New tokens (e.g. an env tool response) appended after everything the sequence holds. */
   tokens: ArrayLike<number>;
+  /** One view per IMAGE_ID in `tokens`, in order. */
   images?: ViewImage[];
 }
 
@@ -246,6 +257,7 @@ export interface GenerateResult {
   text: string;
   /** log_softmax(logits / τ)[token] of each sampled token, over the full vocabulary (GRPO old_logp). */
   logp: Float32Array;
+  /** Why the sequence stopped: a stop token or string, the per-call token budget, or the model's context. */
   finishReason: FinishReason;
 }
 
@@ -307,6 +319,7 @@ export interface ScoringPolicy extends Policy {
  * calls on one model are queued and run one at a time. Weights live in native memory until dispose().
  */
 export interface TrainablePolicy extends ScoringPolicy {
+  /** The model's architecture (as created or loaded). */
   readonly config: PolicyConfig;
   /** Total parameter count. */
   readonly numParams: number;

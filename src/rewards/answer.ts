@@ -4,7 +4,9 @@
 export type AnswerStatus = 'ok' | 'empty' | 'multiple' | 'too_long' | 'unrecognized';
 
 export interface GradedAnswer {
+  /** The answer matches the ground truth. */
   correct: boolean;
+  /** How the answer was read: 'ok' when recognised (correct or not), else why it could not be graded. */
   status: AnswerStatus;
   /** Index of the option chosen (multiple choice), when recognised. */
   choice?: number;

@@ -15,26 +15,41 @@ import { zoomHit } from '../rewards';
 export interface Trajectory {
   /** Prompt index in the batch and sample index in its group (the stream key with seed and step). */
   promptIndex: number;
+  /** Sample index in the prompt's group (0..groupSize-1). */
   sampleIndex: number;
   /** Item index in the task source. */
   itemIndex: number;
+  /** The whole episode's token ids: prompt, sampled actions and env responses, in order. */
   tokens: number[];
   /** 1 on tokens the policy sampled, 0 on prompt and env responses. */
   mask: Uint8Array;
   /** Sampled logp on mask-1 tokens (0 elsewhere). */
   oldLogp: Float32Array;
+  /** Every image of the episode (the prompt's, then each tool response's), in order of their image tokens. */
   images: ViewImage[];
+  /** The episode's total reward (0 when it ended at the model's context limit). */
   reward: number;
+  /** The reward's components by name (from the env's reward breakdown). */
   components: Record<string, number>;
+  /** The final answer was graded correct. */
   correct: boolean;
+  /** Every segment was well formed and the episode answered. */
   wellFormed: boolean;
+  /** The answer's grading status (an AnswerStatus), or 'none' when the episode never answered. */
   answerStatus: string;
+  /** Tool calls made. */
   toolCalls: number;
+  /** Tool calls that failed. */
   toolErrors: number;
+  /** Turns taken. */
   turns: number;
+  /** The episode was cut short (env budget or the model's context). */
   truncated: boolean;
+  /** Why it was truncated: a TruncationReason, or 'max_seq' when the model's context filled. */
   truncationReason?: string;
+  /** The item's imaging modality. */
   modality: string;
+  /** The item's question type. */
   questionType: string;
   /** Tokens the policy generated. */
   generated: number;
@@ -53,7 +68,9 @@ export interface RolloutOptions {
   groupSize: number;
   /** 0 = greedy. */
   temperature: number;
+  /** Nucleus sampling threshold in (0, 1] (default 1: off). */
   topP?: number;
+  /** Most tokens the policy may generate per turn. */
   maxNewTokensPerTurn: number;
   /** Ban <tool_call> (evaluation without tools). */
   noTools?: boolean;

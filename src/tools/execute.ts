@@ -13,14 +13,17 @@ import { ToolUseError, windowTool } from './window';
 import { zoomIn } from './zoom_in';
 
 export interface ToolResult {
+  /** The call was valid and ran. */
   ok: boolean;
   /** The tool's name as called (truncated), or '' when it had none. */
   name: string;
   /** Result text for the <tool_response> (an "error: …" sentence when !ok). */
   text: string;
+  /** The views the tool returned (empty when !ok). */
   images: ViewImage[];
   /** Regions of the original shown (for the IoU reward). */
   boxes: Box[];
+  /** Why the call failed (when !ok): the text after "error: ". */
   error?: string;
 }
 

@@ -4,10 +4,13 @@
 export interface RawImage {
   /** Uint8Array for bitDepth 8, Uint16Array for bitDepth 16. */
   data: Uint8Array | Uint16Array;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** 1 (grey) or 3 (RGB). */
   channels: 1 | 3;
+  /** Bits per sample: 8 (Uint8Array data) or 16 (Uint16Array data). */
   bitDepth: 8 | 16;
   /** Display window used when no `window` call is in force (e.g. DICOM WindowCenter/Width). */
   defaultWindow?: IntensityWindow;
@@ -15,9 +18,13 @@ export interface RawImage {
 
 /** An 8-bit view as the policy sees it (pixels scaled x/255*2-1 by the policy, SPEC §1). */
 export interface ViewImage {
+  /** 8-bit samples, row-major, channels interleaved (width × height × channels bytes). */
   data: Uint8Array;
+  /** Width in pixels (the view size). */
   width: number;
+  /** Height in pixels (the view size). */
   height: number;
+  /** 1 (grey) or 3 (RGB). */
   channels: 1 | 3;
 }
 
@@ -26,7 +33,9 @@ export type Box = [number, number, number, number];
 
 /** Intensity window in the image's stored units. */
 export interface IntensityWindow {
+  /** Stored value at the middle of the window. */
   center: number;
+  /** Width of the window: stored values center ± width/2 map to 0..255; those outside clip. */
   width: number;
 }
 

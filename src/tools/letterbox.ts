@@ -15,12 +15,15 @@ export interface Letterbox {
   scale: number;
   /** Effective scale on each axis: contentWidth / width and contentHeight / height (what the mappings use). */
   scaleX: number;
+  /** See `scaleX`. */
   scaleY: number;
   /** Left and top black margins in view pixels. */
   offsetX: number;
+  /** See `offsetX`. */
   offsetY: number;
   /** Size of the image content inside the view (the rest is black bars). */
   contentWidth: number;
+  /** See `contentWidth`. */
   contentHeight: number;
 }
 

@@ -19,12 +19,15 @@ export interface RenderOptions {
   viewChannels: 1 | 3;
   /** Resampling kernel (sharp); default lanczos3, which low-passes before downsampling. */
   kernel?: ResizeKernel;
+  /** Rotate clockwise by this many degrees before resizing. */
   rotate?: 90 | 180 | 270;
   /** Mirror left-right. */
   flop?: boolean;
   /** Mirror top-bottom. */
   flip?: boolean;
+  /** Contrast-limited adaptive histogram equalization on the resized content (window 1/8 of its side). */
   clahe?: boolean;
+  /** Sharpen the resized content (sigma 1). */
   sharpen?: boolean;
 }
 

@@ -18,6 +18,7 @@ export interface ViewOptions {
   kernel?: ResizeKernel;
   /** View cache shared across episodes, and the key that identifies this image's pixels in it. */
   cache?: ViewCache;
+  /** See `cache`. */
   cacheKey?: string;
 }
 
@@ -31,15 +32,22 @@ const rangeOf = (img: RawImage): [number, number] => {
 
 /** What a tool gives back: a text line, the views, and the regions of the original it showed. */
 export interface ToolOutput {
+  /** The line the tool answers with. */
   text: string;
+  /** The views it produced. */
   images: ViewImage[];
+  /** Regions of the original shown (for the IoU reward). */
   boxes: Box[];
 }
 
 export class ToolSession {
+  /** The original image of the episode. */
   readonly image: RawImage;
+  /** Side of the square views in pixels (default 64). */
   readonly viewSize: number;
+  /** Channels of the views (default 3). */
   readonly viewChannels: 1 | 3;
+  /** Resampling kernel of the views (default lanczos3). */
   readonly kernel: ResizeKernel;
   /** Window applied to 16-bit images (and 8-bit grey ones once `window` was called). */
   window: IntensityWindow | undefined;

@@ -13,11 +13,13 @@ export type Phase = (typeof PHASES)[number];
 
 const nonNeg = z.number().finite().nonnegative();
 const RunStateSchema = z.object({
+  /** The phase the run is in (PHASES, in order). */
   phase: z.enum(PHASES),
   /** Next step of the phase (the data position: SFT batches and GRPO prompts are functions of it). */
   step: z.number().int().nonnegative(),
   /** Bytes of metrics.jsonl / trajectories.jsonl written when the checkpoint was taken (resume truncates to them). */
   metricsBytes: z.number().int().nonnegative(),
+  /** See `metricsBytes`. */
   trajectoriesBytes: z.number().int().nonnegative(),
   /** Consecutive skipped (non-finite) steps. */
   badSteps: z.number().int().nonnegative(),
@@ -25,10 +27,14 @@ const RunStateSchema = z.object({
   elapsed: nonNeg,
   /** Seconds GRPO took (steps only, as the control's budget) and the control has spent so far. */
   grpoSeconds: nonNeg.optional(),
+  /** See `grpoSeconds`. */
   controlSeconds: nonNeg.optional(),
 });
 
-/** What a checkpoint records besides the weights and the optimizer. */
+/**
+ * What a checkpoint records besides the weights and the optimizer.
+ * @interface
+ */
 export type RunState = z.infer<typeof RunStateSchema>;
 
 export const CHECKPOINTS_DIR = 'checkpoints';
@@ -105,6 +111,7 @@ export interface Restored {
 }
 
 export class ResumeError extends Error {
+  /** Always 'ResumeError': no checkpoint of the run verifies. */
   override name = 'ResumeError';
 }
 

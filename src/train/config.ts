@@ -28,6 +28,7 @@ const Dataset = z.strictObject({
   language: z.string().optional(),
   /** NIfTI volumes that do not say: the axis and slice of the 2-D view. */
   axis: z.union([z.literal(0), z.literal(1), z.literal(2)]).optional(),
+  /** See `axis`: the slice index along it (default the middle one). */
   slice: nonNegInt.optional(),
   /** A bad row stops the run (default: skipped, counted and logged). */
   strict: z.boolean().default(false),
@@ -37,7 +38,18 @@ const Dataset = z.strictObject({
   withoutBox: z.enum(['answer', 'skip']).default('answer'),
   /** Written by the run when it opens the dataset (a resumed or evaluated run checks it is unchanged). */
   resolved: z
-    .strictObject({ path: z.string(), kind: z.enum(DATASET_KINDS), size: nonNegInt, sha256: z.string(), annotationFiles: z.array(z.string()) })
+    .strictObject({
+      /** Absolute path of what was opened. */
+      path: z.string(),
+      /** The dataset kind opened. */
+      kind: z.enum(DATASET_KINDS),
+      /** Items in the dataset (bad rows skipped). */
+      size: nonNegInt,
+      /** sha256 (hex) over the annotation files' bytes, in reading order. */
+      sha256: z.string(),
+      /** The annotation files read (absolute). */
+      annotationFiles: z.array(z.string()),
+    })
     .optional(),
 });
 
@@ -68,7 +80,18 @@ const EnvFields = z.strictObject({
   /** An answer before any successful tool call's output loses the format reward (the task needs a tool). */
   requireTool: z.boolean().default(false),
   /** Reward weights (SPEC §4; RECIPE: accuracy + 0.1 format). */
-  rewards: z.strictObject({ accuracy: z.number().default(1), format: z.number().default(0.1), tool: z.number().default(0), iou: z.number().default(0) }).prefault({}),
+  rewards: z
+    .strictObject({
+      /** Weight of the accuracy reward (1 for a correct, valid answer). */
+      accuracy: z.number().default(1),
+      /** Weight of the format reward (1 for a well-formed episode with a gradable answer). */
+      format: z.number().default(0.1),
+      /** Weight of the tool reward (1 when a tool call succeeded and the answer is correct). */
+      tool: z.number().default(0),
+      /** Weight of the IoU reward (IoU of the best zoom box with the finding box). */
+      iou: z.number().default(0),
+    })
+    .prefault({}),
 });
 // The env id's default depends on whether a dataset is given.
 const Env = z.preprocess((v) => {
@@ -101,10 +124,15 @@ const Sft = z.strictObject({
   steps: nonNegInt.default(700),
   /** Demonstrations per step. */
   batchSize: posInt.default(16),
+  /** Peak learning rate (after warmup). */
   lr: lr.default(1e-3),
+  /** Linear warmup steps (once per phase). */
   warmup: Schedule.warmup.default(20),
+  /** Cosine decay to lr * minLrRatio at the last step (once per phase). */
   minLrRatio: Schedule.minLrRatio.default(0.1),
+  /** AdamW decoupled weight decay (2-D tensors only). */
   weightDecay: Schedule.weightDecay.default(0.01),
+  /** Global gradient-norm clip (0: off). */
   maxGradNorm: Schedule.maxGradNorm.default(1),
   /**
    * Annotated demonstrations in the pool (RECIPE's default situation: boxes scarce, answers plentiful).
@@ -127,11 +155,15 @@ const Grpo = z.strictObject({
   promptsPerStep: posInt.default(8),
   /** G: sampled trajectories per prompt. */
   groupSize: z.number().int().min(2).default(8),
-  /** RECIPE: ~10x below SFT's or lower (at SFT's rate GRPO destroys a good policy). */
+  /** Peak learning rate (after warmup). RECIPE: ~10x below SFT's or lower (at SFT's rate GRPO destroys a good policy). */
   lr: lr.default(5e-5),
+  /** Linear warmup steps (once per phase). */
   warmup: Schedule.warmup.default(5),
+  /** Cosine decay to lr * minLrRatio at the last step (once per phase). */
   minLrRatio: Schedule.minLrRatio.default(0.1),
+  /** AdamW decoupled weight decay (2-D tensors only). */
   weightDecay: Schedule.weightDecay.default(0),
+  /** Global gradient-norm clip (0: off). */
   maxGradNorm: Schedule.maxGradNorm.default(1),
   /** Optimizer passes over each batch. */
   epochs: posInt.default(1),
@@ -146,19 +178,28 @@ const Grpo = z.strictObject({
   sharePrefix: z.boolean().default(true),
   /** Sampling temperature τ (the loss scores at the same τ). */
   temperature: z.number().positive().default(1),
+  /** Nucleus sampling mass of the rollouts, in (0, 1] (1: off). */
   topP: z.number().gt(0).max(1).default(1),
   /** Drop groups whose rewards are all equal from the loss (they carry no advantage; always counted). */
   filterEqualRewardGroups: z.boolean().default(false),
   /** SPEC §2 loss options. beta > 0 loads the SFT policy as the frozen reference. */
   loss: z
     .strictObject({
+      /** Lower clip range: rho is clipped below at 1 - epsLow. */
       epsLow: z.number().min(0).max(1).default(0.2),
+      /** Upper clip range: rho is clipped above at 1 + epsHigh (DAPO uses 0.28). */
       epsHigh: z.number().min(0).default(0.2),
+      /** Dual-clip constant c: for A < 0 the loss is capped at -c A (off when c <= 1). */
       dualClip: z.number().default(3),
+      /** KL weight beta; > 0 scores the frozen SFT policy as the reference. */
       beta: z.number().min(0).default(0),
+      /** KL estimator vs the reference (see GrpoKl). */
       kl: z.enum(['k1', 'k2', 'k3']).default('k3'),
+      /** Loss aggregation over the generated tokens (SPEC §2; see GrpoLossAgg). */
       lossAgg: z.enum(['token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum', 'seq-mean-token-sum-norm']).default('token-mean'),
+      /** Advantage scaling: 'std' (r - mean) / (std + 1e-6), 'none' r - mean (Dr. GRPO). */
       scale: z.enum(['std', 'none']).default('std'),
+      /** T_norm of 'seq-mean-token-sum-norm' (> 0); default the longest trajectory (in tokens) in the update. */
       tNorm: z.number().positive().optional(),
     })
     .prefault({}),
@@ -169,6 +210,7 @@ const Eval = z.strictObject({
   items: posInt.default(192),
   /** n samples per item for Pass@K (K = 1..n), at `temperature`. */
   samples: posInt.default(16),
+  /** Sampling temperature τ of the Pass@K samples (Acc@1 is greedy). */
   temperature: z.number().positive().default(1),
   /** Evaluate with tools and with tool calls banned. */
   withoutTools: z.boolean().default(true),
@@ -188,10 +230,15 @@ export const TrainConfigSchema = z
     dtype: z.enum(['fp32', 'bf16']).default('fp32'),
     /** Native threads (0: the addon's default). */
     threads: nonNegInt.default(0),
+    /** The env episodes run in: id, dataset, prompt, budgets, rewards. */
     env: Env.prefault({}),
+    /** The native policy trained: preset, init seed, starting checkpoint. */
     policy: Policy.prefault({}),
+    /** The SFT warm start on the expert's demonstrations. */
     sft: Sft.prefault({}),
+    /** The GRPO phase (SPEC §2). */
     grpo: Grpo.prefault({}),
+    /** The held-out evaluations (SPEC §6). */
     eval: Eval.prefault({}),
     /**
      * Run the control after GRPO: the SFT policy (with its optimizer) trained further by SFT on the same
@@ -212,11 +259,21 @@ export const TrainConfigSchema = z
     report: z.boolean().default(true),
     /** Progress bars on a TTY (a log line every `logEvery` steps otherwise). */
     progress: z.boolean().default(true),
+    /** Steps between progress log lines when not on a TTY. */
     logEvery: posInt.default(10),
   })
   .strict();
 
+/**
+ * The validated `medgym train` config (parseTrainConfig fills every default): the output type of
+ * TrainConfigSchema, whose fields' doc comments are these.
+ * @interface
+ */
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+/**
+ * A config as written (file or code): fields with a default may be left out; parseTrainConfig fills them.
+ * @interface
+ */
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 
 /**

@@ -11,39 +11,57 @@ import { lrAt, type TrainConfig } from './config';
 import type { Trajectory } from '../rollout';
 
 export interface GrpoStepMetrics {
+  /** Mean GRPO loss over the update's mini-batch steps (NaN when every step was skipped). */
   loss: number;
+  /** Learning rate of this step (the warmup/cosine schedule at `step`). */
   lr: number;
+  /** Mean reward of the batch's trajectories. */
   reward: number;
+  /** Share of trajectories whose answer was correct. */
   accuracy: number;
   /** Share of episodes whose every segment was well formed and that answered. */
   formatRate: number;
+  /** Mean number of tool calls per episode. */
   toolCallsPerEpisode: number;
   /** Share of episodes that answered without any tool call (SPEC §7: watch for collapse). */
   noToolShare: number;
+  /** Share of episodes that were truncated (turn or token budget, or the model's context). */
   truncatedShare: number;
   /** Share of episodes (with a finding box) whose zoom went to the finding; null without boxes. */
   zoomHit: number | null;
+  /** Mean entropy of the generated tokens (weighted by token count). */
   entropy: number;
   /** Mean KL estimator to the reference (null when beta = 0: no reference scored). */
   kl: number | null;
   /** 0.5·mean((logp − old_logp)²) over generated tokens. */
   approxKl: number;
+  /** clipFracLow + clipFracHigh. */
   clipFrac: number;
+  /** Share of generated tokens clipped below (rho < 1 - epsLow, A < 0). */
   clipFracLow: number;
+  /** Share of generated tokens clipped above (rho > 1 + epsHigh, A > 0). */
   clipFracHigh: number;
+  /** Groups (prompts) in the batch. */
   numGroups: number;
+  /** Groups whose rewards are all equal (their advantages are 0). */
   equalRewardGroups: number;
   /** Trajectories that entered the loss. */
   trajectoriesUsed: number;
+  /** Mean global gradient norm (before clipping) over the optimizer steps taken; NaN when none was. */
   gradNorm: number;
   /** Optimizer steps taken; skipped ones (non-finite loss or gradient) are counted apart. */
   updates: number;
+  /** Mini-batch steps skipped for a non-finite loss or gradient. */
   skipped: number;
+  /** Tokens the policy generated in the batch's rollouts. */
   generatedTokens: number;
   /** Wall seconds of the update's parts: policy (+ reference) forward, GRPO loss, backward, optimizer steps. */
   forwardSeconds: number;
+  /** Wall seconds in grpoLoss. */
   lossSeconds: number;
+  /** Wall seconds in the policy's backward. */
   backwardSeconds: number;
+  /** Wall seconds in the optimizer steps. */
   optimizerSeconds: number;
 }
 

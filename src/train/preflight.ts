@@ -16,8 +16,12 @@ import { openRunItems, type RunItems } from './data';
 import { envOptions, trainEnvExtra } from './envs';
 
 export class PreflightError extends Error {
+  /** Always 'PreflightError'. */
   override name = 'PreflightError';
-  constructor(readonly problems: string[]) {
+  constructor(
+    /** Every problem found before the run started, one sentence each. */
+    readonly problems: string[],
+  ) {
     super(`medgym train: ${problems.length} problem${problems.length > 1 ? 's' : ''} before starting:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
 }

@@ -27,14 +27,18 @@ import { sftIndices, sftStep } from './sft';
 export type { Phase, RunState } from './checkpoints';
 
 export interface RunResult {
+  /** The run folder (absolute). */
   dir: string;
   /** 'done', 'stopped' (Ctrl-C or stopAfter: resume with --resume), or the phase it stopped in. */
   status: 'done' | 'stopped';
+  /** The run's state at the end (phase, step, counters), as checkpointed. */
   state: RunState;
+  /** The folder of the last checkpoint written. */
   checkpoint: string;
 }
 
 export class TrainingDivergedError extends Error {
+  /** Always 'TrainingDivergedError': too many consecutive non-finite steps. */
   override name = 'TrainingDivergedError';
 }
 

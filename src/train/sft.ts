@@ -15,15 +15,23 @@ export type DemoKind = 'expert' | 'noisy' | 'no_tool';
 
 /** One demonstration in token space: the env's ids for prompt and responses, the expert's ids for actions (mask 1). */
 export interface Demo {
+  /** Item index in the task source. */
   index: number;
+  /** How it was written: the expert's path, a zoom into a random cell first ('noisy'), or an answer without a tool. */
   kind: DemoKind;
+  /** Token ids: the env's prompt and responses and the expert's actions. */
   tokens: number[];
+  /** 1 on the expert's action tokens (the loss is taken there), 0 on the env's. */
   mask: number[];
+  /** The episode's images, in order of their image tokens. */
   images: ViewImage[];
+  /** The demonstration's answer was graded correct. */
   correct: boolean;
   /** It called zoom_in (false: an answer-only demonstration: no finding box, or a no_tool one). */
   zooms: boolean;
+  /** The item's imaging modality. */
   modality: string;
+  /** The item's question type. */
   questionType: string;
 }
 
@@ -96,10 +104,15 @@ export function sftIndices(step: number, seed: number, c: TrainConfig['sft'], so
 }
 
 export interface SftStepMetrics {
+  /** Mean cross-entropy over the demos' assistant tokens (NaN/Inf when the step was skipped). */
   loss: number;
+  /** Assistant tokens the loss was taken over. */
   tokens: number;
+  /** Learning rate of this step. */
   lr: number;
+  /** Global gradient norm before clipping (NaN when the step was skipped). */
   gradNorm: number;
+  /** False when the loss or a gradient was non-finite: the update was skipped. */
   finite: boolean;
 }
 

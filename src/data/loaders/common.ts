@@ -136,25 +136,35 @@ export interface OpenOptions {
   onFile?: (file: string, bytes: Uint8Array) => void;
   /** NIfTI: axis and slice for volumes whose row does not say. */
   axis?: 0 | 1 | 2;
+  /** NIfTI: slice index along `axis` for volumes whose row does not say (default the middle one). */
   slice?: number;
 }
 
 /** What is known of an item from its annotation alone (see ItemInfo in ../open.ts). */
 export interface RowInfo {
+  /** The dataset's own split of the row, when it has one. */
   split?: Split;
+  /** The row gives a finding box. */
   hasBox: boolean;
+  /** Imaging modality (lower case, e.g. 'ct', 'xray'; 'unknown' when the source does not say). */
   modality: string;
+  /** Question type as the source gives it. */
   questionType: string;
+  /** Open question (no options): graded by normalized exact match. */
   open: boolean;
+  /** Closed yes/no question. */
   yesNo: boolean;
 }
 
 /** The parsed rows of one source: records (index i ↔ where[i] ↔ info[i]) and their lazy loader. */
 export interface Rows<R extends { id: string }> {
+  /** The source's name (e.g. the dataset). */
   name: string;
+  /** The parsed annotation records, in file order. */
   records: R[];
   /** The annotation entry of each record, "file:line" or "file[i]". */
   where: string[];
+  /** What each record says of its item before its image loads. */
   info: RowInfo[];
   load(r: R, index: number): Promise<VqaItem>;
 }

@@ -14,20 +14,35 @@ import { ManifestDataset } from './manifest';
 
 const line = z.object({
   id: z.union([z.string(), z.number()]).optional(),
+  /** Image path, relative to the root. */
   image: z.string().min(1),
+  /** The question text. */
   question: z.string(),
+  /** Option texts for multiple choice; none for an open question. */
   options: z.array(z.string()).max(26).default([]),
+  /** The answer as written: an option index, a letter, an option's text, or (open questions) the reference text. */
   answer: z.union([z.string(), z.number()]),
+  /** Imaging modality (default 'unknown'). */
   modality: z.string().default('unknown'),
+  /** Question type (default 'unknown'). */
   question_type: z.string().default('unknown'),
+  /** Finding box [x1, y1, x2, y2) in original pixels. */
   box: z.array(z.number()).length(4).optional(),
+  /** NIfTI: slice index along `axis` (over the loader's default). */
   slice: z.number().int().optional(),
+  /** NIfTI: axis to cut across (over the loader's default). */
   axis: z.union([z.literal(0), z.literal(1), z.literal(2)]).optional(),
   split: z.string().nullish(),
 });
 
+/**
+ * One parsed row of a data.jsonl.
+ * @interface
+ */
 export type JsonlRecord = Omit<z.infer<typeof line>, 'split'> & {
+  /** The row's id as text (a default id when the row has none). */
   id: string;
+  /** The answer resolved: an option index (multiple choice) or the reference text (open questions). */
   answerValue: number | string;
   /** The row's own split ("validate" and "validation" read as 'val'), when it gives one. */
   split?: Split;

@@ -7,7 +7,9 @@ import type { Dataset, Split, StreamOptions, VqaItem } from '../types';
 
 export class ManifestDataset<R extends { id: string }> implements Dataset {
   constructor(
+    /** The dataset's name. */
     readonly name: string,
+    /** The records, one per item (index i is get(i)); their images load on demand. */
     readonly records: readonly R[],
     private readonly load: (r: R, index: number) => Promise<VqaItem>,
     /** The record's own split, when the dataset has one; the seeded hash split otherwise. */

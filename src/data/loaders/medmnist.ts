@@ -11,7 +11,9 @@ import { LoaderError, readBytes, rowInfo, type OpenOptions, type Rows } from './
 import { ManifestDataset } from './manifest';
 
 export interface NpyArray {
+  /** Array dimensions (the .npy header's `shape`). */
   shape: number[];
+  /** numpy dtype string of the .npy header, e.g. '|u1' or '<i8'. */
   descr: string;
   /** Samples as numbers, C order. */
   data: ArrayLike<number>;
@@ -91,7 +93,9 @@ export interface MedMnistOptions {
   split?: 'train' | 'val' | 'test';
   /** Label names (index = label); default from MEDMNIST_INFO by file name, else "class k". */
   labels?: string[];
+  /** Modality of every item; default from MEDMNIST_INFO by file name, else 'unknown'. */
   modality?: string;
+  /** Question text of every item; default 'Which finding does this image show?'. */
   question?: string;
   /** Options per question (2–4). Default 4. */
   numOptions?: number;
@@ -136,7 +140,14 @@ function unzipEntries(bytes: Uint8Array, file: string, wanted: Set<string>): { f
   return { files: out, names };
 }
 
-export type MedMnistRecord = { id: string; k: number; split: Split };
+export type MedMnistRecord = {
+  /** Stable id of the row. */
+  id: string;
+  /** Row index within its split's arrays. */
+  k: number;
+  /** The arrays the row comes from. */
+  split: Split;
+};
 
 /**
  * Rows of the splits' arrays of a MedMNIST .npz (`splits`: those to read, or 'all': each of

@@ -17,9 +17,11 @@ export interface SliceOptions {
 }
 
 export interface VolumeImage {
+  /** The 2-D image in its stored units (original value = stored * slope + intercept). */
   image: RawImage;
   /** original value = stored * slope + intercept */
   slope: number;
+  /** Offset of the mapping back to original values (see `slope`). */
   intercept: number;
   /** Number of slices along the axis (NIfTI). */
   slices?: number;

@@ -21,12 +21,19 @@ import { ManifestDataset } from './manifest';
 import { parseCsvTable } from './csv';
 
 export interface VqaRecord {
+  /** Stable id, e.g. 'pmc-vqa/train/12'. */
   id: string;
+  /** Image path relative to the dataset root. */
   image: string;
+  /** The question text. */
   question: string;
+  /** Option texts for multiple choice; empty for open questions. */
   options: string[];
+  /** Index into options (multiple choice) or the reference text (open questions). */
   answer: number | string;
+  /** Imaging modality (lower case; 'unknown' when the dataset does not say). */
   modality: string;
+  /** Question type as the dataset gives it. */
   questionType: string;
   /** The layout's own split of this entry, when it has one. */
   split?: Split;

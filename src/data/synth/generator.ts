@@ -43,11 +43,15 @@ export interface SynthOptions {
 }
 
 export interface SynthMeta {
+  /** Grid cell (its name) that holds the finding's centre: where zoom_in should go. */
   cell: string;
+  /** An easy item: coarse detail and a larger finding, legible at the global view. */
   easy: boolean;
+  /** The detail is legible only through the look's intensity window (CT/MRI). */
   needsWindow: boolean;
   /** The class that decides the answer (texture 0–3, foci count − 1, quadrant, or modality index). */
   detailClass: number;
+  /** Box of the decoy finding (anatomy questions), when there is one. */
   decoyBox?: Box;
 }
 

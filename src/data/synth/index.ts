@@ -13,9 +13,12 @@ export { TEXTURES, GRADES, MODALITY_FAMILIES } from './questions';
 export { GeneratorPool, generatorPool } from './pool';
 
 export class SynthDataset implements Dataset {
+  /** The generator's name. */
   readonly name = 'MedVista-Synth-v0';
   readonly size = Infinity;
+  /** The generator options as given (defaults apply to the fields left out). */
   readonly options: SynthOptions;
+  /** Worker threads that generate items (0: on the calling thread). */
   readonly workers: number;
   /**
    * `workers` > 0 generates items on that many worker threads (shared process-wide), off the

@@ -11,7 +11,9 @@ export type Modality = (typeof MODALITIES)[number];
 export interface Look {
   /** Option text for modality recognition. */
   label: string;
+  /** Channels of the stored image: 1 (grey) or 3 (RGB). */
   channels: 1 | 3;
+  /** Bits per stored sample. */
   bitDepth: 8 | 16;
   /** Largest stored value (4095 for the 12-bit-in-16 looks). */
   max: number;
@@ -21,9 +23,11 @@ export interface Look {
   noise(rng: Stream, cv: Canvas): void;
   /** Finding mean offset (stored units) at contrast 1, and its colour tint. */
   offset: number;
+  /** Per-channel multiplier of the finding's offset (its colour). */
   tint: number[];
   /** Amplitude of the deciding detail (stored units); needsWindowAmp when it needs a window. */
   detailAmp: number;
+  /** Detail amplitude (stored units) of items that need a window; set on looks that have one. */
   needsWindowAmp?: number;
   /** Window that shows needsWindowAmp details (CT/MRI). */
   window?: IntensityWindow;

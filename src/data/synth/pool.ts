@@ -15,7 +15,10 @@ export class GeneratorPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
 
-  constructor(readonly size: number) {
+  constructor(
+    /** Worker threads in the pool (a positive integer). */
+    readonly size: number,
+  ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`Expected positive integer pool size but received ${size}`);
     for (let k = 0; k < size; k++) this.spawn(k);
   }

@@ -141,11 +141,14 @@ const isPreprocessed = (im: QwenImage): im is Preprocessed => (im as Preprocesse
 
 export class QwenVLModel {
   private handle: QwenHandle | undefined;
+  /** What the 3-D (M-RoPE) position index needs from the config: image and vision-start token ids, merge size, family. */
   readonly rope: RopeIndexOptions;
 
   private constructor(
     handle: QwenHandle,
+    /** The model configuration (parsed from config.json, or the one given to random()). */
     readonly config: QwenVLConfig,
+    /** Image preprocessing: pixel budget, patch and merge sizes, normalization (from preprocessor_config.json; for random(), the option or the defaults). */
     readonly preprocessor: PreprocessorConfig,
     /** The native tensor table (checkpoint names and shapes). */
     readonly tensors: RawQwenTensor[],

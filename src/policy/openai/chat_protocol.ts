@@ -23,6 +23,7 @@ export interface ChatProtocolOptions {
 
 /** A env/model disagreement the chat mapping cannot represent (image counts that do not match). */
 export class ChatProtocolError extends Error {
+  /** Always 'ChatProtocolError'. */
   override name = 'ChatProtocolError';
 }
 

@@ -5,6 +5,7 @@
 
 /** A request to the server failed (network, timeout, an HTTP error, or an answer that is not the expected JSON). */
 export class HttpPolicyError extends Error {
+  /** Always 'HttpPolicyError'. */
   override name = 'HttpPolicyError';
   constructor(
     message: string,

@@ -14,6 +14,7 @@ import type { ChatContent, ChatContentPart, ChatMessage } from './types';
 
 /** A message list that is not a medgym-vlm transcript; the message names the offending `messages[i]…`. */
 export class MedgymChatError extends Error {
+  /** Always 'MedgymChatError'. */
   override name = 'MedgymChatError';
 }
 

@@ -61,6 +61,7 @@ export interface WireProtocol {
 
 /** A call sequence the session cannot serve (append without a turn, generate twice, a disposed session). */
 export class HttpSessionError extends Error {
+  /** Always 'HttpSessionError'. */
   override name = 'HttpSessionError';
 }
 

@@ -26,12 +26,15 @@ export interface ChatToolCall {
 }
 
 export interface ChatMessage {
+  /** Who speaks: 'tool' messages carry a tool call's response. */
   role: 'system' | 'user' | 'assistant' | 'tool';
+  /** Text, or text and image parts; null for an assistant turn that only calls tools. */
   content: ChatContent | null;
   /** assistant: the calls the model made (OpenAI tools mode). */
   tool_calls?: ChatToolCall[];
   /** tool: the call this message answers. */
   tool_call_id?: string;
+  /** OpenAI's optional participant name. */
   name?: string;
   /**
    * medgym extension, assistant messages to a 'medgym-vlm' server: the ids the model sampled for this
@@ -58,22 +61,38 @@ export interface MedgymSampleKey {
 }
 
 export interface ChatCompletionRequest {
+  /** Id of the model to use (a /v1/models entry). */
   model: string;
+  /** The conversation so far (at least one message). */
   messages: ChatMessage[];
   /** 0 = greedy. Default 1. */
   temperature?: number;
+  /** Nucleus sampling mass in (0, 1]. Default 1 (off). */
   top_p?: number;
+  /** Most tokens to generate per choice (OpenAI's older name of max_completion_tokens). */
   max_tokens?: number;
+  /** Most tokens to generate per choice; wins over max_tokens. Either way capped by the room left in the context. */
   max_completion_tokens?: number;
+  /** Number of choices to sample (default 1). */
   n?: number;
+  /** Strings that end a choice (kept in the output). */
   stop?: string | string[];
+  /** Seed of the sampling stream (non-negative integer; default 0). */
   seed?: number;
+  /** Answer as server-sent events (chat.completion.chunk) instead of one JSON body. */
   stream?: boolean;
-  stream_options?: { include_usage?: boolean };
+  /** Options of a streamed answer (with stream). */
+  stream_options?: {
+    /** Send a last chunk with the token usage. */
+    include_usage?: boolean;
+  };
+  /** Functions the model may call; with them (and tool_choice not 'none') medgym serve returns <tool_call> spans as tool_calls. */
   tools?: ChatTool[];
+  /** 'none' disables the tools given; the other values are OpenAI's. */
   tool_choice?: 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
   /** Only -100 (never sample the id) is supported by medgym serve; banned ids add to the model's default bans. */
   logit_bias?: Record<string, number>;
+  /** OpenAI's end-user id; medgym serve accepts and ignores it. */
   user?: string;
   /** vLLM extension: ids that end the completion (kept in the output). medgym-vlm defaults: <|eos|>, </tool_call>. */
   stop_token_ids?: number[];
@@ -97,12 +116,25 @@ export interface ChatCompletionChoice {
 }
 
 export interface ChatCompletionResponse {
+  /** Completion id. */
   id: string;
+  /** Always 'chat.completion'. */
   object: 'chat.completion';
+  /** Unix time in seconds. */
   created: number;
+  /** Id of the model that answered. */
   model: string;
+  /** One per requested choice (n), in index order. */
   choices: ChatCompletionChoice[];
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  /** Token counts: prompt, generated (all choices), and their sum. */
+  usage: {
+    /** Tokens of the prompt. */
+    prompt_tokens: number;
+    /** Tokens generated, over all choices. */
+    completion_tokens: number;
+    /** prompt_tokens + completion_tokens. */
+    total_tokens: number;
+  };
   /** vLLM extension (with return_token_ids). */
   prompt_token_ids?: number[];
 }
@@ -113,11 +145,13 @@ export interface MedgymModelInfo {
   protocol: 'medgym-vlm' | 'qwen2-vl';
   /** Side of the square views the model takes (medgym-vlm: S; images of another size are a 400). */
   image_size?: number;
+  /** Channels of the views the model takes (1 grey, 3 RGB). */
   channels?: 1 | 3;
   /** Context positions one view takes (Policy.imageTokens). */
   image_tokens: number;
   /** Longest context (Policy.maxSeq). */
   max_seq: number;
+  /** Size of the model's token vocabulary. */
   vocab_size: number;
 }
 
