@@ -2,30 +2,18 @@
 // medgym's Policy interface, so that rollout() and evaluate() run it on the env unchanged. The
 // translation of each session call is QwenEnvSession's (./env_session.ts); this file sizes the
 // policy (imageTokens of the env's views, maxSeq) and builds the translation's fixed parts.
-import * as fs from 'fs';
-import * as path from 'path';
 import type { Policy, SessionOptions } from '../../policy/types';
 import { toolJsonSchemas } from '../../tools/schemas';
 import { QwenVLModel } from './engine';
-import { DEFAULT_QWEN_MAX_SEQ, isInt, QwenEnvSession, type QwenEnvPolicyOptions, type QwenEnvSpec } from './env_session';
+import { isInt, QwenEnvSession, type QwenEnvPolicyOptions, type QwenEnvSpec } from './env_session';
+import { DEFAULT_QWEN_MAX_SEQ, loadQwenDir } from './load_dir';
 import { mergedTokenCount, type PreprocessorConfig } from './preprocess';
 import { QWEN_SYSTEM_PROMPT, toQwenTools } from './protocol';
 import { QwenTokenizer } from './tokenizer';
 
-export { DEFAULT_QWEN_MAX_SEQ, QwenEnvProtocolError, QwenEnvSession } from './env_session';
+export { QwenEnvProtocolError, QwenEnvSession } from './env_session';
+export { DEFAULT_QWEN_MAX_SEQ, maxPositionEmbeddings } from './load_dir';
 export type { QwenEnvPolicyOptions, QwenEnvSpec, QwenRenderChoices, QwenSessionLike } from './env_session';
-
-/** max_position_embeddings of `dir/config.json` (top level or text_config), when it has one. */
-export function maxPositionEmbeddings(dir: string): number | undefined {
-  try {
-    const j = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-    const t = (j.text_config && typeof j.text_config === 'object' ? j.text_config : {}) as Record<string, unknown>;
-    const v = t.max_position_embeddings ?? j.max_position_embeddings;
-    return isInt(v) && v > 0 ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Context positions of one viewSize × viewSize view: its merged tokens after smart_resize, plus <|vision_start|> / <|vision_end|>. */
 export function qwenViewPositions(viewSize: number, p: PreprocessorConfig): number {
@@ -88,15 +76,9 @@ export class QwenEnvPolicy implements Policy {
 
   /** Loads the model and the tokenizer of a Hugging Face model directory. */
   static async load(dir: string, options: QwenEnvPolicyOptions = {}): Promise<QwenEnvPolicy> {
-    const tokenizer = QwenTokenizer.fromDir(dir);
-    const model = await QwenVLModel.load(dir, options.load);
-    try {
-      return new QwenEnvPolicy(model, tokenizer, options, Math.min(maxPositionEmbeddings(dir) ?? DEFAULT_QWEN_MAX_SEQ, DEFAULT_QWEN_MAX_SEQ));
-    } catch (err) {
-      model.dispose();
-      throw err;
-    }
+    return loadQwenDir(dir, options.load, (model, tokenizer, maxSeqDefault) => new QwenEnvPolicy(model, tokenizer, options, maxSeqDefault));
   }
+
 
   get tokenizer(): QwenTokenizer {
     return this.spec.tokenizer;

@@ -14,6 +14,7 @@
 // all 0: the action's ids are not the ids the model sampled), stop strings, and banning medgym byte ids.
 import type { AppendInput, GenerateOptions, GenerateResult, GenerationSession, SampleKey, SessionOptions, SessionSequenceInput } from '../../policy/types';
 import { DEFAULT_BANNED_TOKENS, DEFAULT_STOP_TOKENS } from '../../policy';
+import { fullSampleKey, type FullSampleKey } from '../../policy/sample_key';
 import { BYTE_VOCAB, decode, encode, EOS_ID, SPECIAL_TOKENS, VOCAB_SIZE } from '../../tokenizer';
 import type { ViewImage } from '../../tools/image';
 import { encodeChat, renderChat, type QwenContentPart, type QwenMessage, type QwenTool, type RenderOptions } from './chat';
@@ -21,9 +22,9 @@ import type { QwenGenerated, QwenGenerateOptions, QwenLoadOptions, QwenSequence 
 import { parseEnvPrompt, parseEnvResponse, qwenToEnvAction } from './protocol';
 import type { QwenSampleKey } from './session';
 import { QWEN_TOKEN_STRINGS, type QwenTokenizer } from './tokenizer';
+import { qwenAlwaysBanned, qwenEndIds } from './turn_ids';
 
-/** Longest context by default: min(config.json max_position_embeddings, this). */
-export const DEFAULT_QWEN_MAX_SEQ = 32768;
+export { DEFAULT_QWEN_MAX_SEQ } from './load_dir';
 
 export interface QwenEnvPolicyOptions {
   /**
@@ -74,7 +75,7 @@ export interface QwenEnvSpec {
 
 export type QwenRenderChoices = Pick<RenderOptions, 'support' | 'extra'> & { template?: string };
 
-type FullKey = Required<QwenSampleKey>;
+type FullKey = FullSampleKey;
 
 interface SeqState {
   key: FullKey;
@@ -114,11 +115,8 @@ export class QwenEnvSession implements GenerationSession {
     options: SessionOptions = {},
   ) {
     this.seed = options.seed ?? 0;
-    const tok = spec.tokenizer;
-    this.endIds = [...new Set([tok.special.imEnd, tok.special.endOfText, ...tok.eosIds])];
-    const banned = tok.addedTokens.filter((t) => t.special && !this.endIds.includes(t.id) && t.id < spec.vocabSize).map((t) => t.id);
-    for (let id = tok.vocabSize; id < spec.vocabSize; id++) banned.push(id);
-    this.alwaysBanned = banned;
+    this.endIds = qwenEndIds(spec.tokenizer);
+    this.alwaysBanned = qwenAlwaysBanned(spec.tokenizer, spec.vocabSize, this.endIds);
   }
 
   private get s(): QwenSessionLike {
@@ -150,7 +148,7 @@ export class QwenEnvSession implements GenerationSession {
       const rendered = this.render(messages);
       const enc = encodeChat(this.spec.tokenizer, rendered, images.map((v) => this.spec.padCount(v)));
       if (enc.ids.length > this.spec.maxSeq) throw new RangeError(`seqs[${i}]: the prompt takes ${enc.ids.length} Qwen positions, the context holds ${this.spec.maxSeq}`);
-      const key = this.fullKey(q.key, { seed: this.seed, step: 0, promptIndex: this.added + i, sampleIndex: 0 }, `seqs[${i}].key`);
+      const key = fullSampleKey(q.key, { seed: this.seed, step: 0, promptIndex: this.added + i, sampleIndex: 0 }, `seqs[${i}].key`);
       return { messages, held: rendered.text, ids: enc.ids, images, key, envTokens: Array.from(q.tokens) };
     });
     const ids = await this.s.add(
@@ -213,7 +211,7 @@ export class QwenEnvSession implements GenerationSession {
     const parent = this.state(id);
     if (!isInt(n) || n < 1 || n > 4096) throw new RangeError(`Expected an integer in [1, 4096] for \`n\` but received ${String(n)}`);
     if (keys !== undefined && (!Array.isArray(keys) || keys.length !== n)) throw new RangeError(`Expected an Array of ${n} keys for \`keys\` (one per new sequence)`);
-    const full = Array.from({ length: n }, (_, j) => this.fullKey(keys?.[j], { ...parent.key, sampleIndex: j }, `keys[${j}]`));
+    const full = Array.from({ length: n }, (_, j) => fullSampleKey(keys?.[j], { ...parent.key, sampleIndex: j }, `keys[${j}]`));
     const ids = await this.s.fork(id, n, full);
     ids.forEach((c, j) => this.seqs.set(c, { ...parent, key: full[j], messages: [...parent.messages], envTokens: [...parent.envTokens] }));
     return ids;
@@ -345,17 +343,5 @@ export class QwenEnvSession implements GenerationSession {
       `sequence ${id}: the conversation rendered again differs from what the Qwen session holds at character ${k} ` +
         `(held ${show(held)}, rendered ${show(rendered)}); the chat template must render earlier turns unchanged (e.g. not rewrite the assistant's text)`,
     );
-  }
-
-  private fullKey(k: SampleKey | undefined, dflt: FullKey, name: string): FullKey {
-    if (k !== undefined && (k === null || typeof k !== 'object')) throw new TypeError(`Expected an object for \`${name}\``);
-    const out = { ...dflt };
-    for (const f of ['seed', 'step', 'promptIndex', 'sampleIndex'] as const) {
-      const v = k?.[f];
-      if (v === undefined) continue;
-      if (!isInt(v) || v < 0) throw new RangeError(`Expected a non-negative integer for \`${name}.${f}\` but received ${String(v)}`);
-      out[f] = v;
-    }
-    return out;
   }
 }

@@ -3,6 +3,7 @@
 // and every generate() sends the whole conversation (one request per sequence, concurrently up to the
 // transport's limit). How the env's ids become messages and an answer becomes env ids is the
 // protocol's (./medgym_protocol.ts token-exact, ./chat_protocol.ts for any chat model).
+import { fullSampleKey, type FullSampleKey } from '../sample_key';
 import { DEFAULT_BANNED_TOKENS, DEFAULT_STOP_TOKENS } from '../session';
 import { decode, TOOL_CALL_ID, VOCAB_SIZE } from '../../tokenizer';
 import type { AppendInput, FinishReason, GenerateOptions, GenerateResult, GenerationSession, SampleKey, SessionOptions, SessionSequenceInput } from '../types';
@@ -12,7 +13,7 @@ import type { ChatCompletionChoice, ChatCompletionRequest, ChatMessage } from '.
 import { viewDataUris } from './views';
 
 /** A sequence's stream key (its draw count is SeqState.counter). */
-export type FullKey = Required<Pick<SampleKey, 'seed' | 'step' | 'promptIndex' | 'sampleIndex'>>;
+export type FullKey = FullSampleKey;
 
 /** The assistant turn generate() returned, waiting for the env's response (append()). */
 export interface PendingTurn {
@@ -93,7 +94,7 @@ export class HttpSession implements GenerationSession {
         if (!q || typeof q !== 'object') throw new TypeError(`Expected an object for \`seqs[${i}]\``);
         const tokens = checkIds(q.tokens, `seqs[${i}].tokens`);
         const urls = await viewDataUris(q.images);
-        const key = fullKey(q.key, { seed: this.seed, step: 0, promptIndex: this.added + i, sampleIndex: 0 }, `seqs[${i}].key`);
+        const key = fullSampleKey(q.key, { seed: this.seed, step: 0, promptIndex: this.added + i, sampleIndex: 0 }, `seqs[${i}].key`);
         const counter = q.key?.counter ?? 0; // draws made before this prompt (a conversation resumed elsewhere)
         if (!isKeyInt(counter)) throw new RangeError(`Expected a non-negative integer for \`seqs[${i}].key.counter\` but received ${String(counter)}`);
         const st: SeqState = { key, counter, envTokens: tokens, images: urls.length, messages: this.protocol.promptMessages(tokens, urls) };
@@ -128,7 +129,7 @@ export class HttpSession implements GenerationSession {
     const parent = this.state(id, 'id');
     if (!Number.isSafeInteger(n) || n < 1 || n > 4096) throw new RangeError(`Expected an integer in [1, 4096] for \`n\` but received ${String(n)}`);
     if (keys !== undefined && (!Array.isArray(keys) || keys.length !== n)) throw new RangeError(`Expected an Array of ${n} keys for \`keys\` (one per new sequence)`);
-    const full = Array.from({ length: n }, (_, j) => fullKey(keys?.[j], { ...parent.key, sampleIndex: j }, `keys[${j}]`));
+    const full = Array.from({ length: n }, (_, j) => fullSampleKey(keys?.[j], { ...parent.key, sampleIndex: j }, `keys[${j}]`));
     // Children go on from the parent's draws (keys[j].counter is ignored, as NativeGenerationSession does).
     return full.map((key) => this.keep({ ...parent, key, envTokens: [...parent.envTokens], messages: [...parent.messages] }));
   }
@@ -207,18 +208,6 @@ function checkIds(v: ArrayLike<number> | undefined, name: string): number[] {
   out.forEach((t, k) => {
     if (!Number.isInteger(t) || t < 0 || t >= VOCAB_SIZE) throw new RangeError(`Expected token ids in [0, ${VOCAB_SIZE}) for \`${name}\` but received ${t} at ${k}`);
   });
-  return out;
-}
-
-function fullKey(k: SampleKey | undefined, dflt: FullKey, name: string): FullKey {
-  if (k !== undefined && (k === null || typeof k !== 'object')) throw new TypeError(`Expected an object for \`${name}\``);
-  const out = { ...dflt };
-  for (const f of ['seed', 'step', 'promptIndex', 'sampleIndex'] as const) {
-    const v = k?.[f];
-    if (v === undefined) continue;
-    if (!isKeyInt(v)) throw new RangeError(`Expected a non-negative integer for \`${name}.${f}\` but received ${String(v)}`);
-    out[f] = v;
-  }
   return out;
 }
 

@@ -2,7 +2,9 @@
 // model's chat template (./qwen_prompt.ts), images of any size, its tokenizer's text (./qwen_text.ts),
 // the model's end ids as stops always, control tokens never sampled, stream keys without counters.
 import { QwenVLModel, type QwenLoadOptions } from '../../models/qwen2_vl/engine';
-import { DEFAULT_QWEN_MAX_SEQ, maxPositionEmbeddings, qwenViewPositions, type QwenRenderChoices } from '../../models/qwen2_vl/env_policy';
+import { qwenViewPositions, type QwenRenderChoices } from '../../models/qwen2_vl/env_policy';
+import { DEFAULT_QWEN_MAX_SEQ, loadQwenDir } from '../../models/qwen2_vl/load_dir';
+import { qwenAlwaysBanned, qwenEndIds } from '../../models/qwen2_vl/turn_ids';
 import { QwenTokenizer } from '../../models/qwen2_vl/tokenizer';
 import type { MedgymModelInfo } from '../../policy/openai/types';
 import type { ChoiceDecoder } from './choice_decoder';
@@ -49,9 +51,8 @@ export class QwenServedModel implements ServedModel {
     const vocabSize = model.config.text.vocabSize;
     // As QwenEnvSession: a turn ends at <|im_end|>, <|endoftext|> or an eos id; other control tokens
     // and ids the tokenizer has no text for are never sampled.
-    const endIds = [...new Set([tokenizer.special.imEnd, tokenizer.special.endOfText, ...tokenizer.eosIds])];
-    const banned = tokenizer.addedTokens.filter((t) => t.special && !endIds.includes(t.id) && t.id < vocabSize).map((t) => t.id);
-    for (let id = tokenizer.vocabSize; id < vocabSize; id++) banned.push(id);
+    const endIds = qwenEndIds(tokenizer);
+    const banned = qwenAlwaysBanned(tokenizer, vocabSize, endIds);
     this.model = model;
     this.spec = { tokenizer, preprocessor: model.preprocessor, maxSeq, render: o.render ?? {} };
     this.decoder = qwenDecoder(tokenizer);
@@ -66,15 +67,9 @@ export class QwenServedModel implements ServedModel {
 
   /** Loads the model and tokenizer of a Hugging Face directory (config.json, safetensors, tokenizer files). */
   static async load(dir: string, options: QwenServeOptions = {}): Promise<QwenServedModel> {
-    const tokenizer = QwenTokenizer.fromDir(dir);
-    const model = await QwenVLModel.load(dir, options.load);
-    try {
-      return new QwenServedModel(model, tokenizer, options, Math.min(maxPositionEmbeddings(dir) ?? DEFAULT_QWEN_MAX_SEQ, DEFAULT_QWEN_MAX_SEQ));
-    } catch (err) {
-      model.dispose();
-      throw err;
-    }
+    return loadQwenDir(dir, options.load, (model, tokenizer, maxSeqDefault) => new QwenServedModel(model, tokenizer, options, maxSeqDefault));
   }
+
 
   get tokenizer(): QwenTokenizer {
     return this.spec.tokenizer;
