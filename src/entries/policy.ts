@@ -12,3 +12,7 @@ export type { QwenEnvPolicyOptions } from '../models/qwen2_vl/env_policy';
 export { QwenVLModel } from '../models/qwen2_vl/engine';
 export type { QwenLoadOptions } from '../models/qwen2_vl/engine';
 export type { RawQwenTensor } from '../native/qwen';
+// The shapes QwenVLModel's public fields have (config, preprocessor, rope).
+export type { QwenVLConfig, QwenTextConfig, QwenVisionConfig } from '../models/qwen2_vl/config';
+export type { PreprocessorConfig } from '../models/qwen2_vl/preprocess';
+export type { RopeIndexOptions } from '../models/qwen2_vl/rope_index';

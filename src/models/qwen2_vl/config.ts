@@ -11,47 +11,77 @@ export const FAMILIES = ['qwen2_vl', 'qwen2_5_vl'] as const;
 export type Family = (typeof FAMILIES)[number];
 
 export interface QwenTextConfig {
+  /** Rows of the embedding and the LM head (`vocab_size`; may exceed the tokenizer's vocabulary). */
   vocabSize: number;
+  /** Model width (`hidden_size`). */
   hidden: number;
+  /** Hidden width of each block's SwiGLU MLP (`intermediate_size`). */
   intermediate: number;
+  /** Decoder blocks (`num_hidden_layers`). */
   layers: number;
+  /** Query heads (`num_attention_heads`). */
   heads: number;
+  /** Key/value heads (`num_key_value_heads`; grouped-query attention when fewer than heads). */
   kvHeads: number;
   /** hidden / heads. */
   headDim: number;
+  /** RMSNorm epsilon (`rms_norm_eps`). */
   rmsEps: number;
+  /** Rotary base (`rope_theta`). */
   ropeTheta: number;
   /** M-RoPE: rotary frequency pairs for (temporal, height, width); sums to headDim / 2. */
   mropeSection: [number, number, number];
+  /** The LM head reuses the embedding matrix (`tie_word_embeddings`). */
   tieEmbeddings: boolean;
 }
 
 export interface QwenVisionConfig {
+  /** Vision blocks (`vision_config.depth`). */
   depth: number;
   /** Width of the vision blocks (Qwen2-VL embed_dim, Qwen2.5-VL hidden_size). */
   dim: number;
+  /** Attention heads of a vision block. */
   heads: number;
   /** Hidden width of a block's MLP (Qwen2-VL embed_dim × mlp_ratio, Qwen2.5-VL intermediate_size). */
   mlpHidden: number;
   /** Qwen2-VL: LayerNorm + fc1/QuickGELU/fc2; Qwen2.5-VL: RMSNorm + SwiGLU (gate/up/down, with bias). */
   block: 'layernorm_gelu' | 'rmsnorm_swiglu';
+  /** The MLP activation as config.json names it (`hidden_act`: quick_gelu, silu, …). */
   act: string;
+  /** Image channels the patch embedding takes (3). */
   inChannels: number;
+  /** Patch side in pixels (`patch_size`, 14). */
   patch: number;
+  /** Patches merged per side into one language-model token (`spatial_merge_size`, 2: 2×2 patches per token). */
   merge: number;
+  /** Frames per temporal patch (`temporal_patch_size`, 2: a still image is repeated). */
   temporalPatch: number;
   /** Width the merger projects to (the language model's hidden size). */
   outHidden: number;
   /** Qwen2.5-VL window attention: window side in pixels, and the blocks that attend over the whole image. */
   windowSize?: number;
+  /** Qwen2.5-VL: the blocks that attend over the whole image (`fullatt_block_indexes`); the others attend within windows. */
   fullAttBlocks?: number[];
 }
 
 export interface QwenVLConfig {
+  /** Qwen2-VL or Qwen2.5-VL (from config.json's model_type / architectures). */
   family: Family;
+  /** The language model. */
   text: QwenTextConfig;
+  /** The vision tower and its merger. */
   vision: QwenVisionConfig;
-  tokens: { image: number; video: number; visionStart: number; visionEnd: number };
+  /** Ids of the vision control tokens. */
+  tokens: {
+    /** `<|image_pad|>` (`image_token_id`): one per merged image token. */
+    image: number;
+    /** `<|video_pad|>` (`video_token_id`). */
+    video: number;
+    /** `<|vision_start|>` (`vision_start_token_id`). */
+    visionStart: number;
+    /** `<|vision_end|>` (`vision_end_token_id`). */
+    visionEnd: number;
+  };
 }
 
 export class ModelConfigError extends Error {

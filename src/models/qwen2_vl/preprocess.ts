@@ -9,12 +9,19 @@ import * as path from 'path';
 import { resizeBicubic } from './resample';
 
 export interface PreprocessorConfig {
+  /** smart_resize keeps an image at least this many pixels (`min_pixels`). */
   minPixels: number;
+  /** … and at most this many (`max_pixels`). */
   maxPixels: number;
+  /** Patch side in pixels (`patch_size`). */
   patch: number;
+  /** Frames per temporal patch (`temporal_patch_size`: a still image is repeated this many times). */
   temporalPatch: number;
+  /** Patches merged per side into one token (`merge_size`): sides are resized to multiples of patch × merge. */
   merge: number;
+  /** Per-channel mean subtracted after rescaling to [0, 1] (`image_mean`). */
   mean: [number, number, number];
+  /** Per-channel standard deviation divided by (`image_std`). */
   std: [number, number, number];
 }
 
