@@ -90,6 +90,24 @@ describe('medgym serve with the openai client', () => {
     expect(new Set(r.choices.map((c: any) => JSON.stringify(c.token_ids))).size).toBe(3);
   });
 
+  test('logprobs: each sampled id with its log-prob, bit-equal to in-process generation; streamed too; top_logprobs > 0 is a 400', async () => {
+    const key = { seed: 4, step: 0, prompt_index: 0, sample_index: 0, counter: 0 };
+    const r = await create({ temperature: 0.7, max_tokens: 12, return_token_ids: true, logprobs: true, medgym_sample_key: key });
+    const session = ref.createSession();
+    const [id] = await session.add([{ tokens: renderMedgymChat(prompt()).tokens, images: [view], key: { seed: 4, step: 0, promptIndex: 0, sampleIndex: 0 } }]);
+    const [want] = await session.generate([id], { maxNewTokens: 12, temperature: 0.7 });
+    session.dispose();
+    const content = r.choices[0].logprobs.content as { token: string; logprob: number; bytes: number[] }[];
+    expect(r.choices[0].token_ids).toEqual(Array.from(want.tokens));
+    expect(content.map((e) => e.logprob)).toEqual(Array.from(want.logp));
+    expect(content.every((e, k) => e.top_logprobs.length === 0 && (want.tokens[k] >= 256 || e.bytes[0] === want.tokens[k]))).toBe(true);
+    const stream = (await s.client.chat.completions.create({ model: 'tiny-vlm', messages: prompt() as any, temperature: 0.7, max_tokens: 12, logprobs: true, stream: true, medgym_sample_key: key } as any)) as any;
+    const streamed: number[] = [];
+    for await (const ch of stream) for (const c of ch.choices) for (const e of c.logprobs?.content ?? []) streamed.push(e.logprob);
+    expect(streamed).toEqual(Array.from(want.logp));
+    await expect(create({ logprobs: true, top_logprobs: 3 })).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
+  });
+
   test('defaults: seed → {seed, step 0, prompt_index 0, sample_index 0, counter 0}; the same request twice is the same', async () => {
     const a = await create({ temperature: 1, max_tokens: 16, seed: 11, return_token_ids: true });
     const b = await create({ temperature: 1, max_tokens: 16, seed: 11, return_token_ids: true });

@@ -1,6 +1,6 @@
 // The bridge both ways, end to end: a medgym-vlm checkpoint behind `medgym serve`, driven by
 // HttpPolicy, gives exactly what the same checkpoint gives in-process — rollout trajectories token
-// for token (greedy and sampled groups, multi-turn, with tool views in the context), and the whole
+// for token and their log-probs (greedy and sampled groups, multi-turn, with tool views in the context), and the whole
 // `medgym eval` (Acc@1, Pass@K, with and without tools) — and `medgym eval --policy` writes it.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -66,6 +66,13 @@ test('rollouts through HttpPolicy → medgym serve equal in-process rollouts of 
       const want = await rollout(local, vec, o);
       const got = await rollout(remote, vec, o);
       expect(got.map(summary)).toEqual(want.map(summary));
+      // The served log-probs are the sampled tokens' (GRPO's old_logp): the first turn's prompt is
+      // prefilled alike, later turns are recomputed whole by the server, hence a float32 tolerance.
+      for (const [k, t] of want.entries()) {
+        const diff = t.oldLogp.reduce((m, v, i) => Math.max(m, Math.abs(v - got[k].oldLogp[i])), 0);
+        expect(diff).toBeLessThan(1e-4);
+        if (temperature > 0) expect(t.oldLogp.some((v) => v < 0)).toBe(true);
+      }
       if (temperature === 0) {
         // The test means something only if episodes went several turns with views from the tools.
         expect(want.some((t) => t.toolCalls > 0 && t.images.length > 1)).toBe(true);

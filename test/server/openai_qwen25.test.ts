@@ -63,7 +63,7 @@ test('Qwen2.5-VL: /v1/models and a greedy completion equal to in-process generat
 }, 60_000);
 
 describe('tool calls in Qwen ids become tool_calls', () => {
-  const meta: CompletionMeta = { id: 'chatcmpl-x', created: 0, model: 'm', promptPositions: 1, promptTokens: [], returnTokenIds: false, toolsMode: true };
+  const meta: CompletionMeta = { id: 'chatcmpl-x', created: 0, model: 'm', promptPositions: 1, promptTokens: [], returnTokenIds: false, logprobs: false, toolsMode: true };
   const CALL = '<tool_call>\n{"name": "zoom_in", "arguments": {"cell": "B3"}}\n</tool_call>';
 
   test.each([
@@ -81,7 +81,7 @@ describe('tool calls in Qwen ids become tool_calls', () => {
     }
     // Streaming holds everything from the first <tool_call> on; <|im_end|> is not content.
     expect(streamed.join('')).toBe('Let me look.\n');
-    const f = finalChoice(meta, { index: 0, text, finish: 'stop_token' });
+    const f = finalChoice(meta, { index: 0, text, logp: [], finish: 'stop_token' });
     expect(f.finishReason).toBe('tool_calls');
     expect(f.toolCalls.map((c) => c.function)).toEqual([
       { name: 'zoom_in', arguments: '{"cell":"B3"}' },
@@ -91,7 +91,7 @@ describe('tool calls in Qwen ids become tool_calls', () => {
     // Only calls (and the newline between them): no content.
     const only = new ChoiceText([], true, qwenDecoder(tok));
     only.push([...tok.encode(`${CALL}\n${CALL}`), tok.special.imEnd]);
-    expect(finalChoice(meta, { index: 0, text: only, finish: 'stop_token' }).content).toBeNull();
+    expect(finalChoice(meta, { index: 0, text: only, logp: [], finish: 'stop_token' }).content).toBeNull();
   });
 
   test('a character split across byte-level ids is held back until it is whole', () => {
@@ -124,7 +124,7 @@ class ScriptedEngine implements ServeEngine {
       const k = this.at.get(id)!;
       this.at.set(id, k + 1);
       const tok = this.script[k];
-      return { tokens: [tok], finishReason: p.stopTokens.includes(tok) ? 'stop_token' : 'max_new_tokens' };
+      return { tokens: [tok], logp: [0], finishReason: p.stopTokens.includes(tok) ? 'stop_token' : 'max_new_tokens' };
     });
   }
   release(ids: number[]): void {

@@ -3,6 +3,8 @@
 // every add/append checks that the messages render to exactly the ids the session holds. A request names
 // the sequence's SPEC §7 stream and how many draws it made (the sampled tokens so far), so the server
 // samples what a NativePolicy session with the same key would: the same seed gives the same episodes.
+// Each sampled id comes with its log-prob (logprobs: true), so a served policy's turns carry the
+// old_logp GRPO needs.
 import type { FinishReason } from '../types';
 import { VOCAB_SIZE } from '../../tokenizer';
 import { HttpPolicyError } from './client';
@@ -36,6 +38,7 @@ export class MedgymVlmProtocol implements WireProtocol {
       stop_token_ids: o.stopTokens,
       logit_bias: Object.fromEntries(o.bannedTokens.map((id) => [String(id), -100])),
       return_token_ids: true,
+      logprobs: true,
       medgym_sample_key: { seed: st.key.seed, step: st.key.step, prompt_index: st.key.promptIndex, sample_index: st.key.sampleIndex, counter: st.counter },
     };
   }
@@ -47,8 +50,13 @@ export class MedgymVlmProtocol implements WireProtocol {
       if (!Number.isInteger(t) || t < 0 || t >= VOCAB_SIZE) throw new HttpPolicyError(`${this.url}: choices[0].token_ids[${k}] is ${JSON.stringify(t)}, not a token id in [0, ${VOCAB_SIZE})`, this.url, 200, 'malformed');
     });
     const tokens = [...ids];
+    const lp = c.logprobs?.content;
+    if (!Array.isArray(lp) || lp.length !== tokens.length || !lp.every((e) => e && typeof e.logprob === 'number' && e.logprob <= 0)) {
+      throw new HttpPolicyError(`${this.url}: choices[0].logprobs.content must hold one log-prob (<= 0) per token id (a medgym-vlm server answers logprobs: true)`, this.url, 200, 'malformed');
+    }
+    const logp = lp.map((e) => e.logprob);
     const finishReason: FinishReason =
       c.medgym_finish_reason !== undefined && FINISH.includes(c.medgym_finish_reason) ? c.medgym_finish_reason : c.finish_reason === 'length' ? 'max_new_tokens' : 'stop_token';
-    return { tokens, finishReason, pending: { message: sampledTurnMessage(tokens), textCalls: 0, callIds: [] } };
+    return { tokens, logp, finishReason, pending: { message: sampledTurnMessage(tokens), textCalls: 0, callIds: [] } };
   }
 }

@@ -57,7 +57,8 @@ export interface WireProtocol {
   /** Throws when the conversation would not give the model exactly the context the session holds. */
   check(st: SeqState, what: string): void;
   request(st: SeqState, o: TurnOptions): Omit<ChatCompletionRequest, 'model'>;
-  result(st: SeqState, choice: ChatCompletionChoice, o: TurnOptions): { tokens: number[]; finishReason: FinishReason; pending: PendingTurn };
+  /** `logp`: the sampled ids' log-probs when the protocol's ids are the model's (medgym-vlm), else omitted (zeros). */
+  result(st: SeqState, choice: ChatCompletionChoice, o: TurnOptions): { tokens: number[]; logp?: number[]; finishReason: FinishReason; pending: PendingTurn };
 }
 
 /** A call sequence the session cannot serve (append without a turn, generate twice, a disposed session). */
@@ -146,11 +147,11 @@ export class HttpSession implements GenerationSession {
     const outs = await Promise.all(states.map((st) => this.turn(st, o)));
     return ids.map((id, i) => {
       const st = states[i];
-      const { tokens, finishReason, pending } = outs[i];
+      const { tokens, logp, finishReason, pending } = outs[i];
       st.counter += tokens.length;
       st.envTokens.push(...tokens);
       st.pending = pending;
-      return { id, tokens: Int32Array.from(tokens), text: decode(tokens), logp: new Float32Array(tokens.length), finishReason };
+      return { id, tokens: Int32Array.from(tokens), text: decode(tokens), logp: logp ? Float32Array.from(logp) : new Float32Array(tokens.length), finishReason };
     });
   }
 
@@ -170,7 +171,7 @@ export class HttpSession implements GenerationSession {
   }
 
   /** One request for one sequence; a context the server says is full ends the turn as 'max_seq'. */
-  private async turn(st: SeqState, o: TurnOptions): Promise<{ tokens: number[]; finishReason: FinishReason; pending: PendingTurn }> {
+  private async turn(st: SeqState, o: TurnOptions): Promise<{ tokens: number[]; logp?: number[]; finishReason: FinishReason; pending: PendingTurn }> {
     const empty = (finishReason: FinishReason) => ({ tokens: [], finishReason, pending: { message: { role: 'assistant' as const, content: '' }, textCalls: 0, callIds: [] } });
     if (o.maxNewTokens === 0) return empty('max_new_tokens');
     const body: ChatCompletionRequest = { model: this.model, ...this.protocol.request(st, o) };

@@ -98,6 +98,10 @@ export interface ChatCompletionRequest {
   stop_token_ids?: number[];
   /** vLLM extension: report choices[].token_ids (and prompt_token_ids). */
   return_token_ids?: boolean;
+  /** Report each sampled token's log-prob in choices[].logprobs.content. */
+  logprobs?: boolean;
+  /** Alternatives per token; medgym serve supports 0 only. */
+  top_logprobs?: number;
   /** medgym extension: the stream to sample from (default {seed: seed ?? 0, step 0, prompt_index 0, sample_index: choice index, counter 0}). */
   medgym_sample_key?: MedgymSampleKey;
 }
@@ -111,8 +115,22 @@ export interface ChatCompletionChoice {
   finish_reason: 'stop' | 'length' | 'tool_calls';
   /** vLLM extension (with return_token_ids): the sampled ids, the stop token included. */
   token_ids?: number[];
+  /** With logprobs: one entry per sampled id (medgym serve: the same ids as token_ids). */
+  logprobs?: { content: ChatTokenLogprob[] | null } | null;
   /** medgym extension. */
   medgym_finish_reason?: MedgymFinishReason;
+}
+
+/** One sampled token's log-prob (OpenAI's ChatCompletionTokenLogprob). */
+export interface ChatTokenLogprob {
+  /** The token's text. */
+  token: string;
+  /** log_softmax(logits / τ)[token] over the full vocabulary (τ = 1 when greedy). */
+  logprob: number;
+  /** The bytes the token stands for, or null when the server does not know them. */
+  bytes: number[] | null;
+  /** Alternatives (always empty from medgym serve). */
+  top_logprobs: { token: string; logprob: number; bytes: number[] | null }[];
 }
 
 export interface ChatCompletionResponse {

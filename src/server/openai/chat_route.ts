@@ -3,7 +3,7 @@
 // that disconnects cancels its sequences.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { OpenAIError } from './errors';
+import { invalid, OpenAIError } from './errors';
 import { parseChatRequest } from './request_schema';
 import { completionResponse, type CompletionMeta } from './responses';
 import { samplingPlan, type SamplingLimits } from './sampling';
@@ -25,6 +25,7 @@ export function registerChatRoute(app: FastifyInstance, ctx: ChatRouteContext): 
     if (body.model !== ctx.modelName) {
       throw new OpenAIError(404, 'not_found_error', `model ${JSON.stringify(body.model)} does not exist; this server serves ${JSON.stringify(ctx.modelName)}`, 'model', 'model_not_found');
     }
+    if (body.top_logprobs) throw invalid('top_logprobs', 'only 0 is supported: logprobs: true reports each sampled token\'s log-prob, not the alternatives');
     const prompt = await ctx.model.buildPrompt(body, ctx.limits);
     const plan = samplingPlan(body, prompt.positions, ctx.sampling);
     const meta: CompletionMeta = {
@@ -34,6 +35,7 @@ export function registerChatRoute(app: FastifyInstance, ctx: ChatRouteContext): 
       promptPositions: prompt.positions,
       promptTokens: prompt.tokens,
       returnTokenIds: body.return_token_ids ?? false,
+      logprobs: body.logprobs ?? false,
       toolsMode: (body.tools?.length ?? 0) > 0 && body.tool_choice !== 'none',
     };
     const input = { tokens: prompt.tokens, images: prompt.images, plan, toolsMode: meta.toolsMode, decoder: ctx.model.decoder };

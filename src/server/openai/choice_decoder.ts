@@ -8,6 +8,8 @@ export interface ChoiceDecoder {
   decode(ids: number[]): string;
   /** The longest prefix of `ids` whose text is final: later ids cannot change it. */
   completeLength(ids: number[]): number;
+  /** The bytes one id stands for (logprobs' `bytes`), when the model knows them. */
+  tokenBytes?(id: number): number[];
 }
 
 /** Trailing byte ids that start a UTF-8 character still missing continuation bytes: held back. */
@@ -25,4 +27,5 @@ function incompleteTail(ids: number[]): number {
 export const medgymDecoder: ChoiceDecoder = {
   decode,
   completeLength: (ids) => ids.length - incompleteTail(ids),
+  tokenBytes: (id) => (id < BYTE_VOCAB ? [id] : Array.from(new TextEncoder().encode(decode([id])))),
 };

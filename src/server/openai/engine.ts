@@ -26,6 +26,8 @@ export interface DecodeParams {
 export interface EngineStep {
   /** The ids sampled this step (at most one). */
   tokens: ArrayLike<number>;
+  /** Their log-probs, log_softmax(logits / τ)[id] over the full vocabulary (τ = 1 when greedy). */
+  logp: ArrayLike<number>;
   finishReason: MedgymFinishReason;
 }
 

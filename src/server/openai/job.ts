@@ -10,6 +10,8 @@ import type { SamplingPlan } from './sampling';
 export interface Choice {
   index: number;
   text: ChoiceText;
+  /** Log-prob of each id of text.ids (logprobs: true reports them). */
+  logp: number[];
   /** Session sequence while it decodes; undefined before admission and after release. */
   seq?: number;
   finish?: MedgymFinishReason;
@@ -37,7 +39,7 @@ export class Job {
   private settled = false;
 
   constructor(readonly input: JobInput) {
-    this.choices = Array.from({ length: input.plan.n }, (_, index) => ({ index, text: new ChoiceText(input.plan.stopStrings, input.toolsMode, input.decoder) }));
+    this.choices = Array.from({ length: input.plan.n }, (_, index) => ({ index, text: new ChoiceText(input.plan.stopStrings, input.toolsMode, input.decoder), logp: [] }));
     this.done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => undefined); // a cancelled job's rejection may have no listener
   }

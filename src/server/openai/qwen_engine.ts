@@ -27,7 +27,7 @@ export class QwenEngine implements ServeEngine {
 
   async step(ids: number[], p: DecodeParams): Promise<EngineStep[]> {
     const outs = await this.session.generate(ids, { maxNewTokens: 1, temperature: p.temperature, topP: p.topP, stopTokens: p.stopTokens, bannedTokens: p.bannedTokens });
-    return outs.map((o) => ({ tokens: o.tokens, finishReason: o.finishReason }));
+    return outs.map((o) => ({ tokens: o.tokens, logp: o.logp, finishReason: o.finishReason }));
   }
 
   release(ids: number[]): void {

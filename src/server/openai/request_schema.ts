@@ -60,6 +60,8 @@ export const chatRequestSchema = z.object({
   user: z.string().nullish(),
   stop_token_ids: z.array(nonNegInt).nullish(),
   return_token_ids: z.boolean().nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
   medgym_sample_key: sampleKey.nullish(),
 });
 

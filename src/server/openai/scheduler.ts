@@ -165,6 +165,7 @@ export class Scheduler {
       outs.forEach((o, k) => {
         const { job, choice } = group[k];
         const hitStopString = choice.text.push(o.tokens);
+        for (let t = 0; t < o.logp.length; t++) choice.logp.push(o.logp[t]);
         if (o.finishReason === 'stop_token' || o.finishReason === 'max_seq') choice.finish = o.finishReason;
         else if (hitStopString) choice.finish = 'stop_string';
         // As one long generate() call reports it: the request's budget first, then the full context.

@@ -4,7 +4,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Job } from './job';
 import type { OpenAIError } from './errors';
-import { chunk, finalChoice, usage, type CompletionMeta } from './responses';
+import { chunk, finalChoice, tokenLogprobs, usage, type CompletionMeta } from './responses';
 
 export class CompletionStream {
   private readonly sentIds: number[];
@@ -35,6 +35,7 @@ export class CompletionStream {
     for (const c of job.choices) {
       if (this.ended[c.index]) continue;
       const ids = c.text.ids.slice(this.sentIds[c.index]);
+      const logp = c.logp.slice(this.sentIds[c.index]);
       this.sentIds[c.index] = c.text.ids.length;
       const delta: Record<string, unknown> = {};
       let finish: string | null = null;
@@ -51,8 +52,12 @@ export class CompletionStream {
         const d = c.text.delta();
         if (d) delta.content = d;
       }
-      if (!delta.content && !delta.tool_calls && finish === null && !(this.meta.returnTokenIds && ids.length)) continue;
-      this.write(chunk(this.meta, [{ index: c.index, delta, finish_reason: finish, ...(this.meta.returnTokenIds ? { token_ids: ids } : {}), ...extra }]));
+      if (!delta.content && !delta.tool_calls && finish === null && !((this.meta.returnTokenIds || this.meta.logprobs) && ids.length)) continue;
+      const perToken = {
+        ...(this.meta.returnTokenIds ? { token_ids: ids } : {}),
+        ...(this.meta.logprobs ? { logprobs: { content: tokenLogprobs(ids, logp, job.input.decoder) } } : {}),
+      };
+      this.write(chunk(this.meta, [{ index: c.index, delta, finish_reason: finish, ...perToken, ...extra }]));
     }
   }
 

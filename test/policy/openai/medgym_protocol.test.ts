@@ -24,7 +24,9 @@ async function serve(script: (sample: number, counter: number) => string) {
       const k = r.body.medgym_sample_key!;
       const ids = encode(script(k.sample_index, k.counter));
       const why = ids.at(-1) === TOOL_CALL_END_ID || ids.at(-1) === EOS_ID ? 'stop_token' : 'max_new_tokens';
-      return { body: completion('ckpt', { content: 'ignored by the client' }, { token_ids: ids, medgym_finish_reason: why }) };
+      // Log-probs the client must pass through: -(k + 1) / 8 for the k-th id (distinct, exact in float32).
+      const logprobs = { content: ids.map((id, k) => ({ token: '', logprob: -(k + 1) / 8, bytes: null, top_logprobs: [] })) };
+      return { body: completion('ckpt', { content: 'ignored by the client' }, { token_ids: ids, logprobs, medgym_finish_reason: why }) };
     },
   });
   return { fake, rendered };
@@ -44,7 +46,7 @@ test('a group through rollout(): the server renders exactly the trajectory; keys
     const reqs = chats(fake);
     expect(reqs).toHaveLength(3);
     for (const r of reqs) {
-      expect(r).toMatchObject({ model: 'ckpt', return_token_ids: true, max_tokens: 48, temperature: 0.8, top_p: 0.9, stop_token_ids: [EOS_ID, TOOL_CALL_END_ID, ANSWER_END_ID] });
+      expect(r).toMatchObject({ model: 'ckpt', return_token_ids: true, logprobs: true, max_tokens: 48, temperature: 0.8, top_p: 0.9, stop_token_ids: [EOS_ID, TOOL_CALL_END_ID, ANSWER_END_ID] });
       expect(r.logit_bias).toEqual({ 256: -100, 258: -100, 259: -100, 262: -100 });
     }
     const key = (r: ChatCompletionRequest) => r.medgym_sample_key!;
@@ -60,6 +62,9 @@ test('a group through rollout(): the server renders exactly the trajectory; keys
     const last = encode('<answer>A</answer><|eos|>').length;
     expect(rendered[2]).toEqual(t0.tokens.slice(0, t0.tokens.length - last));
     expect(renderMedgymChat(reqs[2].messages).imageUrls).toHaveLength(t0.images.length);
+    // The server's log-probs are the trajectory's sampled logp (GRPO's old_logp), token for token.
+    const first = t0.mask.indexOf(1);
+    expect(Array.from(t0.oldLogp.subarray(first, first + encode(ZOOM).length))).toEqual(encode(ZOOM).map((_, k) => -(k + 1) / 8));
   } finally {
     vec.close();
     policy.dispose();
@@ -77,7 +82,7 @@ test('forks inherit the conversation and the counter; explicit keys; no tools ba
     const [a, b] = await s.add([{ tokens: observation.tokens, images: observation.images }, { tokens: observation.tokens, images: observation.images, key: { step: 4, counter: 7 } }]);
     const [g] = await s.generate([a], { maxNewTokens: 64, bannedTokens: [TOOL_CALL_ID] });
     expect(g.finishReason).toBe('stop_token');
-    expect(Array.from(g.logp)).toEqual(new Array(g.tokens.length).fill(0));
+    expect(Array.from(g.logp)).toEqual(Array.from(g.tokens, (_, k) => -(k + 1) / 8)); // the server's, passed through
     const r = await env.step(g.tokens);
     await s.append([{ id: a, input: { tokens: r.observation.tokens, images: r.observation.images } }]);
     const kids = await s.fork(a, 2, [{}, { seed: 3, sampleIndex: 7, counter: 99 }]);
@@ -108,13 +113,19 @@ test('forks inherit the conversation and the counter; explicit keys; no tools ba
   }
 });
 
-test('an answer without token_ids, or with ids outside the vocabulary, is a typed error', async () => {
-  for (const extra of [{}, { token_ids: [65, 300] }]) {
+test('an answer without token_ids or log-probs, or with ids outside the vocabulary, is a typed error', async () => {
+  const lp = (n: number) => ({ content: Array.from({ length: n }, () => ({ token: '', logprob: -1, bytes: null, top_logprobs: [] })) });
+  for (const [extra, message] of [
+    [{}, /choices\[0\]\.token_ids/],
+    [{ token_ids: [65, 300], logprobs: lp(2) }, /choices\[0\]\.token_ids/],
+    [{ token_ids: [65, 66] }, /choices\[0\]\.logprobs/],
+    [{ token_ids: [65, 66], logprobs: lp(1) }, /choices\[0\]\.logprobs/],
+  ] as const) {
     const fake = await start({ models: [model('ckpt', INFO)], chat: () => ({ body: completion('ckpt', { content: 'A' }, extra) }) });
     const policy = await HttpPolicy.connect(fake.url, 'ckpt');
     const s = policy.createSession();
     const [id] = await s.add([{ tokens: encode('<|bos|>sys\nuser: \nq\nassistant: ') }]);
-    await expect(s.generate([id])).rejects.toThrow(/chat\/completions: choices\[0\]\.token_ids/);
+    await expect(s.generate([id])).rejects.toThrow(message);
     policy.dispose();
   }
 });
