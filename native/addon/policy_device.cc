@@ -28,8 +28,8 @@ void use_cuda(model::Model& m, bool bf16) {
 }
 #else
 constexpr const char* kNoCuda =
-    "this medgym addon was built without CUDA (CMake found no nvcc): install the CUDA toolkit (nvcc 12 or newer) "
-    "and rebuild it (`npx cmake-js compile --config Release` in the medgym package), or use device 'cpu'";
+    "this medgym addon was built without CUDA (the prebuilt, or CMake found no nvcc): install the CUDA toolkit (nvcc 12 or newer) "
+    "and build it with `npx medgym build --cuda` (in a clone: `npm run build:native`), or use device 'cpu'";
 
 CudaProbe probe_cuda() {
   CudaProbe p;

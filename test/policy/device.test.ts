@@ -60,7 +60,7 @@ describe('NativePolicy devices', () => {
       expect(probe.name).toMatch(/\(sm_\d+\)$/);
     } else {
       expect(probe.reason.length).toBeGreaterThan(0);
-      if (!probe.compiled) expect(probe.reason).toMatch(/built without CUDA.*cmake-js compile/);
+      if (!probe.compiled) expect(probe.reason).toMatch(/built without CUDA.*medgym build --cuda/);
     }
     expect(doctor().lines.find((l) => l.startsWith('policy on the GPU: '))).toMatch(probe.usable ? /^policy on the GPU: yes, / : new RegExp(`^policy on the GPU: no .*${escape(probe.reason)}`));
   });
