@@ -87,7 +87,7 @@ test('a greedy completion with an image equals in-process QwenSession generation
   }
 }, 60_000);
 
-test('sampled choices follow medgym_sample_key: choice j samples what a QwenSession sequence with sampleIndex + j samples', async () => {
+test('sampled choices follow medgym_sample_key: choice j samples what a QwenSession sequence with sampleIndex + j samples, log-probs included', async () => {
   const img = rgbImage(new Rng(11), 50, 40);
   const r = (await s.client.chat.completions.create({
     model: 'tiny-qwen',
@@ -97,6 +97,7 @@ test('sampled choices follow medgym_sample_key: choice j samples what a QwenSess
     n: 2,
     max_tokens: 12,
     return_token_ids: true,
+    logprobs: true,
     medgym_sample_key: { seed: 3, step: 1, prompt_index: 2, sample_index: 4, counter: 0 },
   } as any)) as any;
   const session = model.createSession();
@@ -105,6 +106,8 @@ test('sampled choices follow medgym_sample_key: choice j samples what a QwenSess
     const ids = await session.add([seq, seq], [4, 5].map((sampleIndex) => ({ seed: 3, step: 1, promptIndex: 2, sampleIndex })));
     const gens = await session.generate(ids, { maxNewTokens: 12, temperature: 1, topP: 0.9, stopTokens: endIds(), bannedTokens: bannedIds() });
     expect(r.choices.map((c: any) => c.token_ids)).toEqual(gens.map((g) => Array.from(g.tokens)));
+    // logprobs: true gives each sampled id's log-prob, as the in-process session computes it.
+    expect(r.choices.map((c: any) => c.logprobs.content.map((e: { logprob: number }) => e.logprob))).toEqual(gens.map((g) => Array.from(g.logp)));
     expect(gens[0].tokens).not.toEqual(gens[1].tokens);
   } finally {
     session.dispose();
