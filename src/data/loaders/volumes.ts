@@ -5,7 +5,7 @@
 import * as util from 'util';
 import * as zlib from 'zlib';
 import type * as NiftiModule from 'nifti-reader-js';
-import dcmjs from 'dcmjs';
+import type DcmjsModule from 'dcmjs';
 import type { IntensityWindow, RawImage } from '../../tools/image';
 import { LoaderError, readBytes } from './common';
 
@@ -200,7 +200,19 @@ class ValuePastEnd extends Error {}
  * parse, a slice of a read stream past the end of its data is refused instead: the file is
  * truncated or corrupt. Restored afterwards, so nothing else sees the change.
  */
-function readDicomDict(ab: ArrayBuffer): ReturnType<typeof dcmjs.data.DicomMessage.readFile> {
+let dcmjsLoaded: typeof DcmjsModule | undefined;
+/** dcmjs, loaded on the first DICOM read: ~35 ms that importing medgym need not pay. */
+function dcmjsModule(): typeof DcmjsModule {
+  if (!dcmjsLoaded) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const m = require('dcmjs') as typeof DcmjsModule & { default?: typeof DcmjsModule };
+    dcmjsLoaded = m.default ?? m;
+  }
+  return dcmjsLoaded;
+}
+
+function readDicomDict(ab: ArrayBuffer): ReturnType<typeof DcmjsModule.data.DicomMessage.readFile> {
+  const dcmjs = dcmjsModule();
   const proto = (dcmjs.data.ReadBufferStream as unknown as { prototype: Record<string, unknown> }).prototype;
   const inner = proto.slice as ((this: unknown, start?: number, end?: number) => ArrayBuffer) | undefined;
   const own = Object.prototype.hasOwnProperty.call(proto, 'slice');
@@ -231,7 +243,7 @@ export function readDicom(file: string): VolumeImage {
   let ds: Record<string, unknown>;
   try {
     const dict = readDicomDict(toArrayBuffer(bytes));
-    ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Record<string, unknown>;
+    ds = dcmjsModule().data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Record<string, unknown>;
   } catch (err) {
     throw new LoaderError(`${file}: not a readable DICOM file (${message(err)})`, { cause: err });
   }
