@@ -88,6 +88,8 @@ export interface RawQwenKeys {
   steps: number[];
   promptIndices: number[];
   sampleIndices: number[];
+  /** Draws each stream already made (qwenSessionAdd only; default 0 each). */
+  counters?: number[];
 }
 
 /** Sampling parameters of a generate call. */

@@ -545,6 +545,7 @@ const qwenSessionSpecs: Record<string, Spec> = {
       const n = (b.lengths as Int32Array).length;
       return { session: qwenSessionOf(ctx), ...b, next: new Int32Array(n).fill(40), ...qwenKeys(rng, n) };
     },
+    optional: (rng, o) => ({ counters: Array.from({ length: (o.lengths as Int32Array).length }, () => rng.int(0, 1000)) }),
   },
   qwenSessionAppend: {
     base: (rng, ctx) => {

@@ -207,11 +207,20 @@ describe('errors are typed 4xx naming the field', () => {
     await expect(create({ model: 'qwen-72b', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 404, param: 'model' });
   });
 
-  test('a non-zero stream counter is refused (QwenSession streams start at draw 0); 0 is fine', async () => {
+  test('a non-zero stream counter resumes the stream: the request samples what an in-process QwenSession add with that counter samples', async () => {
+    const messages = [{ role: 'user', content: 'Findings?' }];
     const key = { seed: 1, step: 0, prompt_index: 0, sample_index: 0 };
-    await expect(create({ messages: [{ role: 'user', content: 'x' }], medgym_sample_key: { ...key, counter: 3 } })).rejects.toMatchObject({ status: 400, param: 'medgym_sample_key.counter', code: 'unsupported_counter' });
-    const ok = (await create({ messages: [{ role: 'user', content: 'x' }], medgym_sample_key: { ...key, counter: 0 } })) as any;
-    expect(ok.choices).toHaveLength(1);
+    const r = (await create({ messages, temperature: 1, max_tokens: 8, return_token_ids: true, medgym_sample_key: { ...key, counter: 3 } })) as any;
+    const r0 = (await create({ messages, temperature: 1, max_tokens: 8, return_token_ids: true, medgym_sample_key: { ...key, counter: 0 } })) as any;
+    const session = model.createSession();
+    try {
+      const [id] = await session.add([{ ids: r.prompt_token_ids as number[] }], [{ seed: 1, step: 0, promptIndex: 0, sampleIndex: 0, counter: 3 }]);
+      const [g] = await session.generate([id], { maxNewTokens: 8, temperature: 1, stopTokens: endIds(), bannedTokens: bannedIds() });
+      expect(r.choices[0].token_ids).toEqual(Array.from(g.tokens));
+    } finally {
+      session.dispose();
+    }
+    expect(r.choices[0].token_ids).not.toEqual(r0.choices[0].token_ids);
   });
 
   test('tool_calls arguments that are not JSON; an image in an assistant message; ids outside the vocabulary', async () => {

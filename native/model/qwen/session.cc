@@ -8,13 +8,14 @@
 
 namespace medgym::qwen {
 
-std::vector<int64_t> Session::add(std::vector<Segment> segs, const std::vector<uint64_t>& keys) {
+std::vector<int64_t> Session::add(std::vector<Segment> segs, const std::vector<uint64_t>& keys, const std::vector<uint64_t>& counters) {
   std::vector<int64_t> ids;
   for (size_t i = 0; i < segs.size(); ++i) {
     const int64_t id = next_id_++;
     Seq& s = seqs_[id];
     s.cache = KVRows(pool_);
     s.key = keys[i];
+    s.counter = i < counters.size() ? counters[i] : 0;
     s.next = segs[i].next;
     s.pending.push_back(std::move(segs[i]));
     ids.push_back(id);
@@ -82,6 +83,7 @@ std::vector<int64_t> Session::fork(int64_t id, const std::vector<uint64_t>& keys
     child.logits = p.logits;
     child.next = p.next;
     child.key = key;
+    child.counter = p.counter;  // a child's tokens continue the parent's, so its draws do too
     const int64_t cid = next_id_++;
     seqs_.emplace(cid, std::move(child));
     out.push_back(cid);

@@ -32,9 +32,12 @@ class Session {
   bool fresh() const { return version_ == model_->weights_version; }
   bool has(int64_t id) const { return seqs_.count(id) != 0; }
 
-  std::vector<int64_t> add(std::vector<Segment> segs, const std::vector<uint64_t>& keys);
+  // counters[i] (default 0): draws sequence i's stream already made (earlier turns of a conversation
+  // prefilled at once), so its first sampled token uses draw number counters[i].
+  std::vector<int64_t> add(std::vector<Segment> segs, const std::vector<uint64_t>& keys, const std::vector<uint64_t>& counters = {});
   // Queued; prefilled (batched) by the next generate() or fork() of the sequence.
   void append(const std::vector<int64_t>& ids, std::vector<Segment> segs);
+  // One child per key continuing `id`; a child's draws go on from `id`'s counter.
   std::vector<int64_t> fork(int64_t id, const std::vector<uint64_t>& keys);
   std::vector<GenOut> generate(const std::vector<int64_t>& ids, const GenParams& gp);
   void release(int64_t id) { seqs_.erase(id); }

@@ -15,6 +15,8 @@ export interface QwenSampleKey {
   step?: number;
   promptIndex?: number;
   sampleIndex?: number;
+  /** Draws the stream already made (add only; default 0): the next sampled token uses draw number `counter`. Forks go on from their parent's. */
+  counter?: number;
 }
 
 interface SeqState {
@@ -66,10 +68,15 @@ export class QwenSession {
   /** Prefills the sequences (batched); returns their handles. keys[i] defaults to {promptIndex: i}. */
   async add(seqs: QwenSequence[], sampleKeys?: QwenSampleKey[]): Promise<number[]> {
     const b = await this.model.packBatch(seqs);
-    const ks = sampleKeys ?? seqs.map((_, i) => ({ promptIndex: i }));
+    const ks: QwenSampleKey[] = sampleKeys ?? seqs.map((_, i) => ({ promptIndex: i }));
     if (ks.length !== seqs.length) throw new RangeError(`QwenSession.add: ${ks.length} keys for ${seqs.length} sequences`);
     const { states, ...batch } = b;
-    const ids = Array.from(await native().qwenSessionAddAsync({ session: this.h, ...batch, ...keys(ks) }));
+    const counters = ks.map((k, i) => {
+      const c = k.counter ?? 0;
+      if (!Number.isSafeInteger(c) || c < 0) throw new RangeError(`Expected a non-negative integer for \`sampleKeys[${i}].counter\` but received ${String(k.counter)}`);
+      return c;
+    });
+    const ids = Array.from(await native().qwenSessionAddAsync({ session: this.h, ...batch, ...keys(ks), counters }));
     ids.forEach((id, i) => this.seqs.set(id, { rope: states[i], tokens: Array.from(seqs[i].ids) }));
     return ids;
   }

@@ -32,7 +32,6 @@ export class MedgymServedModel implements ServedModel {
       defaultStopTokens: DEFAULT_STOP_TOKENS,
       requiredStopTokens: [],
       bannedTokens: DEFAULT_BANNED_TOKENS,
-      supportsCounter: true,
     };
   }
 

@@ -1,15 +1,12 @@
-// The Qwen2-VL / Qwen2.5-VL engine: the scheduler's calls as QwenSession calls. A QwenSampleKey has
-// no counter (a sequence's stream always starts at draw 0), so prompts come with counter 0: the
-// request schema's check (./sampling.ts) refuses any other. Context limits are the scheduler's (the
-// plan caps max_tokens to what fits), so a step never reports 'max_seq' itself.
+// The Qwen2-VL / Qwen2.5-VL engine: the scheduler's calls as QwenSession calls. Keys pass through
+// whole, the counter included (a prompt resumes its stream where earlier turns left it; forks go on
+// from their parent's draws). Context limits are the scheduler's (the plan caps max_tokens to what
+// fits), so a step never reports 'max_seq' itself.
 import type { QwenSampleKey, QwenSession } from '../../models/qwen2_vl/session';
 import type { DecodeParams, EnginePrompt, EngineStep, ServeEngine } from './engine';
 import type { ChoiceKey } from './sampling';
 
-const qwenKey = (k: ChoiceKey): QwenSampleKey => {
-  if (k.counter !== 0) throw new RangeError(`a Qwen sequence's stream starts at draw 0, not ${k.counter}`);
-  return { seed: k.seed, step: k.step, promptIndex: k.promptIndex, sampleIndex: k.sampleIndex };
-};
+const qwenKey = (k: ChoiceKey): QwenSampleKey => ({ seed: k.seed, step: k.step, promptIndex: k.promptIndex, sampleIndex: k.sampleIndex, counter: k.counter });
 
 export class QwenEngine implements ServeEngine {
   constructor(private readonly session: QwenSession) {}
@@ -22,6 +19,7 @@ export class QwenEngine implements ServeEngine {
   }
 
   fork(id: number, keys: ChoiceKey[]): Promise<number[]> {
+    // Children go on from their parent's draws: fork ignores a key's counter.
     return this.session.fork(id, keys.length, keys.map(qwenKey));
   }
 

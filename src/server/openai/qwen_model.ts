@@ -1,6 +1,6 @@
 // A Qwen2-VL / Qwen2.5-VL Hugging Face directory as the served model (protocol 'qwen2-vl'): the
 // model's chat template (./qwen_prompt.ts), images of any size, its tokenizer's text (./qwen_text.ts),
-// the model's end ids as stops always, control tokens never sampled, stream keys without counters.
+// the model's end ids as stops always, control tokens never sampled, stream keys with counters.
 import { QwenVLModel, type QwenLoadOptions } from '../../models/qwen2_vl/engine';
 import { qwenViewPositions, type QwenRenderChoices } from '../../models/qwen2_vl/env_policy';
 import { DEFAULT_QWEN_MAX_SEQ, loadQwenDir } from '../../models/qwen2_vl/load_dir';
@@ -57,7 +57,7 @@ export class QwenServedModel implements ServedModel {
     this.spec = { tokenizer, preprocessor: model.preprocessor, maxSeq, render: o.render ?? {} };
     this.decoder = qwenDecoder(tokenizer);
     this.info = { protocol: 'qwen2-vl', channels: 3, image_tokens: qwenViewPositions(viewSize, model.preprocessor), max_seq: maxSeq, vocab_size: vocabSize };
-    this.sampling = { vocabSize, maxSeq, defaultStopTokens: [], requiredStopTokens: endIds, bannedTokens: banned, supportsCounter: false };
+    this.sampling = { vocabSize, maxSeq, defaultStopTokens: [], requiredStopTokens: endIds, bannedTokens: banned };
   }
 
   /** Wraps a loaded model and its tokenizer (takes ownership of the model). */

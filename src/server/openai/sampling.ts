@@ -39,8 +39,6 @@ export interface ModelSampling {
   requiredStopTokens: readonly number[];
   /** Ids never sampled; logit_bias -100 adds to them. */
   bannedTokens: readonly number[];
-  /** Whether medgym_sample_key.counter may be non-zero (a stream resumed mid-way). */
-  supportsCounter: boolean;
 }
 
 export interface SamplingLimits extends ModelSampling {
@@ -68,9 +66,6 @@ export function samplingPlan(req: ChatRequest, promptPositions: number, limits: 
   });
   // The given list replaces the default set (as GenerateOptions.stopTokens); the required ids stay.
   const stopTokens = [...new Set([...limits.requiredStopTokens, ...(req.stop_token_ids ?? limits.defaultStopTokens)])];
-  if (!limits.supportsCounter && (req.medgym_sample_key?.counter ?? 0) !== 0) {
-    throw invalid('medgym_sample_key.counter', "this model's sequences cannot resume a stream mid-way (QwenSession has no starting counter): only 0 is supported", 'unsupported_counter');
-  }
   const fits = limits.maxSeq - promptPositions;
   const asked = req.max_completion_tokens ?? req.max_tokens ?? Infinity;
   const base = req.medgym_sample_key ?? { seed: req.seed ?? 0, step: 0, prompt_index: 0, sample_index: 0, counter: 0 };

@@ -55,6 +55,40 @@ describe.each(['float32', 'bfloat16'] as const)('weights stored in %s', (dtype) 
     }
   });
 
+  test('a stream counter resumes sampling: turn 2 of a session equals a fresh add of the whole context with counter = turn-1 tokens', async () => {
+    const prompt = cat({ ids: [S['<|im_start|>'], 11, 12] }, withImage(0, [13, 14, S['<|im_end|>'], S['<|im_start|>']]));
+    const turn2 = cat({ ids: [S['<|im_end|>'], S['<|im_start|>'], 21] }, withImage(2, [22, 23, S['<|im_end|>'], S['<|im_start|>']]));
+    const key = { seed: 5, step: 1, promptIndex: 2, sampleIndex: 3 };
+    for (const temperature of [1, 0]) {
+      const session = model.createSession();
+      try {
+        const [id] = await session.add([prompt], [key]);
+        const [g1] = await session.generate([id], { maxNewTokens: 5, temperature });
+        await session.append([{ id, input: turn2 }]);
+        const [g2] = await session.generate([id], { maxNewTokens: 6, temperature });
+        const whole = cat(prompt, { ids: Array.from(g1.tokens) }, turn2);
+        const [resumed] = await session.add([whole], [{ ...key, counter: g1.tokens.length }]);
+        const [r2] = await session.generate([resumed], { maxNewTokens: 6, temperature });
+        expect(Array.from(r2.tokens)).toEqual(Array.from(g2.tokens));
+        expect(maxDiff(r2.logp, g2.logp)).toBeLessThan(1e-5);
+        if (temperature > 0) {
+          // Counted from 0 instead, the stream draws other numbers: the counter is what made them equal.
+          const [fresh] = await session.add([whole], [key]);
+          const [f2] = await session.generate([fresh], { maxNewTokens: 6, temperature });
+          expect(Array.from(f2.tokens)).not.toEqual(Array.from(g2.tokens));
+        }
+      } finally {
+        session.dispose();
+      }
+    }
+    const session = model.createSession();
+    try {
+      await expectRejects(session.add([prompt], [{ ...key, counter: -1 }]), 'RangeError', /sampleKeys\[0\]\.counter/);
+    } finally {
+      session.dispose();
+    }
+  });
+
   test('forks continue their parent: greedy children equal the parent, sampled children follow their own keys', async () => {
     const prompt = cat({ ids: [S['<|im_start|>'], 31] }, withImage(1, [32, S['<|im_end|>'], S['<|im_start|>']]));
     const session = model.createSession();
