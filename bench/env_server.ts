@@ -1,7 +1,7 @@
 // Env server load: 64 concurrent sessions on loopback, each replaying a scripted-expert episode
 // (window/zoom tool calls, then the answer) over and over; rows: the env in-process (env.step, the
 // ceiling), one `medgym serve-env` process over HTTP and over WebSocket, and `--workers 2` over
-// WebSocket. Each row stops at MAX_STEPS steps or MAX_SECONDS, whichever comes first; steps/s is
+// WebSocket and over HTTP (requests forwarded between workers to their session's owner). Each row stops at MAX_STEPS steps or MAX_SECONDS, whichever comes first; steps/s is
 // steps over the row's wall time (the resets between episodes included), latencies are per step as
 // the client sees them. Not part of the test suite: npx tsx bench/env_server.ts
 import * as http from 'node:http';
@@ -76,18 +76,22 @@ async function main(): Promise<void> {
   const perEpisode = texts.reduce((s, t) => s + t.length, 0) / texts.length;
   const rows: Row[] = [];
   rows.push(await drive('in-process env.step (64 envs, one loop)', texts, () => inProcess()));
-  rows.push(
-    await withServer(1, async (port) => {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: SESSIONS });
+  /** HTTP sessions over a keep-alive pool of `sockets` connections (a request may go out on any of them). */
+  const httpRow = (workers: number, name: string, sockets: number) =>
+    withServer(workers, async (port) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: sockets });
       try {
-        return await drive('1 server process, HTTP (keep-alive)', texts, () => httpDriver(agent, port));
+        return await drive(name, texts, () => httpDriver(agent, port));
       } finally {
         agent.destroy();
       }
-    }),
-  );
+    });
+  rows.push(await httpRow(1, '1 server process, HTTP (keep-alive)', SESSIONS));
   rows.push(await withServer(1, (port) => drive('1 server process, WebSocket', texts, () => wsDriver(port))));
   rows.push(await withServer(2, (port) => drive('`--workers 2`, WebSocket', texts, () => wsDriver(port))));
+  // Sessions and connections are not tied: a step lands on whichever worker holds its connection and
+  // is forwarded to the session's owner when that is the other one (src/server/affinity.ts).
+  rows.push(await httpRow(2, '`--workers 2`, HTTP (keep-alive pool, forwarded to the owner)', SESSIONS));
 
   console.log(`\n${machineLine()}; ${SESSIONS} sessions, scripted expert (${fmt(perEpisode)} steps/episode), env ${DEFAULT_ENV}\n`);
   console.log('| setup | steps | s | steps/s | p50 step ms | p99 step ms |');
