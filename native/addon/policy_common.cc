@@ -63,6 +63,14 @@ std::vector<double> read_numbers(Args& a, const Napi::CallbackInfo& info, const 
   return out;
 }
 
+std::vector<uint64_t> read_counters(Args& a, const Napi::CallbackInfo& info, size_t n) {
+  std::vector<uint64_t> out(n, 0);
+  if (!a.has("counters")) return out;
+  auto v = read_numbers(a, info, "counters", n, 9007199254740991.0);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint64_t>(v[i]);
+  return out;
+}
+
 std::vector<std::string> read_strings(Args& a, const Napi::CallbackInfo& info, const char* name) {
   Napi::Value v = a.get(name);
   if (v.IsUndefined() || v.IsNull()) return {};

@@ -74,6 +74,8 @@ void checked(Args& a, F&& f) {
 
 std::vector<uint8_t> read_u8(Args& a, const Napi::CallbackInfo& info, const char* name, int64_t length);
 std::vector<double> read_numbers(Args& a, const Napi::CallbackInfo& info, const char* name, size_t n, double hi);
+// Optional `counters` of n sequences (session add): the draws each SPEC §7 stream already made (default 0 each).
+std::vector<uint64_t> read_counters(Args& a, const Napi::CallbackInfo& info, size_t n);
 std::vector<std::string> read_strings(Args& a, const Napi::CallbackInfo& info, const char* name);
 
 // A ragged batch: tokens (concatenated), lengths per sequence, images (nImages views, concatenated).

@@ -77,12 +77,7 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
   const Batch b = read_batch(a, *m, false);
   auto next = read_next(a, b);
   auto keys = read_keys(a, info, b.lengths.length);
-  // Optional `counters`: draws each stream already made (default 0 each).
-  std::vector<uint64_t> counters(b.lengths.length, 0);
-  if (a.has("counters")) {
-    auto v = policy::read_numbers(a, info, "counters", b.lengths.length, 9007199254740991.0);
-    for (size_t i = 0; i < counters.size(); ++i) counters[i] = static_cast<uint64_t>(v[i]);
-  }
+  auto counters = policy::read_counters(a, info, b.lengths.length);
   require_kv_room(a, *s, b.rows);
   auto busy = acquire(a, m);
   auto out = std::make_shared<std::vector<int64_t>>();

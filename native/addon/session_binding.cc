@@ -80,15 +80,6 @@ std::shared_ptr<std::vector<std::array<uint64_t, 4>>> read_keys(Args& a, const N
   return keys;
 }
 
-// Optional `counters` of n sequences: draws each stream already made (default 0 each).
-std::shared_ptr<std::vector<uint64_t>> read_counters(Args& a, const Napi::CallbackInfo& info, size_t n) {
-  auto out = std::make_shared<std::vector<uint64_t>>(n, 0);
-  if (!a.has("counters")) return out;
-  auto v = read_numbers(a, info, "counters", n, 9007199254740991.0);
-  for (size_t i = 0; i < n; ++i) (*out)[i] = static_cast<uint64_t>(v[i]);
-  return out;
-}
-
 Napi::Value ids_to_js(Napi::Env env, const std::vector<int64_t>& ids) {
   auto arr = Napi::Array::New(env, ids.size());
   for (size_t i = 0; i < ids.size(); ++i) arr.Set(static_cast<uint32_t>(i), static_cast<double>(ids[i]));
@@ -104,7 +95,7 @@ Napi::Value SessionAdd(const Napi::CallbackInfo& info, bool async) {
   Segments seg = read_segments(a, info, c);
   const size_t n = seg.count();
   auto keys = read_keys(a, info, n);
-  auto counters = read_counters(a, info, n);
+  auto counters = std::make_shared<std::vector<uint64_t>>(read_counters(a, info, n));
   auto toks = seg.tokens;
   auto pix = seg.pixels;
   for (size_t i = 0; i < n; ++i)
