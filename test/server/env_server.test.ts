@@ -8,7 +8,7 @@ import { expertPolicy, make, type StepResult } from '../../src/env';
 import { makeCaches } from '../../src/env/cache';
 import { createEnvServer } from '../../src/server/env_server';
 import { expectThrows } from '../helpers/errors';
-import { connect, expectError, request, useServers, type Res } from './harness';
+import { connect, expectError, playInProcess, request, useServers, type Res } from './harness';
 
 const ENV = 'MedVista-Synth-Lesion-Visible-v0';
 const MAX_STEPS = 8; // expert episodes take 2-4 turns; the bound keeps a broken env from looping
@@ -44,17 +44,7 @@ async function scriptFor(reset: ResetArgs): Promise<string[]> {
 }
 
 /** The same env, in-process, without the ground truth the server's env does not reveal either. */
-async function twin(args: ResetArgs, texts: string[]) {
-  const env = make(ENV, {}, caches);
-  const reset = await env.reset(args);
-  const steps: StepResult[] = [];
-  for (const t of texts) {
-    const r = await env.step(t);
-    steps.push(r);
-    if (r.terminated || r.truncated) break;
-  }
-  return { reset, steps };
-}
+const twin = (args: ResetArgs, texts: string[]) => playInProcess(make(ENV, {}, caches), args, texts);
 
 const sha = (d: Uint8Array): string => createHash('sha256').update(d).digest('hex');
 const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v));

@@ -11,7 +11,7 @@ import { createEnvServer } from '../../src/server/env_server';
 import { BlobStore } from '../../src/server/observation';
 import { toolCallText } from '../../src/server/tools_call';
 import { encode, VOCAB_SIZE } from '../../src/tokenizer';
-import { connect, expectError, request, useServers } from './harness';
+import { connect, expectError, playInProcess, request, useServers } from './harness';
 
 const ENV = 'MedVista-Synth-Lesion-Visible-v0';
 const MAX_STEPS = 8;
@@ -49,17 +49,7 @@ async function scriptFor(seed: number): Promise<(Call | string)[]> {
 
 const textOf = (a: Call | string): string => (typeof a === 'string' ? a : toolCallText(a.name, a.arguments));
 
-async function twin(seed: number, texts: string[]) {
-  const env = make(ENV, {}, caches);
-  const reset = await env.reset({ seed });
-  const steps: StepResult[] = [];
-  for (const t of texts) {
-    const r = await env.step(t);
-    steps.push(r);
-    if (r.terminated || r.truncated) break;
-  }
-  return { reset, steps };
-}
+const twin = (seed: number, texts: string[]) => playInProcess(make(ENV, {}, caches), { seed }, texts);
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function expectSameStep(wire: any, r: StepResult, fetchBlob?: (uri: string) => Promise<Buffer>): Promise<void> {

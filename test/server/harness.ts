@@ -7,6 +7,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import WebSocket from 'ws';
+import type { MedGymEnv, StepResult } from '../../src/env';
 import { createEnvServer, type EnvServer, type EnvServerOptions } from '../../src/server/env_server';
 
 export interface Started {
@@ -144,4 +145,16 @@ export async function expectPythonSuite(script: string, env: Record<string, stri
   if (r.code !== 0 || !/\nOK\b/.test(r.output) || /skipped/.test(r.output)) {
     throw new Error(`python tests failed (exit ${r.code}${r.signal ? `, signal ${r.signal}` : ''}; timeout ${PY_TIMEOUT_MS} ms):\n${r.output}`);
   }
+}
+
+/** The in-process twin of a served episode: `env` reset with `args`, then `texts` stepped until the episode ends. */
+export async function playInProcess(env: MedGymEnv, args: Parameters<MedGymEnv['reset']>[0], texts: string[]) {
+  const reset = await env.reset(args);
+  const steps: StepResult[] = [];
+  for (const t of texts) {
+    const r = await env.step(t);
+    steps.push(r);
+    if (r.terminated || r.truncated) break;
+  }
+  return { reset, steps };
 }
